@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/* Descriptors: the slab, handles, and the address index over extents. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * A descriptor is 28 bytes in a slab indexed by slot; a free slot links to
+ * the next free one through its start field.  The handle a caller holds is
+ * type . generation . slot: the slot finds the descriptor in O(1), the
+ * generation (bumped on every free) refuses a stale handle, and the type
+ * bits make a zero or random word unlikely to pass.  The index maps each
+ * extent's first unit to its slot in a radix map, so "which extent covers
+ * unit u" is one predecessor search.
+ */
+
+uint64_t potad__desc_handle(const struct potad_space *s, uint32_t slot)
+{
+	const struct desc *d = DESC(s, slot);
+
+	return (uint64_t)DESC_TYPE(d) << 60 | (uint64_t)DESC_GEN(d) << 32 | slot;
+}
+
+int potad__extents_reserve(struct potad_space *s)
+{
+	int rc;
+
+	if (s->freeslot == SLOT_NIL &&
+	    s->nslots == (uint64_t)s->nslabs * SLAB_CHUNK) {
+		if ((uint64_t)(s->nslabs + 1) * SLAB_CHUNK >= SLOT_NIL)
+			return -ENOMEM;
+		if (s->nslabs == s->capslabs) {
+			uint32_t cap = s->capslabs ? s->capslabs * 2 : 1;
+			struct desc **t = realloc(s->slab, cap * sizeof(*t));
+
+			if (!t)
+				return -ENOMEM;
+			s->slab = t;
+			s->capslabs = cap;
+		}
+		s->slab[s->nslabs] = malloc(SLAB_CHUNK * sizeof(struct desc));
+		if (!s->slab[s->nslabs])
+			return -ENOMEM;
+		s->nslabs++;
+	}
+	rc = potad__rpool_reserve(&s->inodes,
+				  potad__rtree_insert_need(&s->index));
+	if (rc == 0)
+		rc = potad__rpool_reserve(&s->vals, 64);
+	return rc;
+}
+
+uint64_t potad__extents_bytes(const struct potad_space *s)
+{
+	return (uint64_t)s->nslabs * SLAB_CHUNK * sizeof(struct desc) +
+	       (uint64_t)s->capslabs * sizeof(s->slab[0]) +
+	       potad__rpool_bytes(&s->inodes) + potad__rpool_bytes(&s->vals);
+}
+
+void potad__extents_fini(struct potad_space *s)
+{
+	for (uint32_t i = 0; i < s->nslabs; i++)
+		free(s->slab[i]);
+	free(s->slab);
+	potad__rpool_fini(&s->inodes);
+	potad__rpool_fini(&s->vals);
+}
+
+void potad__desc_fill(const struct potad_space *s, uint32_t slot,
+		      struct potad_extent *out)
+{
+	const struct desc *d = DESC(s, slot);
+
+	out->offset = d->start << s->g;
+	out->length = d->len << s->g;
+	out->handle = potad__desc_handle(s, slot);
+	out->owner = d->owner;
+	out->tag = d->tag;
+	out->type = DESC_TYPE(d);
+	out->flags = 0;
+	if (s->npoison && potad__poison_overlaps(s, d->start, d->start + d->len))
+		out->flags |= POTAD_EXTENT_POISONED;
+}
+
+int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
+		    uint32_t owner, uint32_t tag, unsigned type,
+		    struct potad_extent *out)
+{
+	uint32_t slot = s->freeslot;
+	struct desc *d;
+
+	if (slot != SLOT_NIL) {
+		d = DESC(s, slot);
+		s->freeslot = (uint32_t)d->start;
+	} else {
+		slot = s->nslots++;
+		d = DESC(s, slot);
+		d->word = 0;
+	}
+	d->start = start;
+	d->len = len;
+	d->owner = owner;
+	d->tag = tag;
+	d->word = (uint32_t)type << 28 | DESC_GEN(d);
+	potad__rtree_insert(&s->index, &s->inodes, &s->vals, start - s->ub,
+			    slot);
+	s->used_units += len;
+	s->extents++;
+	if (out)
+		potad__desc_fill(s, slot, out);
+	return 0;
+}
+
+void potad__desc_drop(struct potad_space *s, uint32_t slot)
+{
+	struct desc *d = DESC(s, slot);
+
+	potad__rtree_remove(&s->index, &s->inodes, &s->vals, d->start - s->ub);
+	s->used_units -= d->len;
+	s->extents--;
+	d->word = (DESC_GEN(d) + 1) & 0x0fffffffu;
+	d->start = s->freeslot;
+	s->freeslot = slot;
+}
+
+int potad__desc_find(const struct potad_space *s, uint64_t handle,
+		     uint32_t *slot)
+{
+	unsigned type = POTAD_HANDLE_TYPE(handle);
+	uint32_t i = POTAD_HANDLE_SLOT(handle);
+	const struct desc *d;
+
+	/* The slot and generation decide; the type bits must only name a
+	 * known type, since creating a child space changes an extent's type
+	 * under a handle the caller already holds. */
+	if ((type != POTAD_TYPE_EXTENT && type != POTAD_TYPE_CHILD) ||
+	    i >= s->nslots)
+		return -EINVAL;
+	d = DESC(s, i);
+	if (DESC_TYPE(d) == 0 || DESC_GEN(d) != POTAD_HANDLE_GEN(handle))
+		return -ESTALE;
+	*slot = i;
+	return 0;
+}
+
+bool potad__desc_covering(const struct potad_space *s, uint64_t u,
+			  uint32_t *slot)
+{
+	uint64_t key;
+	uint32_t i;
+
+	if (!potad__rtree_prev(&s->index, &s->inodes, &s->vals, u - s->ub, &key,
+			       &i))
+		return false;
+	if (u - DESC(s, i)->start >= DESC(s, i)->len)
+		return false;
+	*slot = i;
+	return true;
+}
+
+int potad_get(const struct potad_space *s, uint64_t handle,
+	      struct potad_extent *out)
+{
+	uint32_t slot;
+	int rc = potad__desc_find(s, handle, &slot);
+
+	if (rc == 0 && out)
+		potad__desc_fill(s, slot, out);
+	return rc;
+}
+
+int potad_lookup(const struct potad_space *s, uint64_t offset,
+		 struct potad_extent *out)
+{
+	uint64_t u = offset >> s->g;
+	uint32_t slot;
+
+	if (u < s->ub || u >= s->ue)
+		return -ERANGE;
+	if (!potad__desc_covering(s, u, &slot))
+		return -ENOENT;
+	if (out)
+		potad__desc_fill(s, slot, out);
+	return 0;
+}
+
+int potad_extent_next(const struct potad_space *s, uint64_t offset,
+		      struct potad_extent *out)
+{
+	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
+	uint64_t key;
+	uint32_t slot;
+
+	if ((offset >> s->g) >= s->ue)
+		return -ENOENT;
+	if (u < s->ub)
+		u = s->ub;
+	if (!potad__rtree_next(&s->index, &s->inodes, &s->vals, u - s->ub, &key,
+			       &slot))
+		return -ENOENT;
+	if (out)
+		potad__desc_fill(s, slot, out);
+	return 0;
+}
+
+int potad_extent_foreach(const struct potad_space *s, int owner_only,
+			 uint32_t owner, potad_extent_fn fn, void *arg)
+{
+	uint64_t key = 0;
+	uint32_t slot;
+	struct potad_extent e;
+	int rc;
+
+	while (potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
+				 &slot)) {
+		if (!owner_only || DESC(s, slot)->owner == owner) {
+			potad__desc_fill(s, slot, &e);
+			rc = fn(&e, arg);
+			if (rc)
+				return rc;
+		}
+		if (key == UINT64_MAX)
+			break;
+		key++;
+	}
+	return 0;
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/* The engine's private view of a space, shared by its source files. */
+#ifndef POTAD_ENGINE_INTERNAL_H
+#define POTAD_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "potad/engine.h"
+#include "radix.h"
+
+/*
+ * All arithmetic inside the engine is in absolute units (address >>
+ * granule shift).  A space covers units [ub, ue); ue <= 2^64 - 1, so
+ * u + len never wraps for a range inside the space.
+ */
+
+/* One descriptor: 28 bytes, kept in a slab and named by slot number. */
+struct desc {
+	uint64_t start; /* first unit; next free slot while the slot is free */
+	uint64_t len;   /* units */
+	uint32_t owner;
+	uint32_t tag;
+	uint32_t word; /* type (4 bits) << 28 | generation (28 bits) */
+} __attribute__((packed, aligned(4)));
+
+#define SLAB_CHUNK 256 /* descriptors per slab chunk */
+#define DESC(s, i) (&(s)->slab[(i) / SLAB_CHUNK][(i) % SLAB_CHUNK])
+#define DESC_TYPE(d) ((d)->word >> 28)
+#define DESC_GEN(d) ((d)->word & 0x0fffffffu)
+#define SLOT_NIL UINT32_MAX
+
+/* A poisoned range of units [s, e). */
+struct ival {
+	uint64_t s, e;
+};
+
+struct potad_space {
+	uint64_t ub, ue;   /* units [ub, ue) */
+	unsigned g;        /* granule shift */
+	unsigned max_order;
+	uint64_t nonempty; /* bit k set: order k has free blocks */
+	uint64_t free_units, used_units, poison_units, free_blocks;
+	uint64_t nfree[POTAD_ORDERS];
+	struct rtree freeset[POTAD_ORDERS]; /* key: block index - (ub >> k) */
+	struct rpool nodes;
+
+	/* Descriptors, in chunks that never move, and the address index
+	 * over them with its own pools (so its cost can be told apart). */
+	struct desc **slab;
+	uint32_t nslots, nslabs, capslabs, freeslot;
+	uint64_t extents;
+	struct rtree index; /* key: start - ub, value: slot */
+	struct rpool inodes, vals;
+
+	/* Poisoned units, sorted and disjoint. */
+	struct ival *poison;
+	uint64_t npoison, cappoison;
+
+	/* Child spaces: the parent and the slot of the extent we live in. */
+	struct potad_space *parent;
+	uint32_t parent_slot;
+	struct potad_space **children;
+	uint32_t nchildren, capchildren;
+};
+
+static inline uint64_t pow2(unsigned k)
+{
+	return 1ull << k;
+}
+
+static inline unsigned ctz64(uint64_t x)
+{
+	return x ? (unsigned)__builtin_ctzll(x) : 64;
+}
+
+static inline unsigned log2_floor(uint64_t x)
+{
+	return 63 - (unsigned)__builtin_clzll(x);
+}
+
+/* ceil(log2(x)) for x >= 1; 64 for x > 2^63. */
+static inline unsigned log2_ceil(uint64_t x)
+{
+	return x <= 1 ? 0 : log2_floor(x - 1) + 1;
+}
+
+/* Whether the order-k block at u lies inside the space. */
+static inline bool block_inside(const struct potad_space *s, uint64_t u,
+				unsigned k)
+{
+	return u >= s->ub && u < s->ue && s->ue - u >= pow2(k);
+}
+
+/* Free-block primitives (space.c). */
+bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k);
+bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
+		    unsigned *k);
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
+			   uint64_t b);
+void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b);
+void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b);
+int potad__reserve(struct potad_space *s, uint64_t inserts);
+
+/* Descriptors (extent.c). */
+int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
+		    uint32_t owner, uint32_t tag, unsigned type,
+		    struct potad_extent *out);
+void potad__desc_drop(struct potad_space *s, uint32_t slot);
+int potad__desc_find(const struct potad_space *s, uint64_t handle,
+		     uint32_t *slot);
+void potad__desc_fill(const struct potad_space *s, uint32_t slot,
+		      struct potad_extent *out);
+bool potad__desc_covering(const struct potad_space *s, uint64_t u,
+			  uint32_t *slot);
+uint64_t potad__desc_handle(const struct potad_space *s, uint32_t slot);
+int potad__extents_reserve(struct potad_space *s);
+uint64_t potad__extents_bytes(const struct potad_space *s);
+void potad__extents_fini(struct potad_space *s);
+
+/* Poison (poison.c). */
+bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
+			    uint64_t b);
+void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);
+uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
+				uint64_t b);
+uint64_t potad__poison_count(const struct potad_space *s, uint64_t a,
+			     uint64_t b);
+int potad__poison_room(struct potad_space *s, uint64_t more);
+int potad__poison_add(struct potad_space *s, uint64_t a, uint64_t b);
+int potad__poison_units(struct potad_space *s, uint64_t a, uint64_t b,
+			potad_poison_fn fn, void *arg);
+struct potad_space *potad__child_at(const struct potad_space *s,
+				    uint32_t slot);
+
+#endif /* POTAD_ENGINE_INTERNAL_H */

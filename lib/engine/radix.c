@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/* Sparse 64-ary bitmap radix trees and the chunked pools their arrays live
+ * in. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "radix.h"
+
+/*
+ * Every operation walks from the root along the key's base-64 digits, at
+ * most 11 levels for a 64-bit key and far fewer for the key ranges a space
+ * really has (a tree is only as deep as its largest key needs).  At each
+ * level the child is found with one popcount over the node's word; "next"
+ * and "prev" climb back only as far as the first level that has a sibling
+ * on the wanted side, then descend along ctz/clz.
+ *
+ * Arrays are resized by moving them to a run of the next capacity class.
+ * Insertion can therefore need up to one fresh run per level; the caller
+ * reserves that much before it changes anything, so an engine operation
+ * never fails half-way.  Removal never allocates: it shrinks an array only
+ * when a smaller run is already at hand.
+ */
+
+#define NIL UINT32_MAX
+#define REF_IDX(r) ((r) & 0x0fffffffu)
+#define REF_CLS(r) ((r) >> 28)
+#define MKREF(i, c) ((uint32_t)(i) | ((uint32_t)(c) << 28))
+#define IDX_LIMIT 0x0fffffffu
+
+static const uint8_t cap_of[RPOOL_CLASSES] = { 1,  2,  3,  4,  6,  8,
+					       12, 16, 24, 32, 48, 64 };
+
+static unsigned cls_for(unsigned n)
+{
+	unsigned c = 0;
+
+	while (cap_of[c] < n)
+		c++;
+	return c;
+}
+
+static inline unsigned popc(uint64_t x)
+{
+	return (unsigned)__builtin_popcountll(x);
+}
+
+static inline uint64_t bit(unsigned i)
+{
+	return 1ull << i;
+}
+
+/* Bits strictly above i. */
+static inline uint64_t above(unsigned i)
+{
+	return i == 63 ? 0 : ~0ull << (i + 1);
+}
+
+/* Bits strictly below i. */
+static inline uint64_t below(unsigned i)
+{
+	return bit(i) - 1;
+}
+
+static inline unsigned rank(uint64_t bits, unsigned i)
+{
+	return popc(bits & below(i));
+}
+
+static inline unsigned digit(uint64_t key, unsigned lvl)
+{
+	return (unsigned)(key >> (6 * lvl)) & 63;
+}
+
+/* key with every digit at or below lvl cleared. */
+static inline uint64_t keep_above(uint64_t key, unsigned lvl)
+{
+	unsigned s = 6 * (lvl + 1);
+
+	return s >= 64 ? 0 : key >> s << s;
+}
+
+static inline void *pel(const struct rpool *p, uint32_t i)
+{
+	return p->chunks[i / RPOOL_CHUNK] + (size_t)(i % RPOOL_CHUNK) * p->elem;
+}
+
+void potad__rpool_init(struct rpool *p, uint32_t elem)
+{
+	memset(p, 0, sizeof(*p));
+	p->elem = elem;
+	for (unsigned c = 0; c < RPOOL_CLASSES; c++)
+		p->freel[c] = NIL;
+}
+
+void potad__rpool_fini(struct rpool *p)
+{
+	for (uint32_t c = 0; c < p->nchunks; c++)
+		free(p->chunks[c]);
+	free(p->chunks);
+	potad__rpool_init(p, p->elem);
+}
+
+uint64_t potad__rpool_bytes(const struct rpool *p)
+{
+	return (uint64_t)p->nchunks * RPOOL_CHUNK * p->elem +
+	       (uint64_t)p->capchunks * sizeof(p->chunks[0]);
+}
+
+static int add_chunk(struct rpool *p)
+{
+	if ((uint64_t)(p->nchunks + 1) * RPOOL_CHUNK > IDX_LIMIT)
+		return -ENOMEM;
+	if (p->nchunks == p->capchunks) {
+		uint32_t cap = p->capchunks ? 2 * p->capchunks : 4;
+		unsigned char **t = realloc(p->chunks, cap * sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		p->chunks = t;
+		p->capchunks = cap;
+	}
+	p->chunks[p->nchunks] = malloc((size_t)RPOOL_CHUNK * p->elem);
+	if (!p->chunks[p->nchunks])
+		return -ENOMEM;
+	p->nchunks++;
+	return 0;
+}
+
+static void push_run(struct rpool *p, uint32_t i, unsigned c)
+{
+	*(uint32_t *)pel(p, i) = p->freel[c];
+	p->freel[c] = i;
+	p->spare += cap_of[c];
+}
+
+int potad__rpool_reserve(struct rpool *p, uint64_t n)
+{
+	/* A run never straddles two chunks, so each chunk boundary crossed
+	 * may strand up to 63 elements on the free lists. */
+	uint64_t want = n + 64 * (n / RPOOL_CHUNK + 2);
+
+	if (n == 0)
+		return 0;
+	while ((uint64_t)p->nchunks * RPOOL_CHUNK - p->bump < want)
+		if (add_chunk(p) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* A run of class c, or NIL.  With grow false, never calls malloc. */
+static uint32_t alloc_run(struct rpool *p, unsigned c, bool grow)
+{
+	uint32_t n = cap_of[c], i = p->freel[c];
+
+	if (i != NIL) {
+		p->freel[c] = *(uint32_t *)pel(p, i);
+		p->spare -= n;
+		p->live += n;
+		return i;
+	}
+	if (p->bump % RPOOL_CHUNK + n > RPOOL_CHUNK) {
+		/* Hand the rest of this chunk to the free lists. */
+		uint32_t rest = RPOOL_CHUNK - p->bump % RPOOL_CHUNK;
+
+		while (rest) {
+			unsigned k = RPOOL_CLASSES - 1;
+
+			while (cap_of[k] > rest)
+				k--;
+			push_run(p, p->bump, k);
+			p->bump += cap_of[k];
+			rest -= cap_of[k];
+		}
+	}
+	if (p->bump + n > (uint64_t)p->nchunks * RPOOL_CHUNK &&
+	    (!grow || add_chunk(p) < 0))
+		return NIL;
+	i = p->bump;
+	p->bump += n;
+	p->live += n;
+	return i;
+}
+
+static void free_run(struct rpool *p, uint32_t i, unsigned c)
+{
+	p->live -= cap_of[c];
+	push_run(p, i, c);
+}
+
+/* Open a zeroed slot at pos in the array of cnt elements named by *ref. */
+static void *arr_insert(struct rpool *p, uint32_t *ref, unsigned cnt,
+			unsigned pos)
+{
+	size_t es = p->elem;
+	unsigned char *a, *b;
+	uint32_t i, j;
+	unsigned c;
+
+	if (cnt == 0) {
+		i = alloc_run(p, 0, true);
+		*ref = MKREF(i, 0);
+		a = pel(p, i);
+		memset(a, 0, es);
+		return a;
+	}
+	c = REF_CLS(*ref);
+	i = REF_IDX(*ref);
+	a = pel(p, i);
+	if (cnt < cap_of[c]) {
+		memmove(a + (pos + 1) * es, a + pos * es, (cnt - pos) * es);
+		memset(a + pos * es, 0, es);
+		return a + pos * es;
+	}
+	j = alloc_run(p, c + 1, true);
+	b = pel(p, j);
+	memcpy(b, a, pos * es);
+	memset(b + pos * es, 0, es);
+	memcpy(b + (pos + 1) * es, a + pos * es, (cnt - pos) * es);
+	free_run(p, i, c);
+	*ref = MKREF(j, c + 1);
+	return b + pos * es;
+}
+
+/* Close the slot at pos in an array that holds cnt elements. */
+static void arr_remove(struct rpool *p, uint32_t *ref, unsigned cnt,
+		       unsigned pos)
+{
+	size_t es = p->elem;
+	unsigned c = REF_CLS(*ref), want;
+	uint32_t i = REF_IDX(*ref), j;
+	unsigned char *a = pel(p, i);
+
+	if (cnt == 1) {
+		free_run(p, i, c);
+		*ref = 0;
+		return;
+	}
+	memmove(a + pos * es, a + (pos + 1) * es, (cnt - pos - 1) * es);
+	want = cls_for(cnt - 1);
+	if (want + 2 > c)
+		return;
+	j = alloc_run(p, want, false);
+	if (j == NIL)
+		return;
+	memcpy(pel(p, j), a, (cnt - 1) * es);
+	free_run(p, i, c);
+	*ref = MKREF(j, want);
+}
+
+static inline struct rnode *kids(const struct rpool *np, const struct rnode *n)
+{
+	return pel(np, REF_IDX(n->ref));
+}
+
+static inline uint32_t leaf_val(const struct rpool *vp, const struct rnode *n,
+				unsigned i)
+{
+	if (popc(n->bits) == 1)
+		return n->ref;
+	return ((const uint32_t *)pel(vp, REF_IDX(n->ref)))[rank(n->bits, i)];
+}
+
+void potad__rtree_init(struct rtree *t, uint64_t maxkey, bool map)
+{
+	unsigned d = 1;
+
+	while (d < 11 && (maxkey >> (6 * d)) != 0)
+		d++;
+	memset(t, 0, sizeof(*t));
+	t->depth = (uint8_t)d;
+	t->map = map;
+}
+
+uint64_t potad__rtree_maxkey(const struct rtree *t)
+{
+	return t->depth >= 11 ? UINT64_MAX : bit(6 * t->depth) - 1;
+}
+
+static void clear_node(struct rnode *n, unsigned lvl, bool map,
+		       struct rpool *np, struct rpool *vp)
+{
+	unsigned cnt = popc(n->bits);
+
+	if (lvl == 0) {
+		if (map && cnt >= 2)
+			free_run(vp, REF_IDX(n->ref), REF_CLS(n->ref));
+	} else if (cnt) {
+		struct rnode *k = kids(np, n);
+
+		for (unsigned i = 0; i < cnt; i++)
+			clear_node(&k[i], lvl - 1, map, np, vp);
+		free_run(np, REF_IDX(n->ref), REF_CLS(n->ref));
+	}
+	n->bits = 0;
+	n->ref = 0;
+}
+
+void potad__rtree_clear(struct rtree *t, struct rpool *nodes,
+			struct rpool *vals)
+{
+	clear_node(&t->root, t->depth - 1u, t->map, nodes, vals);
+}
+
+bool potad__rtree_get(const struct rtree *t, const struct rpool *nodes,
+		      const struct rpool *vals, uint64_t key, uint32_t *val)
+{
+	const struct rnode *n = &t->root;
+	unsigned i;
+
+	if (key > potad__rtree_maxkey(t))
+		return false;
+	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+		i = digit(key, lvl);
+		if (!(n->bits & bit(i)))
+			return false;
+		n = kids(nodes, n) + rank(n->bits, i);
+	}
+	i = key & 63;
+	if (!(n->bits & bit(i)))
+		return false;
+	if (t->map && val)
+		*val = leaf_val(vals, n, i);
+	return true;
+}
+
+void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
+			 struct rpool *vals, uint64_t key, uint32_t val)
+{
+	struct rnode *n = &t->root;
+	unsigned i, r, cnt;
+
+	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+		i = digit(key, lvl);
+		r = rank(n->bits, i);
+		if (!(n->bits & bit(i))) {
+			struct rnode *c =
+				arr_insert(nodes, &n->ref, popc(n->bits), r);
+
+			n->bits |= bit(i);
+			n = c;
+		} else {
+			n = kids(nodes, n) + r;
+		}
+	}
+	i = key & 63;
+	if (!t->map) {
+		n->bits |= bit(i);
+		return;
+	}
+	cnt = popc(n->bits);
+	r = rank(n->bits, i);
+	if (n->bits & bit(i)) {
+		if (cnt == 1)
+			n->ref = val;
+		else
+			((uint32_t *)pel(vals, REF_IDX(n->ref)))[r] = val;
+		return;
+	}
+	if (cnt == 0) {
+		n->ref = val;
+	} else if (cnt == 1) {
+		uint32_t old = n->ref, j = alloc_run(vals, cls_for(2), true);
+		uint32_t *a = pel(vals, j);
+
+		a[r] = val;
+		a[1 - r] = old;
+		n->ref = MKREF(j, cls_for(2));
+	} else {
+		*(uint32_t *)arr_insert(vals, &n->ref, cnt, r) = val;
+	}
+	n->bits |= bit(i);
+}
+
+bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
+			 struct rpool *vals, uint64_t key)
+{
+	struct rnode *path[11], *n = &t->root;
+	unsigned idx[11], i, lvl;
+
+	if (key > potad__rtree_maxkey(t))
+		return false;
+	for (lvl = t->depth - 1u; lvl > 0; lvl--) {
+		i = digit(key, lvl);
+		if (!(n->bits & bit(i)))
+			return false;
+		path[lvl] = n;
+		idx[lvl] = i;
+		n = kids(nodes, n) + rank(n->bits, i);
+	}
+	i = key & 63;
+	if (!(n->bits & bit(i)))
+		return false;
+	if (t->map) {
+		unsigned cnt = popc(n->bits), r = rank(n->bits, i);
+
+		if (cnt == 2) {
+			uint32_t *a = pel(vals, REF_IDX(n->ref));
+			uint32_t other = a[1 - r];
+
+			free_run(vals, REF_IDX(n->ref), REF_CLS(n->ref));
+			n->ref = other;
+		} else if (cnt > 2) {
+			arr_remove(vals, &n->ref, cnt, r);
+		}
+	}
+	n->bits &= ~bit(i);
+	for (lvl = 1; lvl < t->depth && n->bits == 0; lvl++) {
+		struct rnode *p = path[lvl];
+
+		arr_remove(nodes, &p->ref, popc(p->bits),
+			   rank(p->bits, idx[lvl]));
+		p->bits &= ~bit(idx[lvl]);
+		n = p;
+	}
+	return true;
+}
+
+/* Descend from n (a node at level lvl) to its smallest (or largest) key. */
+static void descend(const struct rtree *t, const struct rpool *np,
+		    const struct rpool *vp, const struct rnode *n, unsigned lvl,
+		    uint64_t key, bool largest, uint64_t *out, uint32_t *val)
+{
+	unsigned i;
+
+	for (; lvl > 0; lvl--) {
+		if (largest) {
+			i = 63 - (unsigned)__builtin_clzll(n->bits);
+			key |= (uint64_t)i << (6 * lvl);
+			n = kids(np, n) + popc(n->bits) - 1;
+		} else {
+			i = (unsigned)__builtin_ctzll(n->bits);
+			key |= (uint64_t)i << (6 * lvl);
+			n = kids(np, n);
+		}
+	}
+	i = largest ? 63 - (unsigned)__builtin_clzll(n->bits)
+		    : (unsigned)__builtin_ctzll(n->bits);
+	*out = key | i;
+	if (t->map && val)
+		*val = leaf_val(vp, n, i);
+}
+
+/*
+ * One search for both directions.  Walk down along `from`; at the first
+ * level where from's own child is missing, or at the leaf, look for a set
+ * bit on the wanted side; failing that, climb the recorded path to the
+ * nearest level that has one, then descend to the extreme key below it.
+ */
+static bool seek(const struct rtree *t, const struct rpool *np,
+		 const struct rpool *vp, uint64_t from, bool down,
+		 uint64_t *key, uint32_t *val)
+{
+	const struct rnode *path[11], *n = &t->root;
+	unsigned idx[11], i, lvl;
+	uint64_t m;
+
+	for (lvl = t->depth - 1u;; lvl--) {
+		i = digit(from, lvl);
+		if (lvl == 0) {
+			m = down ? n->bits & (below(i) | bit(i))
+				 : n->bits & (bit(i) | above(i));
+			if (m) {
+				i = down ? 63 - (unsigned)__builtin_clzll(m)
+					 : (unsigned)__builtin_ctzll(m);
+				*key = (from & ~63ull) | i;
+				if (t->map && val)
+					*val = leaf_val(vp, n, i);
+				return true;
+			}
+			break;
+		}
+		if (!(n->bits & bit(i))) {
+			m = n->bits & (down ? below(i) : above(i));
+			if (m) {
+				unsigned j = down ? 63 - (unsigned)__builtin_clzll(m)
+						  : (unsigned)__builtin_ctzll(m);
+
+				descend(t, np, vp, kids(np, n) + rank(n->bits, j),
+					lvl - 1,
+					keep_above(from, lvl) |
+						(uint64_t)j << (6 * lvl),
+					down, key, val);
+				return true;
+			}
+			break;
+		}
+		path[lvl] = n;
+		idx[lvl] = i;
+		n = kids(np, n) + rank(n->bits, i);
+	}
+	/* Nothing on the wanted side at or below level lvl: climb. */
+	for (lvl = lvl + 1; lvl < t->depth; lvl++) {
+		const struct rnode *p = path[lvl];
+
+		m = p->bits & (down ? below(idx[lvl]) : above(idx[lvl]));
+		if (m) {
+			unsigned j = down ? 63 - (unsigned)__builtin_clzll(m)
+					  : (unsigned)__builtin_ctzll(m);
+
+			descend(t, np, vp, kids(np, p) + rank(p->bits, j),
+				lvl - 1,
+				keep_above(from, lvl) | (uint64_t)j << (6 * lvl),
+				down, key, val);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool potad__rtree_next(const struct rtree *t, const struct rpool *nodes,
+		       const struct rpool *vals, uint64_t from, uint64_t *key,
+		       uint32_t *val)
+{
+	if (from > potad__rtree_maxkey(t))
+		return false;
+	return seek(t, nodes, vals, from, false, key, val);
+}
+
+bool potad__rtree_prev(const struct rtree *t, const struct rpool *nodes,
+		       const struct rpool *vals, uint64_t from, uint64_t *key,
+		       uint32_t *val)
+{
+	uint64_t max = potad__rtree_maxkey(t);
+
+	return seek(t, nodes, vals, from > max ? max : from, true, key, val);
+}
+
+static bool verify_node(const struct rnode *n, unsigned lvl, bool map,
+			bool root, const struct rpool *np,
+			const struct rpool *vp)
+{
+	unsigned cnt = popc(n->bits);
+	const struct rpool *p = lvl ? np : vp;
+
+	if (!root && cnt == 0)
+		return false;
+	if (lvl == 0 && (!map || cnt < 2))
+		return true;
+	if (cnt == 0)
+		return true;
+	if (REF_CLS(n->ref) >= RPOOL_CLASSES ||
+	    cap_of[REF_CLS(n->ref)] < cnt ||
+	    (uint64_t)REF_IDX(n->ref) + cnt > p->bump)
+		return false;
+	if (lvl == 0)
+		return true;
+	for (unsigned i = 0; i < cnt; i++)
+		if (!verify_node(kids(np, n) + i, lvl - 1, map, false, np, vp))
+			return false;
+	return true;
+}
+
+bool potad__rtree_verify(const struct rtree *t, const struct rpool *nodes,
+			 const struct rpool *vals)
+{
+	return verify_node(&t->root, t->depth - 1u, t->map, true, nodes, vals);
+}

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+/* Counters, the fragmentation score, and the invariant checker. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->base = s->ub << s->g;
+	st->units = s->ue - s->ub;
+	st->size = st->units << s->g;
+	st->granule = pow2(s->g);
+	st->free_units = s->free_units;
+	st->used_units = s->used_units;
+	st->poison_units = s->poison_units;
+	st->extents = s->extents;
+	st->free_blocks = s->free_blocks;
+	if (s->nonempty)
+		st->largest_free_block = pow2(log2_floor(s->nonempty)) << s->g;
+	st->extent_bytes = potad__extents_bytes(s);
+	st->meta_bytes = sizeof(*s) + potad__rpool_bytes(&s->nodes) +
+			 st->extent_bytes + s->cappoison * sizeof(struct ival) +
+			 s->capchildren * sizeof(s->children[0]);
+	memcpy(st->free_per_order, s->nfree, sizeof(st->free_per_order));
+	st->max_order = s->max_order;
+	st->children = s->nchildren;
+}
+
+/*
+ * Free blocks in address order, merged over all orders: one cursor per
+ * order, the lowest one taken each step.  Linear in the number of free
+ * blocks (times the number of orders in use), for stats and checks only.
+ */
+struct walk {
+	const struct potad_space *s;
+	uint64_t next[POTAD_ORDERS]; /* next block's start unit per order */
+	uint64_t live;               /* orders with a block still ahead */
+};
+
+static void walk_advance(struct walk *w, unsigned k, uint64_t key)
+{
+	const struct potad_space *s = w->s;
+
+	if (potad__rtree_next(&s->freeset[k], &s->nodes, NULL, key, &key,
+			      NULL)) {
+		w->next[k] = (key + (s->ub >> k)) << k;
+		w->live |= pow2(k);
+	} else {
+		w->live &= ~pow2(k);
+	}
+}
+
+static void walk_init(struct walk *w, const struct potad_space *s)
+{
+	w->s = s;
+	w->live = 0;
+	for (uint64_t m = s->nonempty; m; m &= m - 1)
+		walk_advance(w, ctz64(m), 0);
+}
+
+/* The next free block in address order; false at the end. */
+static bool walk_next(struct walk *w, uint64_t *u, unsigned *k)
+{
+	unsigned best = 64;
+
+	for (uint64_t m = w->live; m; m &= m - 1) {
+		unsigned j = ctz64(m);
+
+		if (best == 64 || w->next[j] < w->next[best])
+			best = j;
+	}
+	if (best == 64)
+		return false;
+	*u = w->next[best];
+	*k = best;
+	walk_advance(w, best, ((*u >> best) - (w->s->ub >> best)) + 1);
+	return true;
+}
+
+/* BlueStore's score of one free run of v units: 2^k * 1.1^k at powers of
+ * two, linear in between. */
+static double run_score(uint64_t v)
+{
+	unsigned k = log2_floor(v);
+	double scale = 1.0, x;
+
+	for (unsigned i = 0; i < k; i++)
+		scale *= 1.1;
+	x = (double)(v - pow2(k)) / (double)pow2(k);
+	return (double)pow2(k) * scale * (1 - x) +
+	       2.0 * (double)pow2(k) * scale * 1.1 * x;
+}
+
+void potad_space_frag(const struct potad_space *s, uint64_t *largest_run,
+		      double *score)
+{
+	struct walk w;
+	uint64_t u, rs = 0, re = 0, big = 0, sum = 0;
+	double total = 0, ideal;
+	unsigned k;
+	bool any = false;
+
+	walk_init(&w, s);
+	for (;;) {
+		bool more = walk_next(&w, &u, &k);
+
+		if (more && any && u == re) {
+			re += pow2(k);
+			continue;
+		}
+		if (any) {
+			total += run_score(re - rs);
+			sum += re - rs;
+			if (re - rs > big)
+				big = re - rs;
+		}
+		if (!more)
+			break;
+		rs = u;
+		re = u + pow2(k);
+		any = true;
+	}
+	if (largest_run)
+		*largest_run = big << s->g;
+	if (!score)
+		return;
+	/* All in one run scores `ideal`, all in single units scores `sum`. */
+	ideal = sum ? run_score(sum) : 0;
+	*score = ideal > (double)sum ? (ideal - total) / (ideal - (double)sum)
+				     : 0.0;
+	if (*score < 0)
+		*score = 0;
+	if (*score > 1)
+		*score = 1;
+}
+
+/*
+ * The checker.  It re-derives every counter from the trees, then walks the
+ * free blocks, the extents and the poison ranges together in address order
+ * and demands that they tile [ub, ue): each unit is in exactly one free
+ * block or exactly one extent, or else it is poisoned; no free block is
+ * poisoned or has a free buddy.  Child spaces must match their hosting
+ * extents and are checked the same way.
+ */
+static int fail(char *msg, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *msg, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg && len) {
+		va_start(ap, fmt);
+		vsnprintf(msg, len, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
+}
+
+static int check_free(const struct potad_space *s, char *msg, size_t len)
+{
+	uint64_t blocks = 0, units = 0;
+
+	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
+		uint64_t key = 0, n = 0, u;
+		const struct rtree *t = &s->freeset[k];
+
+		if (!potad__rtree_verify(t, &s->nodes, NULL))
+			return fail(msg, len, "order %u: malformed tree", k);
+		while (potad__rtree_next(t, &s->nodes, NULL, key, &key, NULL)) {
+			u = (key + (s->ub >> k)) << k;
+			if (!block_inside(s, u, k))
+				return fail(msg, len,
+					    "free block %#" PRIx64
+					    " order %u outside the space",
+					    u, k);
+			if (k < 63 && potad__fb_test(s, u ^ pow2(k), k))
+				return fail(msg, len,
+					    "free buddies %#" PRIx64
+					    " and %#" PRIx64 " order %u unmerged",
+					    u, u ^ pow2(k), k);
+			if (s->npoison &&
+			    potad__poison_overlaps(s, u, u + pow2(k)))
+				return fail(msg, len,
+					    "free block %#" PRIx64
+					    " order %u is poisoned",
+					    u, k);
+			n++;
+			if (key == UINT64_MAX)
+				break;
+			key++;
+		}
+		if (n != s->nfree[k])
+			return fail(msg, len,
+				    "order %u: %" PRIu64 " blocks, counter %" PRIu64,
+				    k, n, s->nfree[k]);
+		if (!!n != !!(s->nonempty & pow2(k)))
+			return fail(msg, len, "order %u: non-empty bit wrong", k);
+		blocks += n;
+		units += n << k;
+	}
+	if (blocks != s->free_blocks || units != s->free_units)
+		return fail(msg, len,
+			    "free counters %" PRIu64 " blocks %" PRIu64
+			    " units, found %" PRIu64 " and %" PRIu64,
+			    s->free_blocks, s->free_units, blocks, units);
+	return 0;
+}
+
+static int check_extents(const struct potad_space *s, char *msg, size_t len)
+{
+	uint64_t key = 0, n = 0, units = 0, end = s->ub, live = 0;
+	uint32_t slot, got;
+
+	if (!potad__rtree_verify(&s->index, &s->inodes, &s->vals))
+		return fail(msg, len, "extent index: malformed tree");
+	while (potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
+				 &slot)) {
+		const struct desc *d;
+
+		if (slot >= s->nslots)
+			return fail(msg, len, "index key %#" PRIx64 ": slot %u",
+				    key, slot);
+		d = DESC(s, slot);
+		if (DESC_TYPE(d) == 0 || d->start - s->ub != key ||
+		    d->len == 0 || d->start < end || s->ue - d->start < d->len)
+			return fail(msg, len,
+				    "extent slot %u [%#" PRIx64 ", +%#" PRIx64
+				    ") bad or overlapping",
+				    slot, d->start, d->len);
+		end = d->start + d->len;
+		units += d->len;
+		n++;
+		if (key == UINT64_MAX)
+			break;
+		key++;
+	}
+	for (uint32_t i = 0; i < s->nslots; i++) {
+		const struct desc *d = DESC(s, i);
+
+		if (DESC_TYPE(d) == 0)
+			continue;
+		live++;
+		if (!potad__rtree_get(&s->index, &s->inodes, &s->vals,
+				      d->start - s->ub, &got) ||
+		    got != i)
+			return fail(msg, len, "slot %u missing from the index",
+				    i);
+	}
+	if (n != s->extents || live != n || units != s->used_units)
+		return fail(msg, len,
+			    "extent counters: %" PRIu64 " extents %" PRIu64
+			    " units, found %" PRIu64 " (%" PRIu64
+			    " live slots) and %" PRIu64,
+			    s->extents, s->used_units, n, live, units);
+	return 0;
+}
+
+static int check_tiling(const struct potad_space *s, char *msg, size_t len)
+{
+	struct walk w;
+	uint64_t x = s->ub, fu = 0, ekey = 0, units = 0, pi = 0;
+	unsigned fk = 0;
+	uint32_t slot = 0;
+	bool fmore, emore;
+
+	for (uint64_t i = 0; i < s->npoison; i++) {
+		const struct ival *p = &s->poison[i];
+
+		if (p->s >= p->e || p->s < s->ub || p->e > s->ue ||
+		    (i && p->s <= s->poison[i - 1].e))
+			return fail(msg, len, "poison range %" PRIu64 " malformed",
+				    i);
+		units += p->e - p->s;
+	}
+	if (units != s->poison_units)
+		return fail(msg, len, "poison counter %" PRIu64 ", found %" PRIu64,
+			    s->poison_units, units);
+	walk_init(&w, s);
+	fmore = walk_next(&w, &fu, &fk);
+	emore = potad__rtree_next(&s->index, &s->inodes, &s->vals, 0, &ekey,
+				  &slot);
+	while (x < s->ue) {
+		uint64_t es = emore ? DESC(s, slot)->start : s->ue;
+
+		if (fmore && fu == x) {
+			x += pow2(fk);
+			fmore = walk_next(&w, &fu, &fk);
+		} else if (emore && es == x) {
+			x += DESC(s, slot)->len;
+			emore = x - s->ub <= potad__rtree_maxkey(&s->index) &&
+				potad__rtree_next(&s->index, &s->inodes,
+						  &s->vals, x - s->ub, &ekey,
+						  &slot);
+		} else {
+			/* A gap: it must be poisoned, up to the next piece. */
+			uint64_t stop = fmore && fu < es ? fu : es;
+
+			while (pi < s->npoison && s->poison[pi].e <= x)
+				pi++;
+			if ((fmore && fu < x) || es < x)
+				return fail(msg, len,
+					    "pieces overlap at unit %#" PRIx64, x);
+			if (pi >= s->npoison || s->poison[pi].s > x)
+				return fail(msg, len,
+					    "unit %#" PRIx64
+					    " is neither free, held nor poisoned",
+					    x);
+			x = s->poison[pi].e < stop ? s->poison[pi].e : stop;
+		}
+	}
+	if (fmore || emore)
+		return fail(msg, len, "pieces run past the end of the space");
+	return 0;
+}
+
+static int check_children(const struct potad_space *s, char *msg, size_t len)
+{
+	uint32_t hosts = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < s->nslots; i++)
+		hosts += DESC_TYPE(DESC(s, i)) == POTAD_TYPE_CHILD;
+	if (hosts != s->nchildren)
+		return fail(msg, len, "%u hosting extents, %u children", hosts,
+			    s->nchildren);
+	for (uint32_t i = 0; i < s->nchildren; i++) {
+		const struct potad_space *c = s->children[i];
+		const struct desc *d;
+
+		if (c->parent != s || c->parent_slot >= s->nslots)
+			return fail(msg, len, "child %u: bad parent link", i);
+		d = DESC(s, c->parent_slot);
+		if (DESC_TYPE(d) != POTAD_TYPE_CHILD ||
+		    (c->ub << c->g) != (d->start << s->g) ||
+		    (c->ue << c->g) > ((d->start + d->len) << s->g))
+			return fail(msg, len,
+				    "child %u does not match its extent", i);
+		for (uint64_t j = 0; j < s->npoison; j++) {
+			uint64_t a = s->poison[j].s, b = s->poison[j].e;
+
+			if (a < d->start)
+				a = d->start;
+			if (b > d->start + d->len)
+				b = d->start + d->len;
+			a = (a << s->g) >> c->g;
+			b = (b << s->g) >> c->g;
+			if (b > c->ue)
+				b = c->ue;
+			if (a < b && potad__poison_count(c, a, b) != b - a)
+				return fail(msg, len,
+					    "child %u lacks its parent's poison",
+					    i);
+		}
+		rc = potad_space_check(c, msg, len);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int potad_space_check(const struct potad_space *s, char *msg, size_t len)
+{
+	int rc;
+
+	if (s->free_units + s->used_units + s->poison_units <
+		    s->ue - s->ub ||
+	    s->free_units > s->ue - s->ub || s->used_units > s->ue - s->ub)
+		return fail(msg, len, "unit counters do not add up");
+	rc = check_free(s, msg, len);
+	if (rc == 0)
+		rc = check_extents(s, msg, len);
+	if (rc == 0)
+		rc = check_tiling(s, msg, len);
+	if (rc == 0)
+		rc = check_children(s, msg, len);
+	if (rc == 0 && msg && len)
+		msg[0] = '\0';
+	return rc;
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The POTAD engine: a Power Of Two Allocator with Descriptor for address
+ * spaces that are not RAM.
+ *
+ * A space is the address range [base, base + size) cut into units of
+ * 2^granule_shift bytes.  Blocks of order k are 2^k units aligned to 2^k
+ * units *in absolute addresses* (like page frame numbers), so an aligned
+ * request is aligned in the caller's address space, not merely relative to
+ * base.  Every address, offset and length in this API is in bytes; an
+ * "offset" is an address inside [base, base + size).
+ *
+ * The engine does no I/O, takes no locks and keeps no globals: one thread
+ * owns a space and everything reachable from it.  Functions return >= 0 on
+ * success and a negative errno value on failure; a failed call leaves the
+ * space exactly as it was.
+ */
+#ifndef POTAD_ENGINE_H
+#define POTAD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define POTAD_API __attribute__((visibility("default")))
+
+/* Largest granule: 1 GiB. */
+#define POTAD_GRANULE_SHIFT_MAX 30
+/* Orders run from 0 to 63: a block can be 2^63 units. */
+#define POTAD_ORDERS 64
+
+struct potad_space;
+
+/* Descriptor types, kept in the top 4 bits of a handle.  0 is never used,
+ * so a zero handle is always invalid. */
+enum potad_type {
+	POTAD_TYPE_EXTENT = 1, /* an ordinary allocation */
+	POTAD_TYPE_CHILD = 2,  /* an allocation that hosts a child space */
+};
+
+/* Descriptor flags (struct potad_extent.flags). */
+#define POTAD_EXTENT_POISONED (1u << 0) /* part of it has been poisoned */
+#define POTAD_EXTENT_WHOLE (1u << 1)    /* holds a whole power-of-two block */
+
+/* The record of one extent: what lookup, iteration and poison report. */
+struct potad_extent {
+	uint64_t offset; /* first byte, an address inside the space */
+	uint64_t length; /* bytes, a multiple of the granule */
+	uint64_t handle; /* type(4) . generation(28) . slot(32) */
+	uint32_t owner;  /* caller-assigned owner number */
+	uint32_t tag;    /* caller-assigned tag */
+	unsigned type;   /* enum potad_type */
+	unsigned flags;  /* POTAD_EXTENT_* */
+};
+
+/* Allocation flags (struct potad_alloc_req.flags). */
+#define POTAD_ALLOC_TOPDOWN (1u << 0) /* highest fitting address first */
+#define POTAD_ALLOC_WHOLE (1u << 1)   /* keep the whole 2^k block */
+#define POTAD_ALLOC_FIXED (1u << 2)   /* exactly at .at, or -EBUSY */
+
+/* An allocation request.  Zero-initialise it, then set what you need. */
+struct potad_alloc_req {
+	uint64_t size;  /* bytes, > 0; rounded up to the granule */
+	uint64_t align; /* a power of two, or 0 for "the granule" */
+	uint64_t min;   /* lowest acceptable address (0: the space's base) */
+	uint64_t max;   /* end of the acceptable range (0: the space's end) */
+	uint64_t at;    /* the address, with POTAD_ALLOC_FIXED */
+	uint32_t owner;
+	uint32_t tag;
+	unsigned flags; /* POTAD_ALLOC_* */
+};
+
+/* A space's counters; filled by potad_space_stats() in O(orders). */
+struct potad_stats {
+	uint64_t base;         /* first usable address */
+	uint64_t size;         /* usable bytes (size rounded down to granule) */
+	uint64_t granule;      /* bytes per unit */
+	uint64_t units;        /* usable units */
+	uint64_t free_units;   /* units in free blocks */
+	uint64_t used_units;   /* units held by extents (poisoned ones too) */
+	uint64_t poison_units; /* poisoned units, free or held */
+	uint64_t extents;      /* live descriptors */
+	uint64_t free_blocks;  /* blocks on the free lists */
+	uint64_t largest_free_block; /* bytes in the largest free block */
+	uint64_t meta_bytes;   /* engine memory held for this space */
+	uint64_t extent_bytes; /* of which descriptors and their index */
+	uint64_t free_per_order[POTAD_ORDERS]; /* free blocks of each order */
+	unsigned max_order;    /* largest order a block of this space can have */
+	unsigned children;     /* child spaces carved from this one */
+};
+
+/*
+ * Space lifecycle.
+ */
+
+/* Create a space over [base, base + size) with 2^granule_shift-byte units.
+ * base must be a multiple of the granule; a size that is not is rounded
+ * down.  -EINVAL for a bad granule, an unaligned base, a range that wraps
+ * past 2^64 - 1, or a space of less than one unit; -ENOMEM. */
+POTAD_API int potad_space_new(struct potad_space **out, uint64_t base,
+			      uint64_t size, unsigned granule_shift);
+
+/* Destroy a space and everything in it.  A child space is detached from
+ * its parent and its hosting extent freed there (poisoned units stay
+ * poisoned in the parent).  -EBUSY if the space still has child spaces. */
+POTAD_API int potad_space_destroy(struct potad_space *s);
+
+/* The space's parent, or NULL for a top-level space. */
+POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
+
+/*
+ * Allocation.
+ */
+
+/* Allocate an extent as req asks and describe it in *out.
+ * Default: the smallest free block of order >= ceil(log2(units)) at the
+ * lowest address, its tail trimmed back to the free lists (exact).  When no
+ * such block exists, an extent is assembled from adjacent free blocks that
+ * start on the alignment (the CMA case).
+ * -EINVAL: size 0, align not a power of two, min > max, a range that misses
+ *          the space, an unknown flag, FIXED with an unaligned address;
+ * -E2BIG:  larger than the space (or than its range);
+ * -ERANGE: FIXED outside the space;
+ * -EBUSY:  FIXED over a unit that is taken or poisoned;
+ * -ENOSPC: no fitting free extent; -ENOMEM. */
+POTAD_API int potad_alloc(struct potad_space *s,
+			  const struct potad_alloc_req *req,
+			  struct potad_extent *out);
+
+/* Claim exactly [offset, offset + length): potad_alloc() with
+ * POTAD_ALLOC_FIXED. */
+POTAD_API int potad_claim(struct potad_space *s, uint64_t offset,
+			  uint64_t length, uint32_t owner, uint32_t tag,
+			  struct potad_extent *out);
+
+/* Free an extent by handle, merging its blocks with their free buddies.
+ * Poisoned units stay out of the free lists.  If out is not NULL it gets
+ * the freed descriptor.  -EINVAL for a malformed handle (bad type, slot out
+ * of range), -ESTALE for a handle that is not live (double free, stale
+ * generation), -EBUSY for an extent that hosts a child space. */
+POTAD_API int potad_free(struct potad_space *s, uint64_t handle,
+			 struct potad_extent *out);
+
+/* Describe the live extent named by handle; errors as potad_free(). */
+POTAD_API int potad_get(const struct potad_space *s, uint64_t handle,
+			struct potad_extent *out);
+
+/* The extent covering offset.  -ENOENT if offset is free or poisoned and
+ * not held; -ERANGE if it lies outside the space. */
+POTAD_API int potad_lookup(const struct potad_space *s, uint64_t offset,
+			   struct potad_extent *out);
+
+/* The first extent that starts at or after offset, in address order;
+ * -ENOENT when there is none.  Iterate with offset = prev.offset + 1. */
+POTAD_API int potad_extent_next(const struct potad_space *s, uint64_t offset,
+				struct potad_extent *out);
+
+/* Call fn for each extent in address order, only owner's when owner_only
+ * is set.  Stops early and returns fn's value when fn returns non-zero. */
+typedef int (*potad_extent_fn)(const struct potad_extent *e, void *arg);
+POTAD_API int potad_extent_foreach(const struct potad_space *s,
+				   int owner_only, uint32_t owner,
+				   potad_extent_fn fn, void *arg);
+
+/*
+ * Poison and child spaces.
+ */
+
+/* Called once per extent that a poison call hits, in address order, with
+ * the space that holds it (a child space for poison that reaches one). */
+typedef void (*potad_poison_fn)(struct potad_space *s,
+				const struct potad_extent *e, void *arg);
+
+/* Mark [offset, offset + length) bad: free units there leave the free
+ * lists for good; each extent hit is reported to fn (may be NULL) and keeps
+ * its poisoned units out of the free lists when it is later freed.  Poison
+ * that reaches an extent hosting a child space is applied to the child too.
+ * Returns the number of extents reported; -EINVAL for length 0 or an
+ * unaligned offset, -ERANGE outside the space; -ENOMEM. */
+POTAD_API int potad_poison(struct potad_space *s, uint64_t offset,
+			   uint64_t length, potad_poison_fn fn, void *arg);
+
+/* Whether any unit of [offset, offset + length) is poisoned: 1 or 0. */
+POTAD_API int potad_is_poisoned(const struct potad_space *s, uint64_t offset,
+				uint64_t length);
+
+/* Create a child space over the live extent named by handle (which becomes
+ * type POTAD_TYPE_CHILD and cannot be freed while the child lives).  The
+ * child's granule must be >= the parent's and its base aligned to it; the
+ * extent's poisoned units start poisoned in the child.  -EINVAL, -ESTALE as
+ * potad_free(); -EBUSY if it already hosts a child. */
+POTAD_API int potad_child_new(struct potad_space *parent, uint64_t handle,
+			      unsigned granule_shift,
+			      struct potad_space **out);
+
+/* The child space hosted by the extent named by handle, or NULL. */
+POTAD_API struct potad_space *potad_child_of(const struct potad_space *parent,
+					     uint64_t handle);
+
+/*
+ * Statistics and checking.
+ */
+
+/* Counters in O(orders). */
+POTAD_API void potad_space_stats(const struct potad_space *s,
+				 struct potad_stats *st);
+
+/* Walk the free space once: the largest run of adjacent free units (bytes)
+ * and the fragmentation score in [0, 1] as Ceph BlueStore computes it:
+ * each free run of v units scores 2^k * 1.1^k interpolated linearly between
+ * powers of two, normalised between all free space in one run (0) and all
+ * of it in single units (1).  Linear in the number of free blocks. */
+POTAD_API void potad_space_frag(const struct potad_space *s,
+				uint64_t *largest_run, double *score);
+
+/* Verify every invariant: free blocks, extents, poison and child spaces
+ * tile the space exactly, no two free buddies are left unmerged, and every
+ * index agrees with the others.  Returns 0, or -EUCLEAN with the first
+ * violation written to msg (if msg is not NULL).  Linear; for tests. */
+POTAD_API int potad_space_check(const struct potad_space *s, char *msg,
+				size_t msglen);
+
+/* Handle layout, for callers that print or validate handles. */
+#define POTAD_HANDLE_TYPE(h) ((unsigned)((h) >> 60))
+#define POTAD_HANDLE_GEN(h) ((uint32_t)(((h) >> 32) & 0x0fffffffu))
+#define POTAD_HANDLE_SLOT(h) ((uint32_t)(h))
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POTAD_ENGINE_H */
