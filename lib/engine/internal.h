@@ -124,6 +124,12 @@ bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
 void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
 				uint64_t b);
+/* The run edge after poison: the end of the last poisoned range in [x, a),
+ * or x; the start of the first poisoned range in [b, x), or x. */
+uint64_t potad__poison_floor(const struct potad_space *s, uint64_t x,
+			     uint64_t a);
+uint64_t potad__poison_ceil(const struct potad_space *s, uint64_t b,
+			    uint64_t x);
 uint64_t potad__poison_count(const struct potad_space *s, uint64_t a,
 			     uint64_t b);
 int potad__poison_room(struct potad_space *s, uint64_t more);

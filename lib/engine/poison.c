@@ -42,6 +42,27 @@ bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
 	return i < s->npoison && s->poison[i].s < b;
 }
 
+uint64_t potad__poison_floor(const struct potad_space *s, uint64_t x,
+			     uint64_t a)
+{
+	/* The last range that starts below a, if it reaches past x. */
+	uint64_t i = first_after(s, a);
+
+	if (i > 0 && s->poison[i - 1].e > x)
+		x = s->poison[i - 1].e;
+	return x;
+}
+
+uint64_t potad__poison_ceil(const struct potad_space *s, uint64_t b,
+			    uint64_t x)
+{
+	uint64_t i = first_after(s, b);
+
+	if (i < s->npoison && s->poison[i].s < x)
+		x = s->poison[i].s > b ? s->poison[i].s : b;
+	return x;
+}
+
 uint64_t potad__poison_count(const struct potad_space *s, uint64_t a,
 			     uint64_t b)
 {

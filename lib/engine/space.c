@@ -312,43 +312,82 @@ static bool fit_order(const struct potad_space *s, unsigned j, uint64_t L,
 	return true;
 }
 
-/* The free run around the free block (u, j): [*rs, *re). */
-static void run_of(const struct potad_space *s, uint64_t u, unsigned j,
-		   uint64_t *rs, uint64_t *re)
+/*
+ * Run edges.  Between two neighbouring extents every unit is free unless it
+ * is poisoned, so the free run around a free block ends where the nearest
+ * extent (or poisoned range) begins, and one index search finds that: no
+ * need to probe the free trees order by order.
+ */
+
+/* The first unit of the free run holding free unit a (not below lo). */
+static uint64_t run_floor(const struct potad_space *s, uint64_t a,
+			  uint64_t lo)
 {
-	uint64_t a = u, b = u + pow2(j);
-	bool more;
+	uint64_t x = s->ub, key;
+	uint32_t slot;
 
-	do {
-		more = false;
-		for (uint64_t m = s->nonempty; m && a > s->ub; m &= m - 1) {
-			unsigned k = ctz64(m);
+	if (a > s->ub && potad__rtree_prev(&s->index, &s->inodes, &s->vals,
+					   a - 1 - s->ub, &key, &slot))
+		x = DESC(s, slot)->start + DESC(s, slot)->len;
+	if (s->npoison)
+		x = potad__poison_floor(s, x, a);
+	return x < lo ? lo : x;
+}
 
-			if (k > ctz64(a))
-				break;
-			if (potad__fb_test(s, a - pow2(k), k)) {
-				a -= pow2(k);
-				more = true;
-				break;
-			}
+/* One past the last unit of the free run holding free unit b - 1 (not
+ * above hi). */
+static uint64_t run_ceil(const struct potad_space *s, uint64_t b,
+			 uint64_t hi)
+{
+	uint64_t x = s->ue, key;
+	uint32_t slot;
+
+	if (b < s->ue && potad__rtree_next(&s->index, &s->inodes, &s->vals,
+					   b - s->ub, &key, &slot))
+		x = s->ub + key;
+	if (s->npoison)
+		x = potad__poison_ceil(s, b, x);
+	return x > hi ? hi : x;
+}
+
+/*
+ * Take [a, b) out of [lo, hi), a stretch known to be wholly free whose
+ * ends are block boundaries.  Merging keeps such a stretch cut into its
+ * maximal aligned blocks, so those blocks are computed, not searched for;
+ * each is still tested, and any surprise falls back to the general path.
+ */
+static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
+		       uint64_t lo, uint64_t hi)
+{
+	uint64_t x, ra = a, rb = b;
+	unsigned k;
+	int rc;
+
+	for (x = lo; x < b; x += pow2(k)) {
+		k = piece(x, hi);
+		if (x + pow2(k) <= a)
+			continue;
+		if (x < a)
+			ra = x;
+		rb = x + pow2(k);
+		if (!potad__fb_test(s, x, k)) {
+			rc = take_need(s, a, b);
+			if (rc == 0)
+				potad__take_range(s, a, b);
+			return rc;
 		}
-	} while (more);
-	do {
-		more = false;
-		for (uint64_t m = s->nonempty; m && b < s->ue; m &= m - 1) {
-			unsigned k = ctz64(m);
-
-			if (k > ctz64(b))
-				break;
-			if (potad__fb_test(s, b, k)) {
-				b += pow2(k);
-				more = true;
-				break;
-			}
-		}
-	} while (more);
-	*rs = a;
-	*re = b;
+	}
+	rc = potad__reserve(s, potad__range_need(s, ra, a) +
+				       potad__range_need(s, b, rb));
+	if (rc < 0)
+		return rc;
+	for (x = ra; x < b; x += pow2(k)) {
+		k = piece(x, hi);
+		fb_del(s, x, k);
+	}
+	add_range(s, ra, a);
+	add_range(s, b, rb);
+	return 0;
 }
 
 /*
@@ -356,13 +395,13 @@ static void run_of(const struct potad_space *s, uint64_t u, unsigned j,
  * adjacent free blocks.  Any such run contains an aligned block of order
  * m = floor(log2(L + 1)) - 1, and since free buddies are always merged,
  * that block lies inside a free block of order >= m.  So only those blocks
- * are visited, each order in address order, runs grown from them by
- * looking for the free block that ends (starts) where the run starts
- * (ends).  The first fit in an order is that order's best; the best over
- * all orders wins.
+ * are visited, each order in address order, with the run around each.
+ * The first fit in an order is that order's best; the best over all orders
+ * wins.
  */
 static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
-		     uint64_t lo, uint64_t hi, bool down, uint64_t *best)
+		     uint64_t lo, uint64_t hi, bool down, uint64_t *best,
+		     uint64_t *run_lo, uint64_t *run_hi)
 {
 	unsigned m = L == UINT64_MAX ? 62 : log2_floor(L + 1) - 1;
 	bool found = false;
@@ -381,11 +420,15 @@ static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
 				break;
 			if (found && (down ? v + pow2(j) <= *best : v > *best))
 				break;
-			run_of(s, v, j, &rs, &re);
+			rs = run_floor(s, v, s->ub);
+			re = run_ceil(s, v + pow2(j), s->ue);
 			if (fit(rs > lo ? rs : lo, re < hi ? re : hi, L, A, down,
 				&p)) {
-				if (!found || (down ? p > *best : p < *best))
+				if (!found || (down ? p > *best : p < *best)) {
 					*best = p;
+					*run_lo = rs;
+					*run_hi = re;
+				}
 				found = true;
 				break;
 			}
@@ -436,7 +479,7 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 	const unsigned known =
 		POTAD_ALLOC_TOPDOWN | POTAD_ALLOC_WHOLE | POTAD_ALLOC_FIXED;
 	bool down;
-	uint64_t L, A, lo = s->ub, hi = s->ue, u = 0, p = 0;
+	uint64_t L, A, lo = s->ub, hi = s->ue, u = 0, p = 0, rlo, rhi;
 	unsigned k, j;
 	int rc;
 
@@ -509,15 +552,32 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		if (found)
 			goto carve;
 	}
-	if (!find_run(s, L, A, lo, hi, down, &p))
+	if (!find_run(s, L, A, lo, hi, down, &p, &rlo, &rhi))
 		return -ENOSPC;
-	rc = take_need(s, p, p + L);
-	if (rc < 0)
-		return rc;
-	potad__take_range(s, p, p + L);
-	return potad__desc_new(s, p, L, r->owner, r->tag, POTAD_TYPE_EXTENT,
-			       out);
+	goto take;
 carve:
+	/* A free stretch below the block (above it, top-down) that is too
+	 * small to hold this extent is absorbed by sliding the extent onto
+	 * it: exact allocations then pack against each other instead of each
+	 * leaving a trimmed tail behind as a hole.  A larger stretch is left
+	 * alone, as best fit wants. */
+	rlo = u;
+	rhi = u + pow2(j);
+	if (!down) {
+		uint64_t q;
+
+		rlo = run_floor(s, u, lo);
+		if (rlo < p && p - rlo < L && align_up(rlo, A, &q) && q < p) {
+			p = q;
+			goto take;
+		}
+	} else {
+		rhi = run_ceil(s, u + pow2(j), hi);
+		if (rhi - (p + L) < L && ((rhi - L) & ~(A - 1)) > p) {
+			p = (rhi - L) & ~(A - 1);
+			goto take;
+		}
+	}
 	rc = potad__reserve(s, potad__range_need(s, u, p) +
 				       potad__range_need(s, p + L, u + pow2(j)));
 	if (rc < 0)
@@ -525,6 +585,12 @@ carve:
 	fb_del(s, u, j);
 	add_range(s, u, p);
 	add_range(s, p + L, u + pow2(j));
+	return potad__desc_new(s, p, L, r->owner, r->tag, POTAD_TYPE_EXTENT,
+			       out);
+take:
+	rc = take_in_run(s, p, p + L, rlo, rhi);
+	if (rc < 0)
+		return rc;
 	return potad__desc_new(s, p, L, r->owner, r->tag, POTAD_TYPE_EXTENT,
 			       out);
 }

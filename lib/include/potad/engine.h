@@ -43,7 +43,6 @@ enum potad_type {
 
 /* Descriptor flags (struct potad_extent.flags). */
 #define POTAD_EXTENT_POISONED (1u << 0) /* part of it has been poisoned */
-#define POTAD_EXTENT_WHOLE (1u << 1)    /* holds a whole power-of-two block */
 
 /* The record of one extent: what lookup, iteration and poison report. */
 struct potad_extent {
