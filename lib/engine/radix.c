@@ -85,6 +85,17 @@ static inline void *pel(const struct rpool *p, uint32_t i)
 	return p->chunks[i / RPOOL_CHUNK] + (size_t)(i % RPOOL_CHUNK) * p->elem;
 }
 
+/* The hot paths know the element type, so they skip the multiply. */
+static inline struct rnode *node_at(const struct rpool *p, uint32_t i)
+{
+	return (struct rnode *)p->chunks[i / RPOOL_CHUNK] + i % RPOOL_CHUNK;
+}
+
+static inline uint32_t *val_at(const struct rpool *p, uint32_t i)
+{
+	return (uint32_t *)p->chunks[i / RPOOL_CHUNK] + i % RPOOL_CHUNK;
+}
+
 void potad__rpool_init(struct rpool *p, uint32_t elem)
 {
 	memset(p, 0, sizeof(*p));
@@ -250,7 +261,7 @@ static void arr_remove(struct rpool *p, uint32_t *ref, unsigned cnt,
 
 static inline struct rnode *kids(const struct rpool *np, const struct rnode *n)
 {
-	return pel(np, REF_IDX(n->ref));
+	return node_at(np, REF_IDX(n->ref));
 }
 
 static inline uint32_t leaf_val(const struct rpool *vp, const struct rnode *n,
@@ -258,7 +269,7 @@ static inline uint32_t leaf_val(const struct rpool *vp, const struct rnode *n,
 {
 	if (popc(n->bits) == 1)
 		return n->ref;
-	return ((const uint32_t *)pel(vp, REF_IDX(n->ref)))[rank(n->bits, i)];
+	return val_at(vp, REF_IDX(n->ref))[rank(n->bits, i)];
 }
 
 void potad__rtree_init(struct rtree *t, uint64_t maxkey, bool map)
@@ -354,14 +365,14 @@ void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
 		if (cnt == 1)
 			n->ref = val;
 		else
-			((uint32_t *)pel(vals, REF_IDX(n->ref)))[r] = val;
+			val_at(vals, REF_IDX(n->ref))[r] = val;
 		return;
 	}
 	if (cnt == 0) {
 		n->ref = val;
 	} else if (cnt == 1) {
 		uint32_t old = n->ref, j = alloc_run(vals, cls_for(2), true);
-		uint32_t *a = pel(vals, j);
+		uint32_t *a = val_at(vals, j);
 
 		a[r] = val;
 		a[1 - r] = old;
@@ -395,7 +406,7 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 		unsigned cnt = popc(n->bits), r = rank(n->bits, i);
 
 		if (cnt == 2) {
-			uint32_t *a = pel(vals, REF_IDX(n->ref));
+			uint32_t *a = val_at(vals, REF_IDX(n->ref));
 			uint32_t other = a[1 - r];
 
 			free_run(vals, REF_IDX(n->ref), REF_CLS(n->ref));

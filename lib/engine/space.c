@@ -533,6 +533,20 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 			u = p = funit(s, key, j);
 			goto carve;
 		}
+		/* Top-down: the highest aligned position of the range may lie
+		 * in a free block of any order; one probe finds out. */
+		if (down && hi - lo >= L) {
+			uint64_t top = (hi - L) & ~(A - 1), v;
+			unsigned o;
+
+			if (top >= lo && potad__fb_find(s, top, &v, &o) &&
+			    v + pow2(o) - top >= L) {
+				u = v;
+				p = top;
+				j = o;
+				goto carve;
+			}
+		}
 		/* Bottom-up: the smallest order that fits.  Top-down: the
 		 * highest address any order offers. */
 		for (; mask; mask &= mask - 1) {

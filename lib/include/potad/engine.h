@@ -115,10 +115,18 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  */
 
 /* Allocate an extent as req asks and describe it in *out.
- * Default: the smallest free block of order >= ceil(log2(units)) at the
- * lowest address, its tail trimmed back to the free lists (exact).  When no
- * such block exists, an extent is assembled from adjacent free blocks that
- * start on the alignment (the CMA case).
+ * The needed order is the larger of ceil(log2(units)) and log2(align in
+ * units).  Bottom-up (the default) takes the smallest free block of at least
+ * that order, at the lowest address (best fit by order), and gives what the
+ * extent does not use back to the free lists (exact allocation); if a free
+ * stretch smaller than the extent lies just below that block, the extent
+ * slides down onto it, so that exact extents pack without holes.  Top-down
+ * takes the highest aligned position of the range if it is free, else the
+ * highest position any block of the needed order offers, sliding up the
+ * same way.  With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
+ * block of the needed order fits, the extent is assembled from adjacent free
+ * blocks that start on the alignment (the CMA case), so the call fails with
+ * -ENOSPC only if no aligned run of free units of that length exists.
  * -EINVAL: size 0, align not a power of two, min > max, a range that misses
  *          the space, an unknown flag, FIXED with an unaligned address;
  * -E2BIG:  larger than the space (or than its range);

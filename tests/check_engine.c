@@ -1,0 +1,2231 @@
+/* SPDX-License-Identifier: MIT */
+/* Check unit tests for every operation and refusal of the POTAD engine. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include <potad/engine.h>
+
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+#define TiB (UINT64_C(1) << 40)
+#define P2(k) (UINT64_C(1) << (k))
+
+/* Error names make a failed assertion readable without errno tables. */
+static const char *ename(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "0";
+	case -EINVAL:
+		return "-EINVAL";
+	case -E2BIG:
+		return "-E2BIG";
+	case -ERANGE:
+		return "-ERANGE";
+	case -EBUSY:
+		return "-EBUSY";
+	case -ENOSPC:
+		return "-ENOSPC";
+	case -ENOMEM:
+		return "-ENOMEM";
+	case -ESTALE:
+		return "-ESTALE";
+	case -ENOENT:
+		return "-ENOENT";
+	case -EUCLEAN:
+		return "-EUCLEAN";
+	}
+	return rc > 0 ? "positive" : "unexpected errno";
+}
+
+/* Every assertion prints the expression, the expected and the actual
+ * value, so a failure in a loop can be read without a debugger. */
+#define ASSERT_RC(expr, want)                                                  \
+	do {                                                                   \
+		int rc_ = (expr);                                              \
+		int want_ = (want);                                            \
+		ck_assert_msg(rc_ == want_,                                    \
+			      "%s: expected %d (%s), got %d (%s)", #expr,      \
+			      want_, ename(want_), rc_, ename(rc_));           \
+	} while (0)
+
+#define ASSERT_U64(actual, expected)                                           \
+	do {                                                                   \
+		uint64_t a_ = (actual);                                        \
+		uint64_t e_ = (expected);                                      \
+		ck_assert_msg(a_ == e_,                                        \
+			      "%s: expected %" PRIu64 " (%#" PRIx64            \
+			      "), got %" PRIu64 " (%#" PRIx64 ")",             \
+			      #actual, e_, e_, a_, a_);                        \
+	} while (0)
+
+#define CHECK_OK(s) check_ok_at((s), __FILE__, __LINE__)
+
+static void check_ok_at(const struct potad_space *s, const char *file, int line)
+{
+	char msg[512] = "";
+	int rc = potad_space_check(s, msg, sizeof(msg));
+
+	ck_assert_msg(rc == 0,
+		      "%s:%d: potad_space_check: expected 0, got %d (%s): %s",
+		      file, line, rc, ename(rc), msg);
+}
+
+static struct potad_space *mk(uint64_t base, uint64_t size, unsigned g)
+{
+	struct potad_space *s = NULL;
+	int rc = potad_space_new(&s, base, size, g);
+
+	ck_assert_msg(rc == 0,
+		      "potad_space_new(%#" PRIx64 ", %#" PRIx64
+		      ", %u): expected 0, got %d (%s)",
+		      base, size, g, rc, ename(rc));
+	ck_assert_ptr_nonnull(s);
+	CHECK_OK(s);
+	return s;
+}
+
+static void destroy(struct potad_space *s)
+{
+	ASSERT_RC(potad_space_destroy(s), 0);
+}
+
+static struct potad_stats stats(const struct potad_space *s)
+{
+	struct potad_stats st;
+
+	memset(&st, 0xa5, sizeof(st));
+	potad_space_stats(s, &st);
+	return st;
+}
+
+#define SAME(f)                                                                \
+	ck_assert_msg(a->f == b->f,                                            \
+		      "%s: stats." #f " changed: before %" PRIu64              \
+		      ", after %" PRIu64,                                      \
+		      what, (uint64_t)a->f, (uint64_t)b->f)
+
+/* A refused call must leave the space exactly as it was. */
+static void stats_same(const struct potad_stats *a, const struct potad_stats *b,
+		       const char *what)
+{
+	SAME(base);
+	SAME(size);
+	SAME(granule);
+	SAME(units);
+	SAME(free_units);
+	SAME(used_units);
+	SAME(poison_units);
+	SAME(extents);
+	SAME(free_blocks);
+	SAME(largest_free_block);
+	SAME(meta_bytes);
+	SAME(extent_bytes);
+	SAME(max_order);
+	SAME(children);
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		ck_assert_msg(a->free_per_order[k] == b->free_per_order[k],
+			      "%s: stats.free_per_order[%u] changed: before "
+			      "%" PRIu64 ", after %" PRIu64,
+			      what, k, a->free_per_order[k],
+			      b->free_per_order[k]);
+}
+
+static struct potad_alloc_req req_of(uint64_t size, uint64_t align,
+				     unsigned flags)
+{
+	struct potad_alloc_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.size = size;
+	r.align = align;
+	r.flags = flags;
+	return r;
+}
+
+/* Check what every successful allocation must satisfy, whatever the
+ * placement policy chose. */
+static void extent_sane(const struct potad_space *s,
+			const struct potad_alloc_req *r,
+			const struct potad_extent *e)
+{
+	struct potad_stats st = stats(s);
+	uint64_t g = st.granule;
+	uint64_t want_len = (r->size + g - 1) / g * g;
+	uint64_t align = r->align > g ? r->align : g;
+	uint64_t lo = r->min ? r->min : st.base;
+	uint64_t hi = r->max ? r->max : st.base + st.size;
+
+	if (r->flags & POTAD_ALLOC_WHOLE) {
+		uint64_t u = want_len / g, p = 1;
+
+		while (p < u)
+			p <<= 1;
+		want_len = p * g;
+		if (want_len > align)
+			align = want_len;
+	}
+	ck_assert_msg(e->length == want_len,
+		      "size %#" PRIx64 " flags %#x: length expected %#" PRIx64
+		      ", got %#" PRIx64,
+		      r->size, r->flags, want_len, e->length);
+	ck_assert_msg(e->offset % align == 0,
+		      "offset %#" PRIx64 " is not a multiple of %#" PRIx64,
+		      e->offset, align);
+	ck_assert_msg(e->offset >= lo && e->offset - lo <= hi - lo &&
+			  e->length <= hi - e->offset,
+		      "extent [%#" PRIx64 " +%#" PRIx64 ") outside [%#" PRIx64
+		      ", %#" PRIx64 ")",
+		      e->offset, e->length, lo, hi);
+	ck_assert_uint_eq(e->type, POTAD_TYPE_EXTENT);
+	ck_assert_uint_eq(POTAD_HANDLE_TYPE(e->handle), POTAD_TYPE_EXTENT);
+	ck_assert_uint_eq(e->owner, r->owner);
+	ck_assert_uint_eq(e->tag, r->tag);
+	if (r->flags & POTAD_ALLOC_FIXED)
+		ASSERT_U64(e->offset, r->at);
+}
+
+/* Allocate and demand success. */
+static struct potad_extent must(struct potad_space *s,
+				const struct potad_alloc_req *r)
+{
+	struct potad_extent e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = potad_alloc(s, r, &e);
+	ck_assert_msg(rc == 0,
+		      "potad_alloc(size %#" PRIx64 ", align %#" PRIx64
+		      ", min %#" PRIx64 ", max %#" PRIx64 ", at %#" PRIx64
+		      ", flags %#x): expected 0, got %d (%s)",
+		      r->size, r->align, r->min, r->max, r->at, r->flags, rc,
+		      ename(rc));
+	extent_sane(s, r, &e);
+	CHECK_OK(s);
+	return e;
+}
+
+static struct potad_extent must_alloc(struct potad_space *s, uint64_t size,
+				      uint64_t align, unsigned flags)
+{
+	struct potad_alloc_req r = req_of(size, align, flags);
+
+	return must(s, &r);
+}
+
+static struct potad_extent must_claim(struct potad_space *s, uint64_t at,
+				      uint64_t len)
+{
+	struct potad_extent e;
+	int rc = potad_claim(s, at, len, 0, 0, &e);
+
+	ck_assert_msg(rc == 0,
+		      "potad_claim(%#" PRIx64 ", %#" PRIx64
+		      "): expected 0, got %d (%s)",
+		      at, len, rc, ename(rc));
+	ASSERT_U64(e.offset, at);
+	ASSERT_U64(e.length, len);
+	CHECK_OK(s);
+	return e;
+}
+
+static void must_free(struct potad_space *s, uint64_t handle)
+{
+	ASSERT_RC(potad_free(s, handle, NULL), 0);
+	CHECK_OK(s);
+}
+
+/* A refused allocation: the wanted error, and nothing changed. */
+static void refuse(struct potad_space *s, const struct potad_alloc_req *r,
+		   int want, const char *what)
+{
+	struct potad_stats a = stats(s), b;
+	struct potad_extent e;
+	int rc = potad_alloc(s, r, &e);
+
+	ck_assert_msg(rc == want,
+		      "%s: potad_alloc expected %d (%s), got %d (%s)", what,
+		      want, ename(want), rc, ename(rc));
+	b = stats(s);
+	stats_same(&a, &b, what);
+	CHECK_OK(s);
+}
+
+/* Free space as runs of absolute unit numbers [lo, hi). */
+struct run {
+	uint64_t lo, hi;
+};
+
+static unsigned log2_floor(uint64_t v)
+{
+	return 63u - (unsigned)__builtin_clzll(v);
+}
+
+/* The largest aligned block that starts at p and fits in len units: fully
+ * merged free space decomposes like this and in no other way. */
+static unsigned order_at(uint64_t p, uint64_t len)
+{
+	unsigned a = p ? (unsigned)__builtin_ctzll(p) : 63;
+	unsigned b = log2_floor(len);
+
+	return a < b ? a : b;
+}
+
+static void expect_free_at(const struct potad_space *s, const struct run *runs,
+			   size_t n, const char *file, int line)
+{
+	uint64_t per[POTAD_ORDERS] = {0};
+	uint64_t units = 0, blocks = 0, largest = 0;
+	struct potad_stats st = stats(s);
+	unsigned g = (unsigned)__builtin_ctzll(st.granule);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t p = runs[i].lo;
+
+		while (p < runs[i].hi) {
+			unsigned k = order_at(p, runs[i].hi - p);
+
+			per[k]++;
+			blocks++;
+			units += P2(k);
+			if ((P2(k) << g) > largest)
+				largest = P2(k) << g;
+			p += P2(k);
+		}
+	}
+	ck_assert_msg(st.free_units == units,
+		      "%s:%d: free_units expected %" PRIu64 ", got %" PRIu64,
+		      file, line, units, st.free_units);
+	ck_assert_msg(st.free_blocks == blocks,
+		      "%s:%d: free_blocks expected %" PRIu64 ", got %" PRIu64,
+		      file, line, blocks, st.free_blocks);
+	ck_assert_msg(st.largest_free_block == largest,
+		      "%s:%d: largest_free_block expected %#" PRIx64
+		      ", got %#" PRIx64,
+		      file, line, largest, st.largest_free_block);
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		ck_assert_msg(st.free_per_order[k] == per[k],
+			      "%s:%d: free_per_order[%u] expected %" PRIu64
+			      ", got %" PRIu64,
+			      file, line, k, per[k], st.free_per_order[k]);
+	CHECK_OK(s);
+}
+
+#define EXPECT_FREE(s, ...)                                                    \
+	do {                                                                   \
+		const struct run runs_[] = {__VA_ARGS__};                      \
+		expect_free_at((s), runs_, sizeof(runs_) / sizeof(runs_[0]),   \
+			       __FILE__, __LINE__);                            \
+	} while (0)
+
+#define EXPECT_NO_FREE(s) expect_free_at((s), NULL, 0, __FILE__, __LINE__)
+
+/* Collect every extent through potad_extent_next, proving they come in
+ * address order and do not overlap. */
+static size_t list_extents(const struct potad_space *s,
+			   struct potad_extent *out, size_t max)
+{
+	struct potad_stats st = stats(s);
+	struct potad_extent e;
+	uint64_t from = st.base;
+	size_t n = 0;
+	int rc;
+
+	while ((rc = potad_extent_next(s, from, &e)) == 0) {
+		ck_assert_msg(n < max, "more than %zu extents", max);
+		ck_assert_msg(e.offset >= from,
+			      "extent_next(%#" PRIx64
+			      ") went back to %#" PRIx64,
+			      from, e.offset);
+		if (n)
+			ck_assert_msg(
+			    out[n - 1].offset + out[n - 1].length <= e.offset,
+			    "extents at %#" PRIx64 " and %#" PRIx64 " overlap",
+			    out[n - 1].offset, e.offset);
+		out[n++] = e;
+		if (e.offset == UINT64_MAX)
+			break;
+		from = e.offset + 1;
+	}
+	if (rc)
+		ASSERT_RC(rc, -ENOENT);
+	ck_assert_msg(
+	    n == st.extents,
+	    "extent_next walked %zu extents, stats.extents is %" PRIu64, n,
+	    st.extents);
+	return n;
+}
+
+static void same_extent(const struct potad_extent *a,
+			const struct potad_extent *b)
+{
+	ASSERT_U64(a->offset, b->offset);
+	ASSERT_U64(a->length, b->length);
+	ASSERT_U64(a->handle, b->handle);
+	ck_assert_uint_eq(a->owner, b->owner);
+	ck_assert_uint_eq(a->tag, b->tag);
+	ck_assert_uint_eq(a->type, b->type);
+	ck_assert_uint_eq(a->flags, b->flags);
+}
+
+/*
+ * potad_space_new
+ */
+
+START_TEST(new_every_granule)
+{
+	for (unsigned g = 0; g <= POTAD_GRANULE_SHIFT_MAX; g++) {
+		/* 13 units from unit 3, plus a partial unit that must be
+		 * rounded away. */
+		uint64_t base = UINT64_C(3) << g;
+		uint64_t size = (UINT64_C(13) << g) + (P2(g) - 1);
+		struct potad_space *s = mk(base, size, g);
+		struct potad_stats st = stats(s);
+		struct potad_extent e, f;
+
+		ck_assert_msg(st.granule == P2(g),
+			      "g %u: granule expected %" PRIu64
+			      ", got %" PRIu64,
+			      g, P2(g), st.granule);
+		ASSERT_U64(st.base, base);
+		ASSERT_U64(st.size, UINT64_C(13) << g);
+		ASSERT_U64(st.units, 13);
+		ASSERT_U64(st.used_units, 0);
+		ASSERT_U64(st.poison_units, 0);
+		ASSERT_U64(st.extents, 0);
+		ck_assert_uint_eq(st.children, 0);
+		ck_assert_ptr_null(potad_space_parent(s));
+		/* 3 | 4-7 | 8-15: one block each of orders 0, 2 and 3. */
+		EXPECT_FREE(s, {3, 16});
+		ASSERT_U64(st.free_per_order[0], 1);
+		ASSERT_U64(st.free_per_order[2], 1);
+		ASSERT_U64(st.free_per_order[3], 1);
+
+		/* One byte takes one unit: the order-0 block at unit 3. */
+		e = must_alloc(s, 1, 0, 0);
+		ASSERT_U64(e.offset, base);
+		ASSERT_U64(e.length, P2(g));
+		EXPECT_FREE(s, {4, 16});
+		ASSERT_RC(potad_free(s, e.handle, &f), 0);
+		same_extent(&e, &f);
+		EXPECT_FREE(s, {3, 16});
+		destroy(s);
+	}
+}
+END_TEST
+
+START_TEST(new_refusals)
+{
+	struct potad_space *s = NULL;
+	int rc;
+
+	ASSERT_RC(potad_space_new(&s, 0, MiB, POTAD_GRANULE_SHIFT_MAX + 1),
+		  -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 0, P2(40), 31), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 0, MiB, 64), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 0, MiB, 200), -EINVAL);
+	/* The base must sit on the granule. */
+	ASSERT_RC(potad_space_new(&s, 4097, MiB, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 2048, MiB, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 1, 16, 1), -EINVAL);
+	/* Less than one unit, before or after rounding. */
+	ASSERT_RC(potad_space_new(&s, 0, 0, 0), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 0, 0, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 4096, 4095, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 0, GiB - 1, 30), -EINVAL);
+	/* Ranges that wrap past 2^64 - 1. */
+	ASSERT_RC(potad_space_new(&s, P2(63), P2(63) + 4096, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, UINT64_MAX - 4095, 8192, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 4096, UINT64_MAX, 12), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, 2, UINT64_MAX - 0, 0), -EINVAL);
+	ASSERT_RC(potad_space_new(&s, UINT64_MAX, 2, 0), -EINVAL);
+
+	/* base + size == 2^64 exactly: the header allows either answer,
+	 * but an accepted space must be consistent. */
+	s = NULL;
+	rc = potad_space_new(&s, UINT64_MAX - 4095, 4096, 12);
+	if (rc == 0) {
+		CHECK_OK(s);
+		destroy(s);
+	} else {
+		ASSERT_RC(rc, -EINVAL);
+	}
+}
+END_TEST
+
+/* A size that is not a power of two is seeded with the maximal aligned
+ * power-of-two blocks, like memblock handing pages to the buddy system. */
+START_TEST(new_seeding)
+{
+	static const struct {
+		uint64_t base_u, units;
+		unsigned g;
+	} cases[] = {
+	    {3, 13, 12},   {5, 100, 12},     {0, 1, 0},	    {1, 1, 9},
+	    {7, 1000, 9},  {0, 1000, 12},    {1023, 2, 12}, {3, 12345, 21},
+	    {0, 65535, 0}, {12345, 678, 16}, {64, 63, 30},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned g = cases[i].g;
+		struct potad_space *s =
+		    mk(cases[i].base_u << g, cases[i].units << g, g);
+		struct potad_stats st = stats(s);
+
+		ASSERT_U64(st.units, cases[i].units);
+		EXPECT_FREE(
+		    s, {cases[i].base_u, cases[i].base_u + cases[i].units});
+		destroy(s);
+	}
+}
+END_TEST
+
+START_TEST(new_largest_sizes)
+{
+	struct potad_space *s;
+	struct potad_stats st;
+
+	/* size = 2^64 - 1 - base: the end is the last representable
+	 * address, rounded down to the granule. */
+	s = mk(4096, UINT64_MAX - 4096, 12);
+	st = stats(s);
+	ASSERT_U64(st.size, UINT64_MAX - 8191);
+	ASSERT_U64(st.units, P2(52) - 2);
+	EXPECT_FREE(s, {1, P2(52) - 1});
+	for (unsigned k = 0; k <= 50; k++)
+		ASSERT_U64(st.free_per_order[k], 2);
+	ASSERT_U64(st.largest_free_block, P2(62));
+	destroy(s);
+
+	/* The whole 64-bit byte range but its last byte. */
+	s = mk(0, UINT64_MAX, 0);
+	st = stats(s);
+	ASSERT_U64(st.units, UINT64_MAX);
+	ASSERT_U64(st.free_units, UINT64_MAX);
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		ASSERT_U64(st.free_per_order[k], 1);
+	ASSERT_U64(st.largest_free_block, P2(63));
+	ck_assert_uint_eq(st.max_order, 63);
+	destroy(s);
+}
+END_TEST
+
+/* Metadata grows with fragments, not with the size of the space. */
+START_TEST(new_meta_small)
+{
+	for (unsigned g = 0; g <= 1; g++) {
+		struct potad_space *s = mk(0, P2(63), g);
+		struct potad_stats st = stats(s);
+
+		ck_assert_msg(st.meta_bytes < 16 * KiB,
+			      "granule %u, 2^63 bytes: meta_bytes expected "
+			      "< 16384, got %" PRIu64,
+			      g, st.meta_bytes);
+		ck_assert_msg(st.extent_bytes <= st.meta_bytes,
+			      "extent_bytes %" PRIu64 " > meta_bytes %" PRIu64,
+			      st.extent_bytes, st.meta_bytes);
+		ASSERT_U64(st.free_per_order[63 - g], 1);
+		ASSERT_U64(st.free_blocks, 1);
+		ck_assert_uint_eq(st.max_order, 63 - g);
+		destroy(s);
+	}
+}
+END_TEST
+
+/*
+ * potad_alloc and potad_claim
+ */
+
+START_TEST(alloc_exact_trim)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent e, f;
+	struct potad_stats st;
+	struct potad_alloc_req r = req_of(12 * KiB, 0, 0);
+
+	r.owner = 7;
+	r.tag = 99;
+	e = must(s, &r);
+	ASSERT_U64(e.offset, 0);
+	ASSERT_U64(e.length, 12 * KiB);
+	ck_assert_uint_eq(e.flags, 0);
+	st = stats(s);
+	ASSERT_U64(st.used_units, 3);
+	ASSERT_U64(st.extents, 1);
+	/* The fourth unit of the order-2 block went back: a 4 KiB block. */
+	ASSERT_U64(st.free_per_order[0], 1);
+	EXPECT_FREE(s, {3, 256});
+	ASSERT_RC(potad_lookup(s, 12 * KiB, &f), -ENOENT);
+
+	/* The smallest fitting block is that 4 KiB tail. */
+	f = must_alloc(s, 1, 0, 0);
+	ASSERT_U64(f.offset, 12 * KiB);
+	ASSERT_U64(f.length, 4 * KiB);
+	must_free(s, e.handle);
+	must_free(s, f.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_whole)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent e;
+
+	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_WHOLE);
+	ASSERT_U64(e.offset, 0);
+	ASSERT_U64(e.length, 16 * KiB);
+	EXPECT_FREE(s, {4, 256});
+	ASSERT_U64(stats(s).used_units, 4);
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+
+	/* Units 3..15: the only order-2 block is units 4-7, naturally
+	 * aligned in absolute unit numbers; a WHOLE request must take it. */
+	s = mk(3 * 4 * KiB, 13 * 4 * KiB, 12);
+	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_WHOLE);
+	ASSERT_U64(e.offset, 16 * KiB);
+	ASSERT_U64(e.length, 16 * KiB);
+	EXPECT_FREE(s, {3, 4}, {8, 16});
+	must_free(s, e.handle);
+	/* An exact request has no such constraint (where it lands is
+	 * alloc_smallest_block_first's business). */
+	e = must_alloc(s, 12 * KiB, 0, 0);
+	ASSERT_U64(e.length, 12 * KiB);
+	EXPECT_FREE(s, {3, e.offset >> 12}, {(e.offset >> 12) + 3, 16});
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {3, 16});
+	destroy(s);
+}
+END_TEST
+
+/* No MAX_ORDER: a 1 TiB extent comes out of a 1.5 TiB space. */
+START_TEST(alloc_no_max_order)
+{
+	struct potad_space *s = mk(0, TiB + TiB / 2, 12);
+	struct potad_extent e, f;
+	struct potad_alloc_req r = req_of(TiB, 0, 0);
+
+	e = must(s, &r);
+	ASSERT_U64(e.offset, 0);
+	ASSERT_U64(e.length, TiB);
+	ASSERT_U64(stats(s).used_units, P2(28));
+	EXPECT_FREE(s, {P2(28), P2(28) + P2(27)});
+	refuse(s, &r, -ENOSPC, "second 1 TiB from 0.5 TiB free");
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {0, P2(28) + P2(27)});
+
+	/* The whole space, assembled from its two blocks. */
+	r.size = TiB + TiB / 2;
+	e = must(s, &r);
+	ASSERT_U64(e.offset, 0);
+	EXPECT_NO_FREE(s);
+	must_free(s, e.handle);
+	destroy(s);
+
+	/* A 2^63-byte space hands out 1 TiB at either end. */
+	s = mk(0, P2(63), 12);
+	e = must_alloc(s, TiB, 0, 0);
+	ASSERT_U64(e.offset, 0);
+	f = must_alloc(s, TiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(f.offset, P2(63) - TiB);
+	must_free(s, e.handle);
+	must_free(s, f.handle);
+	EXPECT_FREE(s, {0, P2(51)});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_alignment)
+{
+	/* Units 3..258 (base 12 KiB, 1 MiB long). */
+	struct potad_space *s = mk(12 * KiB, MiB, 12);
+	struct potad_extent a, b, c, d, e;
+	struct potad_alloc_req r;
+
+	/* Alignment above size is absolute: 64 KiB is unit 16. */
+	a = must_alloc(s, 4 * KiB, 64 * KiB, 0);
+	ASSERT_U64(a.offset, 64 * KiB);
+	ASSERT_U64(a.length, 4 * KiB);
+	/* The only 1 MiB boundary inside the space is unit 256. */
+	b = must_alloc(s, 4 * KiB, MiB, 0);
+	ASSERT_U64(b.offset, MiB);
+	/* No 2 MiB boundary lies inside [12 KiB, 1 MiB + 12 KiB). */
+	r = req_of(4 * KiB, 2 * MiB, 0);
+	refuse(s, &r, -ENOSPC, "align 2 MiB with no 2 MiB boundary");
+	/* Alignment below size. */
+	c = must_alloc(s, 64 * KiB, 8 * KiB, 0);
+	/* Alignment below the granule is trivially met. */
+	d = must_alloc(s, 4 * KiB, 512, 0);
+	e = must_alloc(s, 1, 1, 0);
+	ASSERT_U64(d.offset, 12 * KiB);
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	must_free(s, c.handle);
+	must_free(s, d.handle);
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {3, 259});
+
+	/* Every power of two up to the space's own size. */
+	for (unsigned k = 0; k <= 20; k++) {
+		e = must_alloc(s, 4 * KiB, P2(k), 0);
+		must_free(s, e.handle);
+	}
+	destroy(s);
+}
+END_TEST
+
+/* The documented default takes the smallest free block of a large enough
+ * order, at the lowest address among those, before splitting a bigger one
+ * (the buddy allocator's best fit by order). */
+START_TEST(alloc_smallest_block_first)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b, c;
+
+	/* Holding unit 254 leaves unit 255 as a lone order-0 block at the
+	 * top, while units 0-127 are one order-7 block. */
+	a = must_claim(s, 254 * 4 * KiB, 4 * KiB);
+	EXPECT_FREE(s, {0, 254}, {255, 256});
+	b = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(b.offset, 255 * 4 * KiB);
+	/* Now 252-253 is the only order-1 block. */
+	c = must_alloc(s, 8 * KiB, 0, 0);
+	ASSERT_U64(c.offset, 252 * 4 * KiB);
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	must_free(s, c.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+/* An alignment above the size is met, bottom-up, from blocks of the
+ * alignment's order (the "needed order"), as the buddy allocator does;
+ * top-down first tries the highest aligned position of the range, which
+ * may lie in a smaller free block. */
+START_TEST(alloc_align_small_block)
+{
+	struct potad_space *s = mk(0, 256 * KiB, 12);
+	struct potad_extent h[3], a;
+
+	/* Free: unit 16 (order 0, on a 64 KiB boundary) and 32-47 (order
+	 * 4).  Only the order-4 block is of the needed order. */
+	h[0] = must_claim(s, 0, 16 * 4 * KiB);
+	h[1] = must_claim(s, 17 * 4 * KiB, 15 * 4 * KiB);
+	h[2] = must_claim(s, 48 * 4 * KiB, 16 * 4 * KiB);
+	EXPECT_FREE(s, {16, 17}, {32, 48});
+	a = must_alloc(s, 4 * KiB, 64 * KiB, 0);
+	ASSERT_U64(a.offset, 128 * KiB);
+	must_free(s, a.handle);
+	/* Top-down prefers the higher of the two. */
+	a = must_alloc(s, 4 * KiB, 64 * KiB, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, 128 * KiB);
+	must_free(s, a.handle);
+	for (int i = 0; i < 3; i++)
+		must_free(s, h[i].handle);
+	EXPECT_FREE(s, {0, 64});
+	destroy(s);
+}
+END_TEST
+
+/* The same, top-down: 1.5 MiB is an order-8 block at 0 and an order-7
+ * block at 1 MiB, both on a 1 MiB boundary; the higher one wins. */
+START_TEST(alloc_align_small_block_topdown)
+{
+	struct potad_space *s = mk(0, MiB + MiB / 2, 12);
+	struct potad_extent a;
+
+	a = must_alloc(s, 4 * KiB, MiB, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, MiB);
+	must_free(s, a.handle);
+	destroy(s);
+}
+END_TEST
+
+/* Fill a 64 MiB space with 1 MiB extents, one per MiB in address order. */
+static void fill_mib(struct potad_space *s, struct potad_extent *mib, int n)
+{
+	for (int i = 0; i < n; i++) {
+		mib[i] = must_alloc(s, MiB, 0, 0);
+		ck_assert_msg(mib[i].offset == (uint64_t)i * MiB,
+			      "1 MiB extent %d: offset expected %#" PRIx64
+			      ", got %#" PRIx64,
+			      i, (uint64_t)i * MiB, mib[i].offset);
+	}
+	EXPECT_NO_FREE(s);
+}
+
+/* The CMA case: 8 MiB at 1 MiB alignment when no free 8 MiB block exists
+ * but eight adjacent free 1 MiB pieces do, split across blocks that are
+ * not buddies of one another. */
+START_TEST(alloc_cma)
+{
+	struct potad_space *s = mk(0, 64 * MiB, 12);
+	struct potad_extent mib[64], e, x;
+	struct potad_alloc_req r;
+
+	fill_mib(s, mib, 64);
+	/* Free MiB 1..8: blocks 1 (1M), 2-3 (2M), 4-7 (4M), 8 (1M); 1 and 8
+	 * cannot merge because MiB 0 and 9 are held. */
+	for (int i = 1; i <= 8; i++)
+		must_free(s, mib[i].handle);
+	EXPECT_FREE(s, {256, 9 * 256});
+	ASSERT_U64(stats(s).free_per_order[8], 2);
+	ASSERT_U64(stats(s).free_per_order[11], 0);
+	ASSERT_U64(stats(s).largest_free_block, 4 * MiB);
+
+	/* Starting on a 2 MiB boundary, the run holds only 7 MiB. */
+	r = req_of(8 * MiB, 2 * MiB, 0);
+	refuse(s, &r, -ENOSPC, "8 MiB at 2 MiB align over MiB 1..8");
+	r = req_of(8 * MiB + 4 * KiB, MiB, 0);
+	refuse(s, &r, -ENOSPC, "8 MiB + 4 KiB over an 8 MiB run");
+
+	e = must_alloc(s, 8 * MiB, MiB, 0);
+	ASSERT_U64(e.offset, MiB);
+	ASSERT_U64(e.length, 8 * MiB);
+	EXPECT_NO_FREE(s);
+	ASSERT_RC(potad_lookup(s, MiB, &x), 0);
+	ASSERT_U64(x.handle, e.handle);
+	ASSERT_RC(potad_lookup(s, 9 * MiB - 1, &x), 0);
+	ASSERT_U64(x.handle, e.handle);
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {256, 9 * 256});
+
+	/* Also with the default alignment (the granule). */
+	e = must_alloc(s, 8 * MiB, 0, 0);
+	ASSERT_U64(e.offset, MiB);
+	must_free(s, e.handle);
+
+	/* MiB 2..9: on a 2 MiB boundary now, but not on a 4 MiB one. */
+	must_claim(s, MiB, MiB);
+	must_free(s, mib[9].handle);
+	EXPECT_FREE(s, {512, 10 * 256});
+	r = req_of(8 * MiB, 4 * MiB, 0);
+	refuse(s, &r, -ENOSPC, "8 MiB at 4 MiB align over MiB 2..9");
+	e = must_alloc(s, 8 * MiB, 2 * MiB, 0);
+	ASSERT_U64(e.offset, 2 * MiB);
+	EXPECT_NO_FREE(s);
+	must_free(s, e.handle);
+
+	/* An odd number of units assembled too: 7 MiB + 4 KiB. */
+	e = must_alloc(s, 7 * MiB + 4 * KiB, 0, 0);
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {512, 10 * 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_range)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b, c, d, e;
+	struct potad_alloc_req r;
+
+	r = req_of(4 * KiB, 0, 0);
+	r.min = 256 * KiB;
+	r.max = 512 * KiB;
+	a = must(s, &r);
+	ASSERT_U64(a.offset, 256 * KiB);
+	r.flags = POTAD_ALLOC_TOPDOWN;
+	b = must(s, &r);
+	ASSERT_U64(b.offset, 512 * KiB - 4 * KiB);
+	/* Fill the rest of the range, then it is full. */
+	r.flags = 0;
+	r.size = 256 * KiB - 8 * KiB;
+	c = must(s, &r);
+	ASSERT_U64(c.offset, 260 * KiB);
+	r.size = 4 * KiB;
+	refuse(s, &r, -ENOSPC, "full range [256K, 512K)");
+	/* A range smaller than the request. */
+	r.size = 8 * KiB;
+	r.min = 0;
+	r.max = 4 * KiB;
+	refuse(s, &r, -E2BIG, "8 KiB in a 4 KiB range");
+	/* min > max. */
+	r.size = 4 * KiB;
+	r.min = 512 * KiB;
+	r.max = 256 * KiB;
+	refuse(s, &r, -EINVAL, "min > max");
+	/* Only max given; only min given. */
+	r.min = 0;
+	r.max = 8 * KiB;
+	r.flags = POTAD_ALLOC_TOPDOWN;
+	d = must(s, &r);
+	ASSERT_U64(d.offset, 4 * KiB);
+	r.min = MiB - 4 * KiB;
+	r.max = 0;
+	r.flags = 0;
+	e = must(s, &r);
+	ASSERT_U64(e.offset, MiB - 4 * KiB);
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	must_free(s, c.handle);
+	must_free(s, d.handle);
+	must_free(s, e.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+
+	/* A range that misses the space entirely. */
+	s = mk(MiB, MiB, 12);
+	r = req_of(4 * KiB, 0, 0);
+	r.min = 4 * MiB;
+	r.max = 8 * MiB;
+	refuse(s, &r, -EINVAL, "range above the space");
+	r.min = 4 * KiB;
+	r.max = 512 * KiB;
+	refuse(s, &r, -EINVAL, "range below the space");
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_topdown)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b;
+
+	/* In a fresh space the top block is carved from its top. */
+	b = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(b.offset, MiB - 12 * KiB);
+	EXPECT_FREE(s, {0, 253});
+	must_free(s, b.handle);
+	a = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, MiB - 4 * KiB);
+	EXPECT_FREE(s, {0, 255});
+	/* Under a the free blocks are 252-253 and 254 (too small alone) and
+	 * 248-251: whether the engine takes the top of that block or
+	 * assembles the run at 252, the extent lies in [992K, 1020K). */
+	b = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ck_assert_msg(
+	    b.offset >= MiB - 32 * KiB && b.offset + b.length <= MiB - 4 * KiB,
+	    "12 KiB top-down under a 4 KiB extent at the top: "
+	    "expected inside [%#" PRIx64 ", %#" PRIx64 "), got %#" PRIx64,
+	    MiB - 32 * KiB, MiB - 4 * KiB, b.offset);
+	EXPECT_FREE(s, {0, b.offset >> 12}, {(b.offset >> 12) + 3, 255});
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	b = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_TOPDOWN | POTAD_ALLOC_WHOLE);
+	ASSERT_U64(b.offset, MiB - 16 * KiB);
+	ASSERT_U64(b.length, 16 * KiB);
+	must_free(s, b.handle);
+	a = must_alloc(s, 4 * KiB, 64 * KiB, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, MiB - 64 * KiB);
+	must_free(s, a.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+
+	/* With an unaligned base: units 3..15. */
+	s = mk(3 * 4 * KiB, 13 * 4 * KiB, 12);
+	a = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, 15 * 4 * KiB);
+	must_free(s, a.handle);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_fixed)
+{
+	struct potad_space *s = mk(64 * KiB, MiB, 12);
+	struct potad_extent a, b, e;
+	struct potad_alloc_req r;
+	uint64_t end = 64 * KiB + MiB;
+
+	a = must_claim(s, 100 * KiB, 12 * KiB);
+	ck_assert_uint_eq(a.type, POTAD_TYPE_EXTENT);
+	/* Units 25..27 held: 25 is its own order-0 block (24 is free). */
+	EXPECT_FREE(s, {16, 25}, {28, 272});
+	ASSERT_RC(potad_claim(s, 108 * KiB, 4 * KiB, 0, 0, &e), -EBUSY);
+	ASSERT_RC(potad_claim(s, 96 * KiB, 8 * KiB, 0, 0, &e), -EBUSY);
+	ASSERT_RC(potad_claim(s, 64 * KiB, MiB, 0, 0, &e), -EBUSY);
+	r = req_of(8 * KiB, 0, POTAD_ALLOC_FIXED);
+	r.at = 96 * KiB;
+	refuse(s, &r, -EBUSY, "FIXED over a held unit");
+	r.at = 200 * KiB;
+	b = must(s, &r);
+	ASSERT_U64(b.offset, 200 * KiB);
+	ASSERT_U64(b.length, 8 * KiB);
+	/* Right next to held extents on both sides. */
+	e = must_claim(s, 96 * KiB, 4 * KiB);
+	must_free(s, e.handle);
+	e = must_claim(s, 112 * KiB, 88 * KiB);
+	must_free(s, e.handle);
+	/* Refusals. */
+	ASSERT_RC(potad_claim(s, 300 * KiB, 0, 0, 0, &e), -EINVAL);
+	r.at = 300 * KiB + 1;
+	refuse(s, &r, -EINVAL, "FIXED off the granule");
+	r.at = 300 * KiB;
+	r.align = 8 * KiB;
+	refuse(s, &r, -EINVAL, "FIXED off the requested alignment");
+	r.align = 0;
+	r.at = end;
+	refuse(s, &r, -ERANGE, "FIXED at the end");
+	r.at = end - 4 * KiB;
+	refuse(s, &r, -ERANGE, "FIXED across the end");
+	r.at = 0;
+	refuse(s, &r, -ERANGE, "FIXED below the base");
+	r.at = 60 * KiB;
+	refuse(s, &r, -ERANGE, "FIXED starting below the base");
+	r.at = UINT64_MAX - 4095;
+	refuse(s, &r, -ERANGE, "FIXED near 2^64");
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	EXPECT_FREE(s, {16, 272});
+	/* The whole space in one claim. */
+	a = must_claim(s, 64 * KiB, MiB);
+	EXPECT_NO_FREE(s);
+	must_free(s, a.handle);
+	EXPECT_FREE(s, {16, 272});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(alloc_refusals)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b, full;
+	struct potad_alloc_req r;
+
+	/* Some state, so that "unchanged" means something. */
+	a = must_alloc(s, 12 * KiB, 0, 0);
+	b = must_alloc(s, 64 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+
+	r = req_of(0, 0, 0);
+	refuse(s, &r, -EINVAL, "size 0");
+	r = req_of(4 * KiB, 3, 0);
+	refuse(s, &r, -EINVAL, "align 3");
+	r = req_of(4 * KiB, 6 * KiB, 0);
+	refuse(s, &r, -EINVAL, "align 6 KiB");
+	r = req_of(4 * KiB, P2(63) + 1, 0);
+	refuse(s, &r, -EINVAL, "align 2^63 + 1");
+	r = req_of(4 * KiB, UINT64_MAX, 0);
+	refuse(s, &r, -EINVAL, "align 2^64 - 1");
+	r = req_of(4 * KiB, 0, 1u << 3);
+	refuse(s, &r, -EINVAL, "flag bit 3");
+	r = req_of(4 * KiB, 0, 1u << 31);
+	refuse(s, &r, -EINVAL, "flag bit 31");
+	r = req_of(4 * KiB, 0, 0);
+	r.min = 8 * KiB;
+	r.max = 4 * KiB;
+	refuse(s, &r, -EINVAL, "min > max");
+	r = req_of(MiB + 4 * KiB, 0, 0);
+	refuse(s, &r, -E2BIG, "1 MiB + 4 KiB in a 1 MiB space");
+	r = req_of(MiB + 1, 0, 0);
+	refuse(s, &r, -E2BIG, "1 MiB + 1 byte in a 1 MiB space");
+	/* Rounding up to the granule must not wrap to zero. */
+	r = req_of(UINT64_MAX, 0, 0);
+	refuse(s, &r, -E2BIG, "size 2^64 - 1");
+	r = req_of(UINT64_MAX - 100, 0, POTAD_ALLOC_WHOLE);
+	refuse(s, &r, -E2BIG, "WHOLE size near 2^64");
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_FIXED);
+	r.at = 4097;
+	refuse(s, &r, -EINVAL, "FIXED unaligned");
+	r.at = MiB;
+	refuse(s, &r, -ERANGE, "FIXED past the end");
+	r.at = 0;
+	refuse(s, &r, -EBUSY, "FIXED over a held extent");
+
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	full = must_claim(s, 0, MiB);
+	r = req_of(4 * KiB, 0, 0);
+	refuse(s, &r, -ENOSPC, "full space");
+	r.flags = POTAD_ALLOC_TOPDOWN;
+	refuse(s, &r, -ENOSPC, "full space, top-down");
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_FIXED);
+	r.at = 512 * KiB;
+	refuse(s, &r, -EBUSY, "FIXED in a full space");
+	must_free(s, full.handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+/*
+ * potad_free and handles
+ */
+
+START_TEST(free_merges_back)
+{
+	struct potad_space *s = mk(12 * KiB, 4 * MiB, 12);
+	struct potad_stats before = stats(s), after;
+	struct potad_extent e[12], f;
+	static const int order[12] = {5, 0, 11, 3, 7, 1, 9, 2, 10, 4, 8, 6};
+
+	e[0] = must_alloc(s, 4 * KiB, 0, 0);
+	e[1] = must_alloc(s, 12 * KiB, 0, 0);
+	e[2] = must_alloc(s, 100 * KiB, 0, 0);
+	e[3] = must_alloc(s, 64 * KiB, 0, POTAD_ALLOC_WHOLE);
+	e[4] = must_alloc(s, 20 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	e[5] = must_alloc(s, 4 * KiB, 256 * KiB, 0);
+	e[6] = must_alloc(s, 300 * KiB, 0, POTAD_ALLOC_WHOLE);
+	e[7] = must_claim(s, 2 * MiB + 4 * KiB, 36 * KiB);
+	e[8] = must_alloc(s, 1, 0, POTAD_ALLOC_TOPDOWN);
+	e[9] = must_alloc(s, MiB, 0, 0);
+	e[10] = must_alloc(s, 8 * KiB, 0, 0);
+	e[11] = must_alloc(s, 44 * KiB, 16 * KiB, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(stats(s).extents, 12);
+	for (int i = 0; i < 12; i++) {
+		ASSERT_RC(potad_free(s, e[order[i]].handle, &f), 0);
+		same_extent(&e[order[i]], &f);
+		CHECK_OK(s);
+	}
+	after = stats(s);
+	ASSERT_U64(after.extents, 0);
+	ASSERT_U64(after.used_units, 0);
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		ck_assert_msg(
+		    after.free_per_order[k] == before.free_per_order[k],
+		    "free_per_order[%u]: expected %" PRIu64
+		    " (initial), got %" PRIu64,
+		    k, before.free_per_order[k], after.free_per_order[k]);
+	EXPECT_FREE(s, {3, 3 + 1024});
+	destroy(s);
+}
+END_TEST
+
+/* A refused free or get: the wanted error, and nothing changed. */
+static void refuse_handle(struct potad_space *s, uint64_t h, int want,
+			  const char *what)
+{
+	struct potad_stats a = stats(s), b;
+	struct potad_extent e;
+	int rc;
+
+	rc = potad_get(s, h, &e);
+	ck_assert_msg(rc == want,
+		      "%s: potad_get(%#" PRIx64
+		      ") expected %d (%s), got %d (%s)",
+		      what, h, want, ename(want), rc, ename(rc));
+	rc = potad_free(s, h, &e);
+	ck_assert_msg(rc == want,
+		      "%s: potad_free(%#" PRIx64
+		      ") expected %d (%s), got %d (%s)",
+		      what, h, want, ename(want), rc, ename(rc));
+	b = stats(s);
+	stats_same(&a, &b, what);
+	CHECK_OK(s);
+}
+
+static uint64_t with_type(uint64_t h, uint64_t type)
+{
+	return (h & ~(UINT64_C(0xf) << 60)) | (type << 60);
+}
+
+static uint64_t with_slot(uint64_t h, uint32_t slot)
+{
+	return (h & ~UINT64_C(0xffffffff)) | slot;
+}
+
+static uint64_t with_gen(uint64_t h, uint32_t gen)
+{
+	return (h & ~(UINT64_C(0x0fffffff) << 32)) |
+	       ((uint64_t)(gen & 0x0fffffffu) << 32);
+}
+
+START_TEST(free_double)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, keep, g;
+
+	keep = must_alloc(s, 4 * KiB, 0, 0);
+	a = must_alloc(s, 8 * KiB, 0, 0);
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	same_extent(&a, &g);
+	must_free(s, a.handle);
+	refuse_handle(s, a.handle, -ESTALE, "double free");
+	must_free(s, keep.handle);
+	refuse_handle(s, keep.handle, -ESTALE, "double free of the last");
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(free_forged)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a = must_alloc(s, 4 * KiB, 0, 0);
+	uint64_t h = a.handle;
+
+	refuse_handle(s, 0, -EINVAL, "handle 0");
+	refuse_handle(s, with_type(h, 0), -EINVAL, "type 0");
+	refuse_handle(s, with_type(h, 0xf), -EINVAL, "type 0xF");
+	refuse_handle(s, with_type(h, 3), -EINVAL, "type 3");
+	refuse_handle(s, with_slot(h, 0xfffffff0u), -EINVAL,
+		      "slot 0xfffffff0 never issued");
+	refuse_handle(s, with_slot(h, POTAD_HANDLE_SLOT(h) + 100000), -EINVAL,
+		      "slot 100000 past the only one issued");
+	refuse_handle(s, UINT64_MAX, -EINVAL, "all ones");
+	/* The live extent survived all of that. */
+	ASSERT_U64(stats(s).extents, 1);
+	must_free(s, h);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(free_stale_generation)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b[256], g;
+	uint64_t h;
+	int n = 0, found = -1;
+
+	a = must_alloc(s, 4 * KiB, 0, 0);
+	h = a.handle;
+	/* A forged generation on a live slot is stale. */
+	refuse_handle(s, with_gen(h, POTAD_HANDLE_GEN(h) + 1), -ESTALE,
+		      "generation + 1 on a live slot");
+	must_free(s, h);
+	/* Allocate until the slot comes back. */
+	while (found < 0 && n < 256) {
+		b[n] = must_alloc(s, 4 * KiB, 0, 0);
+		if (POTAD_HANDLE_SLOT(b[n].handle) == POTAD_HANDLE_SLOT(h))
+			found = n;
+		n++;
+	}
+	ck_assert_msg(found >= 0, "slot %u was not reused in %d allocations",
+		      POTAD_HANDLE_SLOT(h), n);
+	ck_assert_msg(POTAD_HANDLE_GEN(b[found].handle) != POTAD_HANDLE_GEN(h),
+		      "reused slot %u kept generation %u", POTAD_HANDLE_SLOT(h),
+		      POTAD_HANDLE_GEN(h));
+	refuse_handle(s, h, -ESTALE, "old generation after slot reuse");
+	ASSERT_RC(potad_get(s, b[found].handle, &g), 0);
+	same_extent(&b[found], &g);
+	for (int i = 0; i < n; i++)
+		must_free(s, b[i].handle);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(free_child_host_busy)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL;
+	struct potad_extent a, g;
+	struct potad_stats before, after;
+
+	a = must_alloc(s, MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, a.handle, 12, &c), 0);
+	CHECK_OK(s);
+	before = stats(s);
+	ASSERT_RC(potad_free(s, a.handle, &g), -EBUSY);
+	after = stats(s);
+	stats_same(&before, &after, "free of a child-hosting extent");
+	CHECK_OK(s);
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	ck_assert_uint_eq(g.type, POTAD_TYPE_CHILD);
+	ck_assert_ptr_eq(potad_child_of(s, a.handle), c);
+	/* Destroying the child frees the hosting extent. */
+	destroy(c);
+	refuse_handle(s, a.handle, -ESTALE, "host freed with its child");
+	ck_assert_ptr_null(potad_child_of(s, a.handle));
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+/*
+ * Lookup, get and iteration
+ */
+
+START_TEST(lookup_points)
+{
+	uint64_t base = 64 * KiB, end = base + MiB;
+	struct potad_space *s = mk(base, MiB, 12);
+	struct potad_extent e[3], x;
+	struct potad_alloc_req r;
+
+	for (int i = 0; i < 3; i++) {
+		r = req_of((uint64_t)(i + 1) * 12 * KiB, 0, 0);
+		r.owner = 10 + i;
+		r.tag = 100 + i;
+		e[i] = must(s, &r);
+	}
+	for (int i = 0; i < 3; i++) {
+		uint64_t pts[4] = {e[i].offset, e[i].offset + 1,
+				   e[i].offset + e[i].length / 2,
+				   e[i].offset + e[i].length - 1};
+
+		for (int j = 0; j < 4; j++) {
+			memset(&x, 0, sizeof(x));
+			ASSERT_RC(potad_lookup(s, pts[j], &x), 0);
+			same_extent(&e[i], &x);
+		}
+		ASSERT_RC(potad_get(s, e[i].handle, &x), 0);
+		same_extent(&e[i], &x);
+		ASSERT_U64(x.owner, 10 + i);
+		ASSERT_U64(x.tag, 100 + i);
+	}
+	ASSERT_RC(potad_lookup(s, end - 1, &x), -ENOENT);
+	ASSERT_RC(potad_lookup(s, end - 4 * KiB, &x), -ENOENT);
+	ASSERT_RC(potad_lookup(s, end, &x), -ERANGE);
+	ASSERT_RC(potad_lookup(s, base - 1, &x), -ERANGE);
+	ASSERT_RC(potad_lookup(s, 0, &x), -ERANGE);
+	ASSERT_RC(potad_lookup(s, UINT64_MAX, &x), -ERANGE);
+	/* A freed extent's bytes are free again. */
+	must_free(s, e[1].handle);
+	ASSERT_RC(potad_lookup(s, e[1].offset, &x), -ENOENT);
+	ASSERT_RC(potad_lookup(s, e[1].offset + e[1].length - 1, &x), -ENOENT);
+	ASSERT_RC(potad_lookup(s, e[2].offset, &x), 0);
+	same_extent(&e[2], &x);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(extent_next_walk)
+{
+	uint64_t base = 64 * KiB;
+	struct potad_space *s = mk(base, MiB, 12);
+	struct potad_extent e[4], all[8], x;
+
+	e[0] = must_claim(s, base + 8 * KiB, 4 * KiB);
+	e[1] = must_claim(s, base + 12 * KiB, 20 * KiB);
+	e[2] = must_claim(s, base + 512 * KiB, 4 * KiB);
+	e[3] = must_claim(s, base + MiB - 4 * KiB, 4 * KiB);
+	ASSERT_U64(list_extents(s, all, 8), 4);
+	for (int i = 0; i < 4; i++)
+		same_extent(&e[i], &all[i]);
+	/* An offset below the base starts from the first extent. */
+	ASSERT_RC(potad_extent_next(s, 0, &x), 0);
+	same_extent(&e[0], &x);
+	ASSERT_RC(potad_extent_next(s, base, &x), 0);
+	same_extent(&e[0], &x);
+	ASSERT_RC(potad_extent_next(s, e[0].offset, &x), 0);
+	same_extent(&e[0], &x);
+	/* Starting inside an extent skips to the next one. */
+	ASSERT_RC(potad_extent_next(s, e[1].offset + 1, &x), 0);
+	same_extent(&e[2], &x);
+	ASSERT_RC(potad_extent_next(s, e[3].offset, &x), 0);
+	same_extent(&e[3], &x);
+	ASSERT_RC(potad_extent_next(s, e[3].offset + 1, &x), -ENOENT);
+	ASSERT_RC(potad_extent_next(s, UINT64_MAX, &x), -ENOENT);
+	for (int i = 0; i < 4; i++)
+		must_free(s, e[i].handle);
+	ASSERT_RC(potad_extent_next(s, base, &x), -ENOENT);
+	destroy(s);
+}
+END_TEST
+
+struct walk {
+	int calls;
+	int stop_after;
+	int ret;
+	struct potad_extent seen[16];
+};
+
+static int walk_fn(const struct potad_extent *e, void *arg)
+{
+	struct walk *w = arg;
+
+	ck_assert_msg(w->calls < 16, "too many callbacks: %d", w->calls);
+	w->seen[w->calls++] = *e;
+	if (w->stop_after && w->calls == w->stop_after)
+		return w->ret;
+	return 0;
+}
+
+START_TEST(extent_foreach_owner)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent e[6];
+	struct potad_alloc_req r;
+	struct walk w;
+	static const uint32_t owners[6] = {1, 2, 1, 3, 1, 2};
+
+	for (int i = 0; i < 6; i++) {
+		r = req_of(4 * KiB, 0, POTAD_ALLOC_FIXED);
+		r.at = (uint64_t)(5 - i) * 64 * KiB;
+		r.owner = owners[5 - i];
+		e[5 - i] = must(s, &r);
+	}
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 0, 0, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 6);
+	for (int i = 0; i < 6; i++)
+		same_extent(&e[i], &w.seen[i]);
+
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 1, 1, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 3);
+	same_extent(&e[0], &w.seen[0]);
+	same_extent(&e[2], &w.seen[1]);
+	same_extent(&e[4], &w.seen[2]);
+
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 1, 2, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 2);
+	same_extent(&e[1], &w.seen[0]);
+	same_extent(&e[5], &w.seen[1]);
+
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 1, 42, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 0);
+
+	/* Owner 0 with owner_only set means owner 0, not everyone. */
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 1, 0, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 0);
+
+	/* Early stop returns the callback's value. */
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 2;
+	w.ret = 42;
+	ASSERT_RC(potad_extent_foreach(s, 0, 0, walk_fn, &w), 42);
+	ck_assert_int_eq(w.calls, 2);
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 2;
+	w.ret = -5;
+	ASSERT_RC(potad_extent_foreach(s, 1, 1, walk_fn, &w), -5);
+	ck_assert_int_eq(w.calls, 2);
+	same_extent(&e[2], &w.seen[1]);
+	for (int i = 0; i < 6; i++)
+		must_free(s, e[i].handle);
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach(s, 0, 0, walk_fn, &w), 0);
+	ck_assert_int_eq(w.calls, 0);
+	destroy(s);
+}
+END_TEST
+
+/*
+ * Poison
+ */
+
+struct hits {
+	int n;
+	struct potad_space *sp[16];
+	struct potad_extent e[16];
+};
+
+static void hit_fn(struct potad_space *s, const struct potad_extent *e,
+		   void *arg)
+{
+	struct hits *h = arg;
+
+	ck_assert_msg(h->n < 16, "too many poison callbacks: %d", h->n);
+	h->sp[h->n] = s;
+	h->e[h->n++] = *e;
+}
+
+/* Allocate single units until the space is full; none may touch poison
+ * and none may overlap another. */
+static int fill_units(struct potad_space *s, uint64_t *handles, int max)
+{
+	struct potad_alloc_req r = req_of(1, 0, 0);
+	struct potad_extent e;
+	int n = 0, rc;
+
+	while ((rc = potad_alloc(s, &r, &e)) == 0) {
+		ck_assert_msg(n < max, "more than %d units handed out", max);
+		ck_assert_msg(!potad_is_poisoned(s, e.offset, e.length),
+			      "extent at %#" PRIx64 " is poisoned", e.offset);
+		handles[n++] = e.handle;
+	}
+	ASSERT_RC(rc, -ENOSPC);
+	CHECK_OK(s);
+	return n;
+}
+
+static void free_all(struct potad_space *s, const uint64_t *handles, int n)
+{
+	for (int i = 0; i < n; i++)
+		ASSERT_RC(potad_free(s, handles[i], NULL), 0);
+	CHECK_OK(s);
+}
+
+START_TEST(poison_free_space)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent all[256], e;
+	struct potad_stats st;
+	struct hits h;
+	uint64_t handles[256];
+	int n;
+
+	memset(&h, 0, sizeof(h));
+	ASSERT_RC(potad_poison(s, 512 * KiB, 8 * KiB, hit_fn, &h), 0);
+	ck_assert_int_eq(h.n, 0);
+	CHECK_OK(s);
+	st = stats(s);
+	ASSERT_U64(st.poison_units, 2);
+	ASSERT_U64(st.used_units, 0);
+	EXPECT_FREE(s, {0, 128}, {130, 256});
+	ck_assert_int_eq(potad_is_poisoned(s, 512 * KiB, 8 * KiB), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, 516 * KiB, 1), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, 0, MiB), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, 504 * KiB, 8 * KiB), 0);
+	ck_assert_int_eq(potad_is_poisoned(s, 520 * KiB, 4 * KiB), 0);
+	ck_assert_int_eq(potad_is_poisoned(s, 508 * KiB, 8 * KiB), 1);
+	ASSERT_RC(potad_lookup(s, 512 * KiB, &e), -ENOENT);
+	ASSERT_RC(potad_claim(s, 512 * KiB, 4 * KiB, 0, 0, &e), -EBUSY);
+	ASSERT_RC(potad_claim(s, 508 * KiB, 8 * KiB, 0, 0, &e), -EBUSY);
+	CHECK_OK(s);
+
+	/* One byte poisons the unit that holds it. */
+	ASSERT_RC(potad_poison(s, 600 * KiB, 1, NULL, NULL), 0);
+	ASSERT_U64(stats(s).poison_units, 3);
+	ck_assert_int_eq(potad_is_poisoned(s, 600 * KiB + 4095, 1), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, 604 * KiB, 1), 0);
+	EXPECT_FREE(s, {0, 128}, {130, 150}, {151, 256});
+
+	/* Poisoning poisoned units again changes nothing. */
+	ASSERT_RC(potad_poison(s, 512 * KiB, 4 * KiB, NULL, NULL), 0);
+	ASSERT_U64(stats(s).poison_units, 3);
+	EXPECT_FREE(s, {0, 128}, {130, 150}, {151, 256});
+
+	n = fill_units(s, handles, 256);
+	ck_assert_int_eq(n, 253);
+	ASSERT_U64(list_extents(s, all, 256), 253);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg((all[i].offset + all[i].length <= 512 * KiB ||
+			       all[i].offset >= 520 * KiB) &&
+				  all[i].offset != 600 * KiB,
+			      "extent at %#" PRIx64 " overlaps the poison",
+			      all[i].offset);
+	free_all(s, handles, n);
+	EXPECT_FREE(s, {0, 128}, {130, 150}, {151, 256});
+	/* A large request cannot straddle the poison. */
+	e = must_alloc(s, 512 * KiB, 0, 0);
+	ASSERT_U64(e.offset, 0);
+	{
+		struct potad_alloc_req r = req_of(424 * KiB, 0, 0);
+
+		refuse(s, &r, -ENOSPC, "424 KiB with 420 KiB free at most");
+	}
+	must_free(s, e.handle);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(poison_extents)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b, c, d, x;
+	struct potad_stats st;
+	struct hits h;
+	uint64_t handles[256];
+	int n;
+
+	a = must_claim(s, 0, 16 * KiB);
+	b = must_claim(s, 16 * KiB, 16 * KiB);
+	c = must_claim(s, 32 * KiB, 16 * KiB);
+	d = must_claim(s, 64 * KiB, 16 * KiB);
+
+	/* Over the tail of a and the head of b. */
+	memset(&h, 0, sizeof(h));
+	ASSERT_RC(potad_poison(s, 8 * KiB, 16 * KiB, hit_fn, &h), 2);
+	ck_assert_int_eq(h.n, 2);
+	ck_assert_ptr_eq(h.sp[0], s);
+	ck_assert_ptr_eq(h.sp[1], s);
+	ASSERT_U64(h.e[0].handle, a.handle);
+	ASSERT_U64(h.e[1].handle, b.handle);
+	ck_assert_msg(h.e[0].flags & POTAD_EXTENT_POISONED,
+		      "reported extent lacks POISONED: flags %#x",
+		      h.e[0].flags);
+	ck_assert_msg(h.e[1].flags & POTAD_EXTENT_POISONED,
+		      "reported extent lacks POISONED: flags %#x",
+		      h.e[1].flags);
+	CHECK_OK(s);
+	st = stats(s);
+	ASSERT_U64(st.poison_units, 4);
+	ASSERT_U64(st.used_units, 16);
+	EXPECT_FREE(s, {12, 16}, {20, 256});
+	ASSERT_RC(potad_get(s, a.handle, &x), 0);
+	ck_assert_msg(x.flags & POTAD_EXTENT_POISONED, "a: flags %#x", x.flags);
+	ASSERT_RC(potad_get(s, c.handle, &x), 0);
+	ck_assert_msg(!(x.flags & POTAD_EXTENT_POISONED), "c: flags %#x",
+		      x.flags);
+	/* Held poisoned units still belong to their extent. */
+	ASSERT_RC(potad_lookup(s, 8 * KiB, &x), 0);
+	ASSERT_U64(x.handle, a.handle);
+
+	/* A range over c, free space and d reports each once, in order. */
+	memset(&h, 0, sizeof(h));
+	ASSERT_RC(potad_poison(s, 44 * KiB, 24 * KiB, hit_fn, &h), 2);
+	ck_assert_int_eq(h.n, 2);
+	ASSERT_U64(h.e[0].handle, c.handle);
+	ASSERT_U64(h.e[1].handle, d.handle);
+	/* Each extent of [0, 80K) has unpoisoned units left: one report
+	 * each, and none for the poisoned free units 12..15. */
+	memset(&h, 0, sizeof(h));
+	ASSERT_RC(potad_poison(s, 0, 4 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_poison(s, 0, 80 * KiB, hit_fn, &h), 4);
+	ck_assert_int_eq(h.n, 4);
+	ASSERT_U64(h.e[0].handle, a.handle);
+	ASSERT_U64(h.e[1].handle, b.handle);
+	ASSERT_U64(h.e[2].handle, c.handle);
+	ASSERT_U64(h.e[3].handle, d.handle);
+	CHECK_OK(s);
+	/* Everything in [0, 80K) is poisoned now: 20 units. */
+	st = stats(s);
+	ASSERT_U64(st.poison_units, 20);
+	ASSERT_U64(st.used_units, 16);
+	EXPECT_FREE(s, {20, 256});
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	must_free(s, c.handle);
+	must_free(s, d.handle);
+	st = stats(s);
+	ASSERT_U64(st.poison_units, 20);
+	ASSERT_U64(st.used_units, 0);
+	EXPECT_FREE(s, {20, 256});
+	destroy(s);
+
+	/* Freeing a partly poisoned extent returns only its good units. */
+	s = mk(0, MiB, 12);
+	a = must_claim(s, 0, 16 * KiB);
+	ASSERT_RC(potad_poison(s, 8 * KiB, 4 * KiB, NULL, NULL), 1);
+	must_free(s, a.handle);
+	st = stats(s);
+	ASSERT_U64(st.poison_units, 1);
+	ASSERT_U64(st.free_units, 255);
+	EXPECT_FREE(s, {0, 2}, {3, 256});
+	ASSERT_RC(potad_lookup(s, 8 * KiB, &x), -ENOENT);
+	ASSERT_RC(potad_claim(s, 0, 16 * KiB, 0, 0, &x), -EBUSY);
+	n = fill_units(s, handles, 256);
+	ck_assert_int_eq(n, 255);
+	free_all(s, handles, n);
+	EXPECT_FREE(s, {0, 2}, {3, 256});
+	destroy(s);
+}
+END_TEST
+
+/* A refused poison: the wanted error, and nothing changed. */
+static void refuse_poison(struct potad_space *s, uint64_t off, uint64_t len,
+			  int want, const char *what)
+{
+	struct potad_stats a = stats(s), b;
+	struct hits h;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	rc = potad_poison(s, off, len, hit_fn, &h);
+	ck_assert_msg(rc == want,
+		      "%s: potad_poison(%#" PRIx64 ", %#" PRIx64
+		      ") expected %d (%s), got %d (%s)",
+		      what, off, len, want, ename(want), rc, ename(rc));
+	ck_assert_int_eq(h.n, 0);
+	b = stats(s);
+	stats_same(&a, &b, what);
+	CHECK_OK(s);
+}
+
+START_TEST(poison_refusals)
+{
+	uint64_t base = 64 * KiB, end = base + MiB;
+	struct potad_space *s = mk(base, MiB, 12);
+	struct potad_extent a = must_alloc(s, 64 * KiB, 0, 0);
+
+	refuse_poison(s, a.offset, 0, -EINVAL, "length 0");
+	refuse_poison(s, a.offset + 1, 4 * KiB, -EINVAL, "unaligned offset");
+	refuse_poison(s, a.offset + 2048, 4 * KiB, -EINVAL,
+		      "offset on half a unit");
+	refuse_poison(s, end, 4 * KiB, -ERANGE, "at the end");
+	refuse_poison(s, end - 4 * KiB, 8 * KiB, -ERANGE, "across the end");
+	refuse_poison(s, 0, 4 * KiB, -ERANGE, "below the base");
+	refuse_poison(s, base - 4 * KiB, 8 * KiB, -ERANGE,
+		      "starting below the base");
+	refuse_poison(s, base, UINT64_MAX - 4095, -ERANGE,
+		      "length wrapping past 2^64");
+	refuse_poison(s, UINT64_MAX - 4095, 4 * KiB, -ERANGE, "near 2^64");
+	ck_assert_int_eq(potad_is_poisoned(s, base, MiB), 0);
+	must_free(s, a.handle);
+	destroy(s);
+}
+END_TEST
+
+/*
+ * Child spaces
+ */
+
+START_TEST(child_basic)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL, *c2 = NULL;
+	struct potad_extent a, x, b, ce, d;
+	struct potad_stats ps, cs, before, after;
+
+	a = must_alloc(s, MiB, 0, 0);
+	x = must_alloc(s, MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, a.handle, 12, &c), 0);
+	ck_assert_ptr_nonnull(c);
+	CHECK_OK(s);
+	CHECK_OK(c);
+	ck_assert_ptr_eq(potad_space_parent(c), s);
+	ck_assert_ptr_null(potad_space_parent(s));
+	ck_assert_ptr_eq(potad_child_of(s, a.handle), c);
+	ck_assert_ptr_null(potad_child_of(s, x.handle));
+	ASSERT_RC(potad_get(s, a.handle, &b), 0);
+	ck_assert_uint_eq(b.type, POTAD_TYPE_CHILD);
+	ASSERT_RC(potad_lookup(s, a.offset + 4 * KiB, &b), 0);
+	ck_assert_uint_eq(b.type, POTAD_TYPE_CHILD);
+	ps = stats(s);
+	ck_assert_uint_eq(ps.children, 1);
+	ASSERT_U64(ps.extents, 2);
+	cs = stats(c);
+	ASSERT_U64(cs.base, a.offset);
+	ASSERT_U64(cs.size, MiB);
+	ASSERT_U64(cs.granule, 4 * KiB);
+	ASSERT_U64(cs.units, 256);
+	ASSERT_U64(cs.extents, 0);
+	EXPECT_FREE(c, {0, 256});
+
+	/* Allocation in the child leaves the parent alone. */
+	ce = must_alloc(c, 64 * KiB, 0, 0);
+	ASSERT_U64(ce.offset, a.offset);
+	after = stats(s);
+	stats_same(&ps, &after, "parent after a child allocation");
+	ASSERT_RC(potad_lookup(c, ce.offset, &b), 0);
+	same_extent(&ce, &b);
+
+	/* Refusals: second child, smaller granule, bad handles. */
+	before = stats(s);
+	ASSERT_RC(potad_child_new(s, a.handle, 12, &c2), -EBUSY);
+	ASSERT_RC(potad_child_new(s, x.handle, 11, &c2), -EINVAL);
+	ASSERT_RC(potad_child_new(s, x.handle, 31, &c2), -EINVAL);
+	ASSERT_RC(potad_child_new(s, with_type(x.handle, 0), 12, &c2), -EINVAL);
+	after = stats(s);
+	stats_same(&before, &after, "refused potad_child_new");
+	CHECK_OK(s);
+	ck_assert_ptr_null(potad_child_of(s, x.handle));
+	d = must_alloc(s, 4 * KiB, 0, 0);
+	must_free(s, d.handle);
+	before = stats(s);
+	ASSERT_RC(potad_child_new(s, d.handle, 12, &c2), -ESTALE);
+	after = stats(s);
+	stats_same(&before, &after, "potad_child_new on a freed handle");
+	/* A child granule the extent's base is not aligned to. */
+	d = must_claim(s, 5 * MiB + 4 * KiB, 64 * KiB);
+	before = stats(s);
+	ASSERT_RC(potad_child_new(s, d.handle, 13, &c2), -EINVAL);
+	after = stats(s);
+	stats_same(&before, &after, "refused potad_child_new");
+	CHECK_OK(s);
+	must_free(s, d.handle);
+
+	/* A coarser child granule over an aligned extent. */
+	d = must_alloc(s, 4 * MiB, 2 * MiB, 0);
+	ASSERT_RC(potad_child_new(s, d.handle, 21, &c2), 0);
+	cs = stats(c2);
+	ASSERT_U64(cs.granule, 2 * MiB);
+	ASSERT_U64(cs.units, 2);
+	ck_assert_uint_eq(stats(s).children, 2);
+	destroy(c2);
+	ASSERT_RC(potad_get(s, d.handle, &b), -ESTALE);
+
+	must_free(c, ce.handle);
+	destroy(c);
+	ck_assert_uint_eq(stats(s).children, 0);
+	must_free(s, x.handle);
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(child_poison)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL, *z = NULL;
+	struct potad_extent a, e1, e2, e3, zz;
+	struct potad_stats cs;
+	struct hits h;
+	uint64_t handles[256];
+	int rc, n, seen1 = -1, seen2 = -1;
+
+	a = must_alloc(s, MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, a.handle, 12, &c), 0);
+	e1 = must_alloc(c, 64 * KiB, 0, 0);
+	e2 = must_alloc(c, 64 * KiB, 0, 0);
+	e3 = must_alloc(c, 64 * KiB, 0, 0);
+	ASSERT_U64(e2.offset, a.offset + 64 * KiB);
+
+	/* Poison in the parent over the end of e1 and the start of e2. */
+	memset(&h, 0, sizeof(h));
+	rc = potad_poison(s, a.offset + 32 * KiB, 64 * KiB, hit_fn, &h);
+	ck_assert_msg(rc >= 2,
+		      "poison reaching a child: expected >= 2 "
+		      "reports, got %d (%s)",
+		      rc, ename(rc));
+	ck_assert_int_eq(rc, h.n);
+	for (int i = 0; i < h.n; i++) {
+		if (h.sp[i] == c && h.e[i].handle == e1.handle)
+			seen1 = i;
+		if (h.sp[i] == c && h.e[i].handle == e2.handle)
+			seen2 = i;
+		ck_assert_msg(h.sp[i] != c || h.e[i].handle != e3.handle,
+			      "e3 reported but not poisoned");
+		ck_assert_msg(h.e[i].flags & POTAD_EXTENT_POISONED,
+			      "report %d lacks POISONED: flags %#x", i,
+			      h.e[i].flags);
+	}
+	ck_assert_msg(seen1 >= 0,
+		      "child extent e1 not reported with the child");
+	ck_assert_msg(seen2 > seen1,
+		      "child extent e2 not reported after e1 "
+		      "(e1 at %d, e2 at %d)",
+		      seen1, seen2);
+	CHECK_OK(s);
+	CHECK_OK(c);
+	ck_assert_int_eq(potad_is_poisoned(c, a.offset + 32 * KiB, 4 * KiB), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, a.offset + 32 * KiB, 4 * KiB), 1);
+	ck_assert_int_eq(potad_is_poisoned(c, a.offset + 128 * KiB, 64 * KiB),
+			 0);
+	ASSERT_U64(stats(c).poison_units, 16);
+	ASSERT_U64(stats(s).poison_units, 16);
+
+	/* Poison in the parent over the child's free space. */
+	memset(&h, 0, sizeof(h));
+	rc = potad_poison(s, a.offset + 512 * KiB, 4 * KiB, hit_fn, &h);
+	ck_assert_int_eq(rc, h.n);
+	for (int i = 0; i < h.n; i++)
+		ck_assert_msg(h.sp[i] != c,
+			      "a free child unit was reported as an extent");
+	CHECK_OK(s);
+	CHECK_OK(c);
+	cs = stats(c);
+	ASSERT_U64(cs.poison_units, 17);
+	EXPECT_FREE(c, {(a.offset >> 12) + 48, (a.offset >> 12) + 128},
+		    {(a.offset >> 12) + 129, (a.offset >> 12) + 256});
+
+	/* The child never hands out its poisoned units. */
+	must_free(c, e1.handle);
+	must_free(c, e2.handle);
+	cs = stats(c);
+	ASSERT_U64(cs.poison_units, 17);
+	n = fill_units(c, handles, 256);
+	ck_assert_int_eq(n, 256 - 16 - 17);
+	free_all(c, handles, n);
+	must_free(c, e3.handle);
+
+	/* Destroying the child leaves the poisoned units poisoned in the
+	 * parent. */
+	destroy(c);
+	ASSERT_U64(stats(s).poison_units, 17);
+	ASSERT_U64(stats(s).free_units, 4096 - 17);
+	ASSERT_RC(potad_lookup(s, a.offset + 32 * KiB, &e1), -ENOENT);
+	CHECK_OK(s);
+
+	/* An extent poisoned before it hosts a child passes it on. */
+	zz = must_alloc(s, MiB, MiB, 0);
+	ASSERT_RC(potad_poison(s, zz.offset + 4 * KiB, 4 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_child_new(s, zz.handle, 12, &z), 0);
+	cs = stats(z);
+	ASSERT_U64(cs.poison_units, 1);
+	ASSERT_U64(cs.free_units, 255);
+	ck_assert_int_eq(potad_is_poisoned(z, zz.offset + 4 * KiB, 1), 1);
+	CHECK_OK(z);
+	destroy(z);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(child_destroy)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL, *gc = NULL;
+	struct potad_extent a, b, ce;
+	struct potad_stats before, after;
+	struct hits h;
+	int found = 0;
+
+	before = stats(s);
+	a = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, a.handle, 12, &c), 0);
+	ce = must_alloc(c, MiB, 0, 0);
+	ASSERT_RC(potad_child_new(c, ce.handle, 12, &gc), 0);
+	ck_assert_ptr_eq(potad_space_parent(gc), c);
+	ck_assert_ptr_eq(potad_child_of(c, ce.handle), gc);
+	b = must_alloc(gc, 4 * KiB, 0, 0);
+	CHECK_OK(gc);
+
+	/* Poison in the top space reaches the grandchild's extent. */
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_ge(potad_poison(s, b.offset, 4 * KiB, hit_fn, &h), 1);
+	for (int i = 0; i < h.n; i++)
+		if (h.sp[i] == gc && h.e[i].handle == b.handle)
+			found = 1;
+	ck_assert_msg(found, "grandchild extent not reported with its space");
+	ck_assert_int_eq(potad_is_poisoned(gc, b.offset, 4 * KiB), 1);
+
+	ASSERT_RC(potad_space_destroy(s), -EBUSY);
+	CHECK_OK(s);
+	ASSERT_RC(potad_space_destroy(c), -EBUSY);
+	CHECK_OK(c);
+	destroy(gc);
+	ASSERT_RC(potad_get(c, ce.handle, &b), -ESTALE);
+	ck_assert_uint_eq(stats(c).children, 0);
+	destroy(c);
+	after = stats(s);
+	ck_assert_uint_eq(after.children, 0);
+	ASSERT_U64(after.extents, 0);
+	ASSERT_U64(after.poison_units, 1);
+	ASSERT_U64(after.free_units, before.free_units - 1);
+	ASSERT_RC(potad_get(s, a.handle, &b), -ESTALE);
+	destroy(s);
+}
+END_TEST
+
+/*
+ * Statistics and fragmentation
+ */
+
+START_TEST(stats_buddyinfo)
+{
+	struct potad_space *s = mk(0, 64 * MiB, 12);
+	struct potad_extent mib[64];
+	struct potad_stats st;
+
+	st = stats(s);
+	ASSERT_U64(st.free_per_order[14], 1);
+	ASSERT_U64(st.free_blocks, 1);
+	ASSERT_U64(st.largest_free_block, 64 * MiB);
+	ck_assert_uint_eq(st.max_order, 14);
+	fill_mib(s, mib, 64);
+	st = stats(s);
+	ASSERT_U64(st.largest_free_block, 0);
+	ASSERT_U64(st.used_units, 16384);
+	ASSERT_U64(st.extents, 64);
+	ck_assert_msg(st.extent_bytes > 0 && st.extent_bytes <= st.meta_bytes,
+		      "extent_bytes %" PRIu64 ", meta_bytes %" PRIu64,
+		      st.extent_bytes, st.meta_bytes);
+	/* Free MiB 3, 5..7 and 16..31: blocks of 1 M, 1 M + 2 M, 16 M. */
+	must_free(s, mib[3].handle);
+	for (int i = 5; i <= 7; i++)
+		must_free(s, mib[i].handle);
+	for (int i = 16; i <= 31; i++)
+		must_free(s, mib[i].handle);
+	st = stats(s);
+	ASSERT_U64(st.free_per_order[8], 2);
+	ASSERT_U64(st.free_per_order[9], 1);
+	ASSERT_U64(st.free_per_order[12], 1);
+	ASSERT_U64(st.free_blocks, 4);
+	ASSERT_U64(st.largest_free_block, 16 * MiB);
+	EXPECT_FREE(s, {3 * 256, 4 * 256}, {5 * 256, 8 * 256},
+		    {16 * 256, 32 * 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(frag_score)
+{
+	struct potad_space *s;
+	struct potad_extent u[64];
+	uint64_t run;
+	double score;
+
+	/* One free run scores 0, however many blocks it takes. */
+	s = mk(0, MiB, 12);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, MiB);
+	ck_assert_double_eq_tol(score, 0.0, 1e-9);
+	destroy(s);
+	s = mk(3 * 4 * KiB, 13 * 4 * KiB, 12);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 13 * 4 * KiB);
+	ck_assert_double_eq_tol(score, 0.0, 1e-9);
+	u[0] = must_alloc(s, 4 * KiB, 0, 0);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 12 * 4 * KiB);
+	ck_assert_double_eq_tol(score, 0.0, 1e-9);
+	destroy(s);
+
+	/* Every other unit free: all free space in single units scores 1. */
+	s = mk(0, 256 * KiB, 12);
+	for (int i = 0; i < 64; i++)
+		u[i] = must_alloc(s, 4 * KiB, 0, 0);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 0);
+	ck_assert_msg(score >= 0.0 && score <= 1.0, "score of a full space: %f",
+		      score);
+	for (int i = 0; i < 64; i += 2)
+		must_free(s, u[i].handle);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 4 * KiB);
+	ck_assert_double_eq_tol(score, 1.0, 1e-9);
+
+	/* Runs of 3 and 5 units among singles: strictly between. */
+	must_free(s, u[1].handle);
+	must_free(s, u[11].handle);
+	must_free(s, u[13].handle);
+	potad_space_frag(s, &run, &score);
+	/* Units 0..2 and 10..14 are free runs now. */
+	ASSERT_U64(run, 5 * 4 * KiB);
+	ck_assert_msg(score > 0.0 && score < 1.0,
+		      "mixed runs: expected 0 < score < 1, got %f", score);
+	/* 0-1 | 2 and 10-11 | 12-13 | 14: the largest block is 2 units. */
+	ASSERT_U64(stats(s).largest_free_block, 2 * 4 * KiB);
+	/* Freeing the rest merges everything back into one run. */
+	for (int i = 3; i < 64; i += 2)
+		if (i != 11 && i != 13)
+			must_free(s, u[i].handle);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 256 * KiB);
+	ck_assert_double_eq_tol(score, 0.0, 1e-9);
+	EXPECT_FREE(s, {0, 64});
+	destroy(s);
+}
+END_TEST
+
+/* The largest run can be longer than the largest block. */
+START_TEST(frag_largest_run)
+{
+	struct potad_space *s = mk(0, 64 * MiB, 12);
+	struct potad_extent mib[64];
+	uint64_t run;
+	double score;
+
+	fill_mib(s, mib, 64);
+	for (int i = 1; i <= 8; i++)
+		must_free(s, mib[i].handle);
+	must_free(s, mib[20].handle);
+	potad_space_frag(s, &run, &score);
+	ASSERT_U64(run, 8 * MiB);
+	ASSERT_U64(stats(s).largest_free_block, 4 * MiB);
+	ck_assert_msg(score > 0.0 && score < 1.0,
+		      "runs of 8 MiB and 1 MiB: expected 0 < score < 1, got %f",
+		      score);
+	destroy(s);
+}
+END_TEST
+
+/*
+ * 64-bit edges
+ */
+
+START_TEST(edge_top_byte_granule)
+{
+	uint64_t base = UINT64_MAX - MiB; /* 2^64 - 2^20 - 1 */
+	struct potad_space *s = mk(base, MiB, 0);
+	struct potad_extent a, b, x;
+	struct potad_stats st = stats(s);
+	struct potad_alloc_req r;
+
+	ASSERT_U64(st.units, MiB);
+	EXPECT_FREE(s, {base, UINT64_MAX});
+	ASSERT_U64(st.free_per_order[0], 2);
+	for (unsigned k = 1; k < 20; k++)
+		ASSERT_U64(st.free_per_order[k], 1);
+
+	a = must_alloc(s, 1, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, UINT64_MAX - 1);
+	ASSERT_RC(potad_lookup(s, UINT64_MAX - 1, &x), 0);
+	same_extent(&a, &x);
+	ASSERT_RC(potad_lookup(s, UINT64_MAX, &x), -ERANGE);
+	ASSERT_RC(potad_extent_next(s, UINT64_MAX - 1, &x), 0);
+	same_extent(&a, &x);
+	ASSERT_RC(potad_extent_next(s, UINT64_MAX, &x), -ENOENT);
+	b = must_alloc(s, 1, 0, 0);
+	ASSERT_U64(b.offset, base);
+	r = req_of(1, 0, POTAD_ALLOC_FIXED);
+	r.at = UINT64_MAX;
+	refuse(s, &r, -ERANGE, "FIXED at 2^64 - 1");
+	r.at = UINT64_MAX - 1;
+	refuse(s, &r, -EBUSY, "FIXED over the last unit");
+	r.at = UINT64_MAX - 2;
+	r.size = 2;
+	refuse(s, &r, -EBUSY, "FIXED across the last unit");
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	r.size = 3;
+	refuse(s, &r, -ERANGE, "FIXED across 2^64 - 1");
+
+	/* The whole space, assembled across 21 blocks. */
+	a = must_alloc(s, MiB, 0, 0);
+	ASSERT_U64(a.offset, base);
+	EXPECT_NO_FREE(s);
+	ASSERT_RC(potad_lookup(s, UINT64_MAX - 1, &x), 0);
+	ASSERT_U64(x.handle, a.handle);
+	must_free(s, a.handle);
+	EXPECT_FREE(s, {base, UINT64_MAX});
+
+	/* A range up to the very end, top-down. */
+	r = req_of(16, 16, POTAD_ALLOC_TOPDOWN);
+	r.min = UINT64_MAX - 64;
+	r.max = UINT64_MAX;
+	a = must(s, &r);
+	ASSERT_U64(a.offset, UINT64_MAX - 31);
+	must_free(s, a.handle);
+
+	/* Poison the last unit. */
+	refuse_poison(s, UINT64_MAX, 1, -ERANGE, "poison at 2^64 - 1");
+	refuse_poison(s, UINT64_MAX - 1, 2, -ERANGE, "poison across 2^64 - 1");
+	ASSERT_RC(potad_poison(s, UINT64_MAX - 1, 1, NULL, NULL), 0);
+	CHECK_OK(s);
+	ck_assert_int_eq(potad_is_poisoned(s, UINT64_MAX - 1, 1), 1);
+	ck_assert_int_eq(potad_is_poisoned(s, UINT64_MAX - 2, 1), 0);
+	EXPECT_FREE(s, {base, UINT64_MAX - 1});
+	r = req_of(MiB, 0, 0);
+	refuse(s, &r, -ENOSPC, "whole space with its last unit poisoned");
+	a = must_alloc(s, MiB - 1, 0, 0);
+	ASSERT_U64(a.offset, base);
+	must_free(s, a.handle);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(edge_top_page_granule)
+{
+	/* Units 1 .. 2^52 - 2: the largest block is 2^50 units (2^62 bytes),
+	 * two of them, at 2^62 and 2^63. */
+	struct potad_space *s = mk(4096, UINT64_MAX - 4096, 12);
+	uint64_t end = UINT64_MAX - 4095;
+	struct potad_extent a, b, c, x;
+	struct potad_alloc_req r;
+
+	/* 2^63 bytes fit only as a run across many blocks. */
+	a = must_alloc(s, P2(63), 0, 0);
+	must_free(s, a.handle);
+	r = req_of(P2(63), 0, POTAD_ALLOC_WHOLE);
+	refuse(s, &r, -ENOSPC, "WHOLE 2^63 with no 2^63 block inside");
+	r = req_of(P2(63), P2(63), 0);
+	refuse(s, &r, -ENOSPC, "2^63 at 2^63 alignment");
+	r = req_of(UINT64_MAX, 0, 0);
+	refuse(s, &r, -E2BIG, "size 2^64 - 1");
+	r = req_of(end, 0, 0);
+	refuse(s, &r, -E2BIG, "size up to the end, from 0");
+
+	a = must_alloc(s, P2(62), 0, POTAD_ALLOC_WHOLE);
+	ASSERT_U64(a.offset, P2(62));
+	b = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(b.offset, end - 4096);
+	c = must_alloc(s, P2(62), P2(62), 0);
+	ASSERT_U64(c.offset, P2(63));
+	ASSERT_RC(potad_lookup(s, UINT64_MAX, &x), -ERANGE);
+	ASSERT_RC(potad_lookup(s, end, &x), -ERANGE);
+	ASSERT_RC(potad_lookup(s, end - 1, &x), 0);
+	same_extent(&b, &x);
+	ASSERT_RC(potad_lookup(s, end - 4097, &x), -ENOENT);
+	ASSERT_RC(potad_lookup(s, P2(63) - 1, &x), 0);
+	same_extent(&a, &x);
+	ASSERT_RC(potad_lookup(s, P2(63) + P2(62) - 1, &x), 0);
+	same_extent(&c, &x);
+	ASSERT_RC(potad_lookup(s, P2(63) + P2(62), &x), -ENOENT);
+	ASSERT_RC(potad_extent_next(s, c.offset + 1, &x), 0);
+	same_extent(&b, &x);
+	ASSERT_RC(potad_extent_next(s, b.offset + 1, &x), -ENOENT);
+	r = req_of(P2(62), P2(62), 0);
+	refuse(s, &r, -ENOSPC, "a third 2^62 block");
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	must_free(s, c.handle);
+	EXPECT_FREE(s, {1, P2(52) - 1});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(edge_whole_range)
+{
+	struct potad_space *s = mk(0, UINT64_MAX, 0);
+	struct potad_extent a, b;
+	struct potad_alloc_req r;
+
+	a = must_alloc(s, P2(63), 0, 0);
+	ASSERT_U64(a.offset, 0);
+	b = must_alloc(s, 1, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(b.offset, UINT64_MAX - 1);
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	/* All 2^64 - 1 bytes in one extent, assembled from 64 blocks. */
+	a = must_alloc(s, UINT64_MAX, 0, 0);
+	ASSERT_U64(a.offset, 0);
+	ASSERT_U64(a.length, UINT64_MAX);
+	EXPECT_NO_FREE(s);
+	must_free(s, a.handle);
+	/* WHOLE would need a 2^64-byte block. */
+	r = req_of(UINT64_MAX, 0, POTAD_ALLOC_WHOLE);
+	refuse(s, &r, -E2BIG, "WHOLE 2^64 - 1");
+	r = req_of(P2(63) + 1, 0, POTAD_ALLOC_WHOLE);
+	refuse(s, &r, -E2BIG, "WHOLE just above 2^63");
+	r = req_of(1, P2(63), POTAD_ALLOC_TOPDOWN);
+	a = must(s, &r);
+	ASSERT_U64(a.offset, P2(63));
+	must_free(s, a.handle);
+	EXPECT_FREE(s, {0, UINT64_MAX});
+	destroy(s);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc;
+
+	tc = tcase_create("space_new");
+	tcase_add_test(tc, new_every_granule);
+	tcase_add_test(tc, new_refusals);
+	tcase_add_test(tc, new_seeding);
+	tcase_add_test(tc, new_largest_sizes);
+	tcase_add_test(tc, new_meta_small);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("alloc");
+	tcase_add_test(tc, alloc_exact_trim);
+	tcase_add_test(tc, alloc_whole);
+	tcase_add_test(tc, alloc_no_max_order);
+	tcase_add_test(tc, alloc_alignment);
+	tcase_add_test(tc, alloc_smallest_block_first);
+	tcase_add_test(tc, alloc_align_small_block);
+	tcase_add_test(tc, alloc_align_small_block_topdown);
+	tcase_add_test(tc, alloc_cma);
+	tcase_add_test(tc, alloc_range);
+	tcase_add_test(tc, alloc_topdown);
+	tcase_add_test(tc, alloc_fixed);
+	tcase_add_test(tc, alloc_refusals);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("free");
+	tcase_add_test(tc, free_merges_back);
+	tcase_add_test(tc, free_double);
+	tcase_add_test(tc, free_forged);
+	tcase_add_test(tc, free_stale_generation);
+	tcase_add_test(tc, free_child_host_busy);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lookup");
+	tcase_add_test(tc, lookup_points);
+	tcase_add_test(tc, extent_next_walk);
+	tcase_add_test(tc, extent_foreach_owner);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("poison");
+	tcase_add_test(tc, poison_free_space);
+	tcase_add_test(tc, poison_extents);
+	tcase_add_test(tc, poison_refusals);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("child");
+	tcase_add_test(tc, child_basic);
+	tcase_add_test(tc, child_poison);
+	tcase_add_test(tc, child_destroy);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stats");
+	tcase_add_test(tc, stats_buddyinfo);
+	tcase_add_test(tc, frag_score);
+	tcase_add_test(tc, frag_largest_run);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("edge64");
+	tcase_add_test(tc, edge_top_byte_granule);
+	tcase_add_test(tc, edge_top_page_granule);
+	tcase_add_test(tc, edge_whole_range);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(engine_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
