@@ -368,9 +368,11 @@ int potad_space_check(const struct potad_space *s, char *msg, size_t len)
 {
 	int rc;
 
-	if (s->free_units + s->used_units + s->poison_units <
-		    s->ue - s->ub ||
-	    s->free_units > s->ue - s->ub || s->used_units > s->ue - s->ub)
+	/* Free and held units are disjoint (poisoned ones may be held), and
+	 * the sums may not wrap: a space can hold 2^64 - 1 units. */
+	if (s->free_units > s->ue - s->ub ||
+	    s->used_units > s->ue - s->ub - s->free_units ||
+	    s->poison_units > s->ue - s->ub - s->free_units)
 		return fail(msg, len, "unit counters do not add up");
 	rc = check_free(s, msg, len);
 	if (rc == 0)
