@@ -85,6 +85,26 @@ static inline unsigned log2_ceil(uint64_t x)
 	return x <= 1 ? 0 : log2_floor(x - 1) + 1;
 }
 
+/* Keys count blocks from the first 64-aligned block index at or below the
+ * space's first block, so that buddies share a leaf word (their keys
+ * differ only in bit 0) and a key never goes negative. */
+static inline uint64_t forigin(const struct potad_space *s, unsigned k)
+{
+	return (s->ub >> k) & ~63ull;
+}
+
+static inline uint64_t fkey(const struct potad_space *s, uint64_t u,
+			    unsigned k)
+{
+	return (u >> k) - forigin(s, k);
+}
+
+static inline uint64_t funit(const struct potad_space *s, uint64_t key,
+			     unsigned k)
+{
+	return (key + forigin(s, k)) << k;
+}
+
 /* Whether the order-k block at u lies inside the space. */
 static inline bool block_inside(const struct potad_space *s, uint64_t u,
 				unsigned k)

@@ -335,13 +335,14 @@ bool potad__rtree_get(const struct rtree *t, const struct rpool *nodes,
 	return true;
 }
 
-void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
-			 struct rpool *vals, uint64_t key, uint32_t val)
+/* Insert key below node n, which sits at level lvl on key's path. */
+static void insert_from(const struct rtree *t, struct rpool *nodes,
+			struct rpool *vals, struct rnode *n, unsigned lvl,
+			uint64_t key, uint32_t val)
 {
-	struct rnode *n = &t->root;
 	unsigned i, r, cnt;
 
-	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+	for (; lvl > 0; lvl--) {
 		i = digit(key, lvl);
 		r = rank(n->bits, i);
 		if (!(n->bits & bit(i))) {
@@ -383,6 +384,51 @@ void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
 	n->bits |= bit(i);
 }
 
+void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
+			 struct rpool *vals, uint64_t key, uint32_t val)
+{
+	insert_from(t, nodes, vals, &t->root, t->depth - 1u, key, val);
+}
+
+/* After a leaf lost its last key, drop the nodes left empty above it. */
+static void prune(const struct rtree *t, struct rpool *nodes,
+		  struct rnode **path, const unsigned *idx, struct rnode *n)
+{
+	for (unsigned lvl = 1; lvl < t->depth && n->bits == 0; lvl++) {
+		struct rnode *p = path[lvl];
+
+		arr_remove(nodes, &p->ref, popc(p->bits),
+			   rank(p->bits, idx[lvl]));
+		p->bits &= ~bit(idx[lvl]);
+		n = p;
+	}
+}
+
+bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key)
+{
+	struct rnode *path[11], *n = &t->root;
+	unsigned idx[11], i, lvl;
+
+	for (lvl = t->depth - 1u; lvl > 0; lvl--) {
+		i = digit(key, lvl);
+		if (!(n->bits & bit(i))) {
+			insert_from(t, nodes, NULL, n, lvl, key, 0);
+			return false;
+		}
+		path[lvl] = n;
+		idx[lvl] = i;
+		n = kids(nodes, n) + rank(n->bits, i);
+	}
+	i = (key & 63) ^ 1;
+	if (!(n->bits & bit(i))) {
+		n->bits |= bit(i ^ 1);
+		return false;
+	}
+	n->bits &= ~bit(i);
+	prune(t, nodes, path, idx, n);
+	return true;
+}
+
 bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 			 struct rpool *vals, uint64_t key)
 {
@@ -416,14 +462,7 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 		}
 	}
 	n->bits &= ~bit(i);
-	for (lvl = 1; lvl < t->depth && n->bits == 0; lvl++) {
-		struct rnode *p = path[lvl];
-
-		arr_remove(nodes, &p->ref, popc(p->bits),
-			   rank(p->bits, idx[lvl]));
-		p->bits &= ~bit(idx[lvl]);
-		n = p;
-	}
+	prune(t, nodes, path, idx, n);
 	return true;
 }
 

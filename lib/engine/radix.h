@@ -77,6 +77,11 @@ bool potad__rtree_get(const struct rtree *t, const struct rpool *nodes,
  * been reserved: this never fails. */
 void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
 			 struct rpool *vals, uint64_t key, uint32_t val);
+/* For a set whose keys pair up as (2i, 2i + 1): if key's partner is
+ * present, remove it and return true; otherwise add key and return false.
+ * One walk down instead of a failed remove and an insert: the buddy
+ * allocator's merge step.  Needs the same reservation as an insert. */
+bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key);
 /* Remove key; false if it was absent.  Never fails. */
 bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 			 struct rpool *vals, uint64_t key);

@@ -30,18 +30,6 @@
  * need, so it either fails before it changes anything or cannot fail.
  */
 
-static inline uint64_t fkey(const struct potad_space *s, uint64_t u,
-			    unsigned k)
-{
-	return (u >> k) - (s->ub >> k);
-}
-
-static inline uint64_t funit(const struct potad_space *s, uint64_t key,
-			     unsigned k)
-{
-	return (key + (s->ub >> k)) << k;
-}
-
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k)
 {
 	if (!(s->nonempty & pow2(k)) || !block_inside(s, u, k))
@@ -71,15 +59,24 @@ static bool fb_del(struct potad_space *s, uint64_t u, unsigned k)
 	return true;
 }
 
-/* Insert a free block, merging it with its buddy for as long as it can. */
+/* Insert a free block, merging it with its buddy for as long as it can:
+ * each order costs one walk down its tree, which either takes the buddy
+ * out or puts the block in. */
 static void fb_free(struct potad_space *s, uint64_t u, unsigned k)
 {
-	while (k < 63) {
-		uint64_t b = u ^ pow2(k);
-
-		if (!(s->nonempty & pow2(k)) || !block_inside(s, b, k) ||
-		    !fb_del(s, b, k))
-			break;
+	while (k < 63 && (s->nonempty & pow2(k)) &&
+	       block_inside(s, u ^ pow2(k), k)) {
+		if (!potad__rtree_pair(&s->freeset[k], &s->nodes,
+				       fkey(s, u, k))) {
+			s->nfree[k]++;
+			s->free_blocks++;
+			s->free_units += pow2(k);
+			return;
+		}
+		if (--s->nfree[k] == 0)
+			s->nonempty &= ~pow2(k);
+		s->free_blocks--;
+		s->free_units -= pow2(k);
 		u &= ~pow2(k);
 		k++;
 	}
@@ -225,7 +222,7 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	potad__rpool_init(&s->vals, sizeof(uint32_t));
 	for (unsigned k = 0; k < POTAD_ORDERS; k++)
 		potad__rtree_init(&s->freeset[k],
-				  ((s->ue - 1) >> k) - (s->ub >> k), false);
+				  ((s->ue - 1) >> k) - forigin(s, k), false);
 	potad__rtree_init(&s->index, n - 1, true);
 	/* Seeding inserts into empty trees: exactly one single-node array
 	 * per level below each root, not the worst case. */

@@ -48,7 +48,7 @@ static void walk_advance(struct walk *w, unsigned k, uint64_t key)
 
 	if (potad__rtree_next(&s->freeset[k], &s->nodes, NULL, key, &key,
 			      NULL)) {
-		w->next[k] = (key + (s->ub >> k)) << k;
+		w->next[k] = funit(s, key, k);
 		w->live |= pow2(k);
 	} else {
 		w->live &= ~pow2(k);
@@ -78,7 +78,7 @@ static bool walk_next(struct walk *w, uint64_t *u, unsigned *k)
 		return false;
 	*u = w->next[best];
 	*k = best;
-	walk_advance(w, best, ((*u >> best) - (w->s->ub >> best)) + 1);
+	walk_advance(w, best, fkey(w->s, *u, best) + 1);
 	return true;
 }
 
@@ -173,7 +173,7 @@ static int check_free(const struct potad_space *s, char *msg, size_t len)
 		if (!potad__rtree_verify(t, &s->nodes, NULL))
 			return fail(msg, len, "order %u: malformed tree", k);
 		while (potad__rtree_next(t, &s->nodes, NULL, key, &key, NULL)) {
-			u = (key + (s->ub >> k)) << k;
+			u = funit(s, key, k);
 			if (!block_inside(s, u, k))
 				return fail(msg, len,
 					    "free block %#" PRIx64
