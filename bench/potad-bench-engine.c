@@ -1,0 +1,783 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * potad-bench-engine: measures the POTAD engine in-process on four fixed
+ * workloads and prints one key=value (or JSON) line per workload.
+ *
+ * Definitions, so that numbers from different builds can be compared:
+ *
+ * - An operation is one potad_alloc() or one potad_free() call, whether it
+ *   succeeds or not.  A churn step (free one extent, allocate another) is
+ *   two operations.
+ * - Only the measured phase is timed, with clock_gettime(CLOCK_MONOTONIC).
+ *   Setup (creating the space, the initial population) is not.  Refilling
+ *   the random-number buffers and sampling the statistics pause the clock,
+ *   so the time is engine calls plus the loop's own bookkeeping.
+ * - Each workload runs --runs times (default 5), each on a fresh space
+ *   with the same seeds, so every run makes the same calls.  ns_per_op is
+ *   the median over the runs (ns_min and ns_max show the spread), and
+ *   ops_per_s is 1e9 / ns_per_op.
+ * - Sizes come from xorshift64* seeded 42: 70% in [4 KiB, 64 KiB), 25% in
+ *   [64 KiB, 4 MiB), 5% in [4 MiB, 256 MiB), uniform in log2 inside the
+ *   class, rounded up to 4 KiB.  The victim of each free comes from a
+ *   second xorshift64* seeded 43, so the size sequence does not depend on
+ *   how many frees a workload makes.
+ * - meta_peak is the largest stats.meta_bytes seen, sampled every 4096
+ *   operations (setup included) and at the end of the measured phase.
+ * - bytes_per_extent is stats.extent_bytes / stats.extents, live is
+ *   stats.extents and util is used bytes / space size, all at the end of
+ *   the measured phase.
+ * - Every space uses a 4 KiB granule.
+ *
+ * The workloads:
+ *
+ * W1 churn    A 2^40-byte space holding 100,000 live extents (setup), then
+ *             2,000,000 steps that each free a random live extent and
+ *             allocate a new one.  -ENOSPC is an error here.
+ * W2 fill     A 64 GiB space; allocate until the first -ENOSPC (that call
+ *             is counted).  util is taken at the failure.
+ * W3 aligned  A 1 GiB space based at 4 KiB, so that 1 MiB alignment is
+ *             not the space's own alignment; rings of 1,024 live 4 KiB
+ *             extents and 64 live 8 MiB extents at 1 MiB alignment (setup),
+ *             then 1,000,000 iterations that each replace the oldest 4 KiB
+ *             extent and the oldest 8 MiB one (four operations).  Every
+ *             8 MiB result is checked for alignment.
+ * W4 aging    A 1 TiB space filled to 90% with the size mix (setup), then
+ *             churned until three times the capacity has been allocated:
+ *             each operation either allocates the next size, when it fits
+ *             under the 90% mark, or frees a random live extent.  An
+ *             -ENOSPC there is counted (enospc=), a random extent is freed
+ *             and the same size is tried again, so the live population
+ *             keeps the size mix; util= then shows how far below 90% the
+ *             space had to drain for the large sizes to fit.  Then frag=
+ *             (potad_space_frag's score), largest_free= (bytes) and
+ *             util_256m= (utilisation after allocating 256 MiB extents
+ *             until the first -ENOSPC) are printed; ns_per_op is the churn,
+ *             refused allocations included.
+ *
+ * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
+ * bytes) by 10 for a smoke run.  After each workload's last run the space
+ * is verified with potad_space_check(), outside the timed region.  Any
+ * unexpected engine error stops the program with a message naming the
+ * workload, run, phase, operation number and errno.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <potad/engine.h>
+
+#define KIB (1ull << 10)
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+#define TIB (1ull << 40)
+
+#define GRANULE_SHIFT 12
+#define GRANULE (1ull << GRANULE_SHIFT)
+#define SIZE_SEED 42
+#define PICK_SEED 43
+#define SAMPLE_EVERY 4096
+#define STREAM_LEN 4096
+#define MAX_RUNS 101
+
+/* One xorshift64* generator whose output is drawn ahead into a buffer, so
+ * that the log2/exp2 arithmetic of the size mix stays out of the clock. */
+struct stream {
+	uint64_t x;
+	int sizes; /* 1: the buffer holds sizes; 0: raw 64-bit values */
+	unsigned pos;
+	uint64_t buf[STREAM_LEN];
+};
+
+/* What one run of one workload measured. */
+struct result {
+	double ns_per_op;
+	uint64_t ops;
+	uint64_t extent_bytes;
+	uint64_t extents;
+	uint64_t used;
+	uint64_t size;
+	/* Workload-specific results. */
+	uint64_t enospc;
+	uint64_t largest_free;
+	double frag;
+	double util_256m;
+};
+
+/* The state of one run: the space, its streams, the clock. */
+struct run {
+	const char *wl;     /* "W1 churn", for messages */
+	int runno;          /* 1-based */
+	const char *phase;  /* "setup", "measure" ... */
+	struct potad_space *s;
+	struct stream *sz;
+	struct stream *pk;
+	uint64_t ops;       /* operations in the current phase */
+	uint64_t all_ops;   /* operations since the space was made */
+	uint64_t meta_peak;
+	uint64_t ns;        /* accumulated time of the measured phase */
+	uint64_t t0;
+	int timing;
+	uint64_t used;      /* bytes held by extents, kept by the caller */
+};
+
+struct workload {
+	const char *id;
+	const char *name;
+	void (*fn)(struct run *r, struct result *res, int quick);
+};
+
+static int opt_json;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+						      noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("potad-bench-engine: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t xorshift64s(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dull;
+}
+
+/* A double uniform in [0, 1) from the top 53 bits. */
+static double unit_interval(uint64_t *x)
+{
+	return (double)(xorshift64s(x) >> 11) * 0x1p-53;
+}
+
+/* The size mix: a class, then a size uniform in log2 inside it. */
+static uint64_t mix_size(uint64_t *x)
+{
+	double c = unit_interval(x), u = unit_interval(x), lo, hi, b;
+	uint64_t v;
+
+	if (c < 0.70) {
+		lo = 12;
+		hi = 16;
+	} else if (c < 0.95) {
+		lo = 16;
+		hi = 22;
+	} else {
+		lo = 22;
+		hi = 28;
+	}
+	b = ceil(exp2(lo + (hi - lo) * u));
+	v = (uint64_t)b;
+	return (v + GRANULE - 1) & ~(GRANULE - 1);
+}
+
+static void stream_init(struct stream *st, uint64_t seed, int sizes)
+{
+	st->x = seed;
+	st->sizes = sizes;
+	st->pos = STREAM_LEN;
+}
+
+static void clock_pause(struct run *r)
+{
+	if (r->timing)
+		r->ns += now_ns() - r->t0;
+}
+
+static void clock_resume(struct run *r)
+{
+	if (r->timing)
+		r->t0 = now_ns();
+}
+
+static void clock_start(struct run *r)
+{
+	r->ns = 0;
+	r->timing = 1;
+	r->t0 = now_ns();
+}
+
+static void clock_stop(struct run *r)
+{
+	clock_pause(r);
+	r->timing = 0;
+}
+
+/* Refills a stream with the clock paused: the generator is not the engine. */
+static void stream_refill(struct run *r, struct stream *st)
+{
+	unsigned i;
+
+	clock_pause(r);
+	for (i = 0; i < STREAM_LEN; i++)
+		st->buf[i] = st->sizes ? mix_size(&st->x) : xorshift64s(&st->x);
+	st->pos = 0;
+	clock_resume(r);
+}
+
+static inline uint64_t next_size(struct run *r)
+{
+	if (r->sz->pos == STREAM_LEN)
+		stream_refill(r, r->sz);
+	return r->sz->buf[r->sz->pos++];
+}
+
+/* A victim index in [0, n). */
+static inline uint64_t next_pick(struct run *r, uint64_t n)
+{
+	if (r->pk->pos == STREAM_LEN)
+		stream_refill(r, r->pk);
+	return r->pk->buf[r->pk->pos++] % n;
+}
+
+static void sample_meta(struct run *r)
+{
+	struct potad_stats st;
+
+	potad_space_stats(r->s, &st);
+	if (st.meta_bytes > r->meta_peak)
+		r->meta_peak = st.meta_bytes;
+}
+
+/* Counts an operation and samples the metadata every SAMPLE_EVERY of them,
+ * with the clock paused. */
+static inline void count_op(struct run *r)
+{
+	r->ops++;
+	if (++r->all_ops % SAMPLE_EVERY == 0) {
+		clock_pause(r);
+		sample_meta(r);
+		clock_resume(r);
+	}
+}
+
+static void set_phase(struct run *r, const char *phase)
+{
+	r->phase = phase;
+	r->ops = 0;
+}
+
+static void engine_error(struct run *r, const char *call, int rc)
+{
+	die("%s: run %d, phase %s, operation %llu: %s failed: %s (errno %d)",
+	    r->wl, r->runno, r->phase, (unsigned long long)r->ops, call,
+	    strerror(-rc), -rc);
+}
+
+/* Allocates size bytes at align.  Returns 0, or -ENOSPC when enospc_ok;
+ * any other failure ends the program. */
+static int do_alloc(struct run *r, uint64_t size, uint64_t align,
+		    int enospc_ok, struct potad_extent *e)
+{
+	struct potad_alloc_req req;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.size = size;
+	req.align = align;
+	rc = potad_alloc(r->s, &req, e);
+	count_op(r);
+	if (rc == -ENOSPC && enospc_ok)
+		return rc;
+	if (rc < 0) {
+		char call[96];
+
+		snprintf(call, sizeof(call),
+			 "potad_alloc(size %llu, align %llu)",
+			 (unsigned long long)size, (unsigned long long)align);
+		engine_error(r, call, rc);
+	}
+	r->used += e->length;
+	return 0;
+}
+
+static void do_free(struct run *r, uint64_t handle, uint64_t length)
+{
+	int rc;
+
+	rc = potad_free(r->s, handle, NULL);
+	count_op(r);
+	if (rc < 0) {
+		char call[64];
+
+		snprintf(call, sizeof(call), "potad_free(%#llx)",
+			 (unsigned long long)handle);
+		engine_error(r, call, rc);
+	}
+	r->used -= length;
+}
+
+static void space_new(struct run *r, uint64_t base, uint64_t size)
+{
+	int rc;
+
+	rc = potad_space_new(&r->s, base, size, GRANULE_SHIFT);
+	if (rc < 0)
+		die("%s: potad_space_new(%llu, %llu, %d) failed: %s", r->wl,
+		    (unsigned long long)base, (unsigned long long)size,
+		    GRANULE_SHIFT, strerror(-rc));
+}
+
+/* Records the end-of-measured-phase counters shared by every workload. */
+static void finish_measure(struct run *r, struct result *res)
+{
+	struct potad_stats st;
+
+	sample_meta(r);
+	potad_space_stats(r->s, &st);
+	res->ops = r->ops;
+	res->ns_per_op = r->ops ? (double)r->ns / (double)r->ops : 0;
+	res->extent_bytes = st.extent_bytes;
+	res->extents = st.extents;
+	res->used = st.used_units * st.granule;
+	res->size = st.size;
+	if (res->used != r->used)
+		die("%s: run %d: stats say %llu bytes used, the extents held "
+		    "add up to %llu",
+		    r->wl, r->runno, (unsigned long long)res->used,
+		    (unsigned long long)r->used);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n, sz);
+
+	if (!p)
+		die("out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+/* A set of live extents that supports removing a random member. */
+struct liveset {
+	uint64_t *h;
+	uint64_t *len;
+	size_t n, cap;
+};
+
+static void live_push(struct liveset *l, const struct potad_extent *e)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->h = realloc(l->h, l->cap * sizeof(*l->h));
+		l->len = realloc(l->len, l->cap * sizeof(*l->len));
+		if (!l->h || !l->len)
+			die("out of memory (%zu live extents)", l->cap);
+	}
+	l->h[l->n] = e->handle;
+	l->len[l->n] = e->length;
+	l->n++;
+}
+
+static void live_free_random(struct run *r, struct liveset *l)
+{
+	uint64_t i = next_pick(r, l->n);
+
+	do_free(r, l->h[i], l->len[i]);
+	l->n--;
+	l->h[i] = l->h[l->n];
+	l->len[i] = l->len[l->n];
+}
+
+static void live_release(struct liveset *l)
+{
+	free(l->h);
+	free(l->len);
+	memset(l, 0, sizeof(*l));
+}
+
+static void wl_churn(struct run *r, struct result *res, int quick)
+{
+	const uint64_t live = 100000;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *len;
+	struct potad_extent e;
+
+	h = xcalloc(live, sizeof(*h));
+	len = xcalloc(live, sizeof(*len));
+	space_new(r, 0, TIB);
+
+	set_phase(r, "setup");
+	for (i = 0; i < live; i++) {
+		do_alloc(r, next_size(r), 0, 0, &e);
+		h[i] = e.handle;
+		len[i] = e.length;
+	}
+
+	set_phase(r, "measure");
+	clock_start(r);
+	for (i = 0; i < steps; i++) {
+		uint64_t v = next_pick(r, live);
+
+		do_free(r, h[v], len[v]);
+		do_alloc(r, next_size(r), 0, 0, &e);
+		h[v] = e.handle;
+		len[v] = e.length;
+	}
+	clock_stop(r);
+	finish_measure(r, res);
+	free(h);
+	free(len);
+}
+
+static void wl_fill(struct run *r, struct result *res, int quick)
+{
+	struct potad_extent e;
+
+	space_new(r, 0, 64 * GIB);
+	set_phase(r, "measure");
+	clock_start(r);
+	while (do_alloc(r, next_size(r), 0, 1, &e) == 0)
+		;
+	clock_stop(r);
+	finish_measure(r, res);
+}
+
+static void wl_aligned(struct run *r, struct result *res, int quick)
+{
+	enum { SMALL = 1024, BIG = 64 };
+	const uint64_t base = 4 * KIB, small = 4 * KIB, big = 8 * MIB;
+	const uint64_t align = MIB;
+	uint64_t iters = 1000000 / (quick ? 10 : 1), i;
+	uint64_t hs[SMALL], hb[BIG];
+	struct potad_extent e;
+	unsigned a = 0, b = 0;
+
+	space_new(r, base, GIB);
+
+	/* The rings are built interleaved, as the loop will keep them. */
+	set_phase(r, "setup");
+	for (i = 0; i < SMALL; i++) {
+		do_alloc(r, small, 0, 0, &e);
+		hs[i] = e.handle;
+		if (i % (SMALL / BIG) == 0) {
+			do_alloc(r, big, align, 0, &e);
+			if (e.offset % align)
+				die("%s: run %d, setup: 8 MiB extent at %#llx "
+				    "is not 1 MiB aligned",
+				    r->wl, r->runno,
+				    (unsigned long long)e.offset);
+			hb[i / (SMALL / BIG)] = e.handle;
+		}
+	}
+
+	set_phase(r, "measure");
+	clock_start(r);
+	for (i = 0; i < iters; i++) {
+		do_free(r, hs[a], small);
+		do_alloc(r, small, 0, 0, &e);
+		hs[a] = e.handle;
+		a = (a + 1) % SMALL;
+
+		do_free(r, hb[b], big);
+		do_alloc(r, big, align, 0, &e);
+		if (e.offset % align)
+			die("%s: run %d, iteration %llu: 8 MiB extent at "
+			    "%#llx is not 1 MiB aligned",
+			    r->wl, r->runno, (unsigned long long)i,
+			    (unsigned long long)e.offset);
+		hb[b] = e.handle;
+		b = (b + 1) % BIG;
+	}
+	clock_stop(r);
+	finish_measure(r, res);
+}
+
+static void wl_aging(struct run *r, struct result *res, int quick)
+{
+	const uint64_t size = TIB, target = size / 10 * 9;
+	uint64_t churn_goal = 3 * size / (quick ? 10 : 1), churned = 0, want;
+	struct liveset l = { 0 };
+	struct potad_extent e;
+	struct potad_stats st;
+
+	space_new(r, 0, size);
+
+	set_phase(r, "fill");
+	while (r->used < target) {
+		do_alloc(r, next_size(r), 0, 0, &e);
+		live_push(&l, &e);
+	}
+
+	/* Each operation allocates the pending size when it fits under the
+	 * mark, else frees a random extent, so the space stays just under
+	 * 90% full while its free space is cut up. */
+	set_phase(r, "churn");
+	clock_start(r);
+	want = next_size(r);
+	while (churned < churn_goal) {
+		if (r->used + want > target) {
+			live_free_random(r, &l);
+			continue;
+		}
+		if (do_alloc(r, want, 0, 1, &e) < 0) {
+			/* Make room and retry the same size: dropping it would
+			 * bias the live population toward small extents. */
+			res->enospc++;
+			live_free_random(r, &l);
+			continue;
+		}
+		live_push(&l, &e);
+		churned += e.length;
+		want = next_size(r);
+	}
+	clock_stop(r);
+	finish_measure(r, res);
+
+	potad_space_frag(r->s, &res->largest_free, &res->frag);
+
+	set_phase(r, "alloc-256m");
+	while (do_alloc(r, 256 * MIB, 0, 1, &e) == 0)
+		live_push(&l, &e);
+	potad_space_stats(r->s, &st);
+	res->util_256m = (double)(st.used_units * st.granule) / (double)st.size;
+	live_release(&l);
+}
+
+static const struct workload workloads[] = {
+	{ "W1", "churn", wl_churn },
+	{ "W2", "fill", wl_fill },
+	{ "W3", "aligned", wl_aligned },
+	{ "W4", "aging", wl_aging },
+};
+
+#define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void run_workload(const struct workload *w, int runs, int quick)
+{
+	struct result res[MAX_RUNS], *last;
+	double ns[MAX_RUNS], med;
+	struct stream *sz, *pk;
+	uint64_t meta_peak = 0;
+	char label[64], msg[512];
+	int i, rc;
+
+	snprintf(label, sizeof(label), "%s %s", w->id, w->name);
+	sz = xcalloc(1, sizeof(*sz));
+	pk = xcalloc(1, sizeof(*pk));
+	for (i = 0; i < runs; i++) {
+		struct run r;
+
+		memset(&r, 0, sizeof(r));
+		memset(&res[i], 0, sizeof(res[i]));
+		r.wl = label;
+		r.runno = i + 1;
+		r.phase = "start";
+		stream_init(sz, SIZE_SEED, 1);
+		stream_init(pk, PICK_SEED, 0);
+		r.sz = sz;
+		r.pk = pk;
+		w->fn(&r, &res[i], quick);
+		ns[i] = res[i].ns_per_op;
+		if (r.meta_peak > meta_peak)
+			meta_peak = r.meta_peak;
+		if (i == runs - 1) {
+			rc = potad_space_check(r.s, msg, sizeof(msg));
+			if (rc < 0)
+				die("%s: potad_space_check after the last "
+				    "run: %s",
+				    label, msg);
+		}
+		rc = potad_space_destroy(r.s);
+		if (rc < 0)
+			die("%s: potad_space_destroy: %s", label,
+			    strerror(-rc));
+	}
+	free(sz);
+	free(pk);
+
+	qsort(ns, (size_t)runs, sizeof(ns[0]), cmp_double);
+	med = runs % 2 ? ns[runs / 2] : (ns[runs / 2 - 1] + ns[runs / 2]) / 2;
+	last = &res[runs - 1];
+
+	if (opt_json) {
+		printf("{\"workload\":\"%s\",\"name\":\"%s\",\"runs\":%d,"
+		       "\"ops\":%llu,\"ns_per_op\":%.1f,\"ns_min\":%.1f,"
+		       "\"ns_max\":%.1f,\"ops_per_s\":%.0f,\"meta_peak\":%llu,"
+		       "\"extent_bytes\":%llu,\"bytes_per_extent\":%.1f,"
+		       "\"live\":%llu,\"util\":%.4f",
+		       w->id, w->name, runs, (unsigned long long)last->ops,
+		       med, ns[0], ns[runs - 1], med > 0 ? 1e9 / med : 0.0,
+		       (unsigned long long)meta_peak,
+		       (unsigned long long)last->extent_bytes,
+		       last->extents ? (double)last->extent_bytes /
+					       (double)last->extents
+				     : 0.0,
+		       (unsigned long long)last->extents,
+		       (double)last->used / (double)last->size);
+		if (w->fn == wl_aging)
+			printf(",\"enospc\":%llu,\"frag\":%.4f,"
+			       "\"largest_free\":%llu,\"util_256m\":%.4f",
+			       (unsigned long long)last->enospc, last->frag,
+			       (unsigned long long)last->largest_free,
+			       last->util_256m);
+		printf("}\n");
+	} else {
+		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
+		       "ns_min=%.1f ns_max=%.1f bytes_per_extent=%.1f "
+		       "meta_peak=%llu live=%llu util=%.4f",
+		       w->id, w->name, med, med > 0 ? 1e9 / med : 0.0,
+		       (unsigned long long)last->ops, runs, ns[0],
+		       ns[runs - 1],
+		       last->extents ? (double)last->extent_bytes /
+					       (double)last->extents
+				     : 0.0,
+		       (unsigned long long)meta_peak,
+		       (unsigned long long)last->extents,
+		       (double)last->used / (double)last->size);
+		if (w->fn == wl_aging)
+			printf(" enospc=%llu frag=%.4f largest_free=%llu "
+			       "util_256m=%.4f",
+			       (unsigned long long)last->enospc, last->frag,
+			       (unsigned long long)last->largest_free,
+			       last->util_256m);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: potad-bench-engine [--runs N] [--quick] [--only W1|W2|W3|W4] [--json]\n"
+"\n"
+"Measures the POTAD engine in-process and prints one line per workload:\n"
+"  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
+"              free a random extent and allocate a new one\n"
+"  W2 fill     64 GiB space, allocate until the first -ENOSPC\n"
+"  W3 aligned  1 GiB space at base 4 KiB, rings of 1,024 x 4 KiB and\n"
+"              64 x 8 MiB (1 MiB aligned), 1,000,000 iterations that\n"
+"              replace the oldest of each (4 operations)\n"
+"  W4 aging    1 TiB space filled to 90%%, churned for 3x its capacity;\n"
+"              then frag, largest_free, util_256m\n"
+"\n"
+"Definitions:\n"
+"  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
+"  ns_per_op         measured phase only (CLOCK_MONOTONIC), median of runs;\n"
+"                    ns_min/ns_max give the spread; ops_per_s = 1e9/ns_per_op\n"
+"  sizes             xorshift64* seeded 42: 70%% 4K-64K, 25%% 64K-4M,\n"
+"                    5%% 4M-256M, uniform in log2, rounded up to 4K; victims\n"
+"                    from a second xorshift64* seeded 43; granule 4K\n"
+"  meta_peak         max stats.meta_bytes, sampled every 4096 operations\n"
+"                    and at the end of the measured phase (bytes)\n"
+"  bytes_per_extent  stats.extent_bytes / stats.extents, end of measured\n"
+"                    phase; live = stats.extents; util = used / size there\n"
+"  enospc            W4: allocations refused during the churn; each one\n"
+"                    frees a random extent and retries the same size\n"
+"  util              W4: after the churn, which keeps at most 90%% used\n"
+"  frag              W4: potad_space_frag score after the churn, 0..1\n"
+"  largest_free      W4: largest free run after the churn (bytes)\n"
+"  util_256m         W4: used / size after allocating 256 MiB extents\n"
+"                    until the first -ENOSPC\n"
+"\n"
+"Options:\n"
+"  --runs N    runs per workload, each on a fresh space (default 5)\n"
+"  --quick     divide step counts by 10, for a smoke run\n"
+"  --only W    run one workload (W1..W4 or its name)\n"
+"  --json      one JSON object per line instead of key=value pairs\n"
+"  --help      show this text\n"
+"\n"
+"Each workload's space is checked with potad_space_check after its last\n"
+"run; an unexpected engine error stops the program with exit status 1.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *only = NULL;
+	int runs = 5, quick = 0, c, found = 0;
+	size_t i;
+	char *end;
+	long v;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'r':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 ||
+			    v > MAX_RUNS) {
+				fprintf(stderr, "potad-bench-engine: --runs "
+						"wants 1..%d, not '%s'\n",
+					MAX_RUNS, optarg);
+				return 2;
+			}
+			runs = (int)v;
+			break;
+		case 'q':
+			quick = 1;
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'j':
+			opt_json = 1;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"potad-bench-engine: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	for (i = 0; i < NWORKLOADS; i++) {
+		const struct workload *w = &workloads[i];
+
+		if (only && strcasecmp(only, w->id) &&
+		    strcasecmp(only, w->name))
+			continue;
+		found = 1;
+		run_workload(w, runs, quick);
+	}
+	if (!found) {
+		fprintf(stderr, "potad-bench-engine: no workload '%s' "
+				"(W1, W2, W3 or W4)\n",
+			only);
+		return 2;
+	}
+	return EXIT_SUCCESS;
+}
