@@ -10,7 +10,9 @@ pkgs=(
 	libprotobuf-c-dev      # the wire format
 	protobuf-c-compiler    # protoc-c generates the C code from proto/
 	liburing-dev           # journal writes through io_uring
+	libinih-dev            # the configuration file
 	check                  # unit and randomized tests
+	python3-protobuf protobuf-compiler  # a stock-protobuf client test
 )
 
 missing=()

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's internal interfaces: configuration, logging, connections,
+ * the space registry and the request dispatcher. */
+#ifndef POTAD_DAEMON_H
+#define POTAD_DAEMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "potad.pb-c.h"
+#include "potad/engine.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+/*
+ * Configuration.
+ */
+struct potad_config {
+	char *socket_path;
+	unsigned socket_mode;
+	char *state_dir;
+	char *admin_group; /* NULL: root only */
+	gid_t admin_gid;
+	bool has_admin_gid;
+	size_t max_frame;  /* largest request frame accepted */
+	size_t max_conns;  /* connections served at once */
+	size_t max_queue;  /* unsent reply bytes before a client is dropped */
+	unsigned low_water; /* default low-space watermark, percent */
+	int log_level;
+	bool foreground;
+};
+
+/* A space declared in the configuration file (or the built-in default). */
+struct potad_space_decl {
+	char *name;
+	int kind; /* POTAD__V1__SPACE_KIND__* */
+	char *path;
+	uint64_t base, size, granule;
+	bool allow_all;
+	uid_t *uids;
+	size_t nuids;
+	gid_t *gids;
+	size_t ngids;
+};
+
+/* Fill cfg with defaults; read FILE (NULL: none) into cfg and decls.
+ * Returns 0 or -errno with a message already logged. */
+int potad__config_load(struct potad_config *cfg, const char *file,
+		       struct potad_space_decl **decls, size_t *ndecls);
+void potad__config_free(struct potad_config *cfg,
+			struct potad_space_decl *decls, size_t ndecls);
+/* Parse "4K", "2M", "1G", "1T", decimal or 0x hex; -EINVAL on junk. */
+int potad__parse_size(const char *s, uint64_t *out);
+
+/*
+ * Logging: one line per event on stderr, "potad: LEVEL: message".
+ */
+enum { POTAD_LOG_ERR, POTAD_LOG_WARN, POTAD_LOG_INFO, POTAD_LOG_DEBUG };
+void potad__log_set_level(int level);
+int potad__log_level(void);
+/* The level named by s ("error", "warn", "info", "debug"), or -1. */
+int potad__log_parse_level(const char *s);
+void potad__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define log_err(...) potad__log(POTAD_LOG_ERR, __VA_ARGS__)
+#define log_warn(...) potad__log(POTAD_LOG_WARN, __VA_ARGS__)
+#define log_info(...) potad__log(POTAD_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                        \
+	do {                                                                  \
+		if (potad__log_level() >= POTAD_LOG_DEBUG)                    \
+			potad__log(POTAD_LOG_DEBUG, __VA_ARGS__);             \
+	} while (0)
+
+/*
+ * A bump arena: a request is decoded into it and its response built in it,
+ * then the whole lot is dropped at once.
+ */
+struct potad_arena {
+	struct arena_chunk *head;
+	size_t used; /* in head */
+};
+void *potad__arena_alloc(struct potad_arena *a, size_t n);
+char *potad__arena_strdup(struct potad_arena *a, const char *s);
+/* Drop everything but the first chunk, for reuse. */
+void potad__arena_reset(struct potad_arena *a);
+void potad__arena_free(struct potad_arena *a);
+/* A protobuf-c allocator drawing on the arena. */
+void potad__arena_allocator(struct potad_arena *a, ProtobufCAllocator *pa);
+
+/*
+ * Peers and connections (server.c).
+ */
+struct potad_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool admin;
+	gid_t groups[64]; /* supplementary groups of uid, as far as known */
+	int ngroups;
+};
+
+struct potad_conn;
+
+uint64_t potad__conn_id(const struct potad_conn *c);
+const struct potad_peer *potad__conn_peer(const struct potad_conn *c);
+/* The dispatcher's own state for c (NULL until it sets one). */
+void **potad__conn_state(struct potad_conn *c);
+/* Queue an event for c (dropped, with a log line, if c is not reading). */
+void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev);
+
+struct uv_loop_s;
+/* Bind and listen on cfg's socket (refusing to take over a live one). */
+int potad__listen(const struct potad_config *cfg, struct uv_loop_s *loop);
+/* Serve until SIGTERM or SIGINT has let every connection finish. */
+int potad__serve(const struct potad_config *cfg);
+
+/*
+ * The space registry and owners (registry.c).
+ */
+struct pspace {
+	uint64_t id; /* unique for the daemon's lifetime */
+	char *name;
+	int kind;
+	char *source; /* path or PCI address */
+	struct potad_space *eng;
+	struct pspace *parent; /* child spaces */
+	uint64_t host_handle;  /* the parent's extent we live in */
+	bool reserve;
+	bool allow_all;
+	uid_t *uids;
+	size_t nuids;
+	gid_t *gids;
+	size_t ngids;
+	unsigned nchildren;
+};
+
+/* An owner is a peer uid plus an optional label; session owners also
+ * carry the connection that made them, so its extents go with it. */
+struct powner {
+	uid_t uid;
+	uint64_t conn; /* 0: not session-scoped */
+	char *label;
+};
+
+int potad__registry_init(const struct potad_config *cfg);
+void potad__registry_fini(void);
+struct pspace *potad__space_find(const char *name);
+/* Spaces in registration order: index 0 .. count-1. */
+size_t potad__space_count(void);
+struct pspace *potad__space_at(size_t i);
+/* Register a space; -EEXIST, -EINVAL (bad name or geometry), -ENOMEM. */
+int potad__space_add(const char *name, int kind, const char *source,
+		     uint64_t base, uint64_t size, unsigned granule_shift,
+		     struct pspace **out);
+/* Register a child space over the extent named by handle in parent. */
+int potad__space_add_child(struct pspace *parent, const char *name,
+			   uint64_t handle, unsigned granule_shift,
+			   bool reserve, struct pspace **out);
+/* Unregister (children first); -EBUSY if it has children. */
+int potad__space_remove(struct pspace *ps);
+/* Set the ACL from arrays (copied). */
+int potad__space_set_acl(struct pspace *ps, bool allow_all, const uid_t *uids,
+			 size_t nuids, const gid_t *gids, size_t ngids);
+/* Whether peer may allocate in ps. */
+bool potad__space_allows(const struct pspace *ps, const struct potad_peer *p);
+
+/* The owner number for (uid, label, session conn); -ENOMEM. */
+int64_t potad__owner_get(uid_t uid, const char *label, uint64_t conn);
+const struct powner *potad__owner(uint32_t id);
+/* Forget the session owners of connection conn (its extents are gone). */
+void potad__owner_drop_conn(uint64_t conn);
+
+/* Idempotency tokens, in memory until the journal keeps them. */
+int potad__token_find(uid_t uid, const char *token, struct pspace **ps,
+		      uint64_t *handle);
+int potad__token_add(uid_t uid, const char *token, struct pspace *ps,
+		     uint64_t handle);
+void potad__token_forget(struct pspace *ps, uint64_t handle);
+
+/*
+ * Requests (rpc.c).
+ */
+void potad__rpc_init(const struct potad_config *cfg);
+/* Build the response to req from c in arena a. */
+Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
+				       const Potad__V1__Request *req,
+				       struct potad_arena *a);
+/* c is gone: free its session extents and forget its subscription. */
+void potad__rpc_conn_closed(struct potad_conn *c);
+/* The schema's status for a negative errno from the engine. */
+Potad__V1__Status potad__status_of(int err);
+
+#endif /* POTAD_DAEMON_H */

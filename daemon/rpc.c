@@ -1,0 +1,1202 @@
+/* SPDX-License-Identifier: MIT */
+/* The request dispatcher: who may do what, then one engine call per op. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon.h"
+
+/*
+ * Each operation is decoded, checked against the caller's identity and the
+ * space's ACL, handed to the engine, and answered with a status and a
+ * message.  The engine decides everything about space; this file decides
+ * only who may ask.  A refused operation changes nothing.
+ *
+ * Per connection the dispatcher keeps its event subscription and the
+ * session-scoped extents to free when the connection closes.
+ */
+
+struct sess {
+	uint64_t space_id; /* pspace.id: pointers may be reused */
+	uint64_t handle;
+};
+
+struct cstate {
+	bool subscribed;
+	char *sub_space; /* NULL: every space */
+	unsigned low_water;
+	bool notified;
+	struct sess *sess;
+	size_t nsess, capsess;
+	size_t sub_index; /* position in subs[] */
+};
+
+struct ctx {
+	struct potad_conn *conn;
+	const struct potad_peer *peer;
+	struct potad_arena *a;
+};
+
+static struct potad_conn **subs;
+static size_t nsubs, capsubs;
+static unsigned default_low_water = 10;
+
+void potad__rpc_init(const struct potad_config *cfg)
+{
+	default_low_water = cfg->low_water;
+}
+
+Potad__V1__Status potad__status_of(int err)
+{
+	switch (-err) {
+	case 0:
+		return POTAD__V1__STATUS__OK;
+	case ENOSPC:
+		return POTAD__V1__STATUS__NO_SPACE;
+	case EINVAL:
+	case EBADMSG:
+		return POTAD__V1__STATUS__INVALID;
+	case ENOENT:
+		return POTAD__V1__STATUS__NOT_FOUND;
+	case EBUSY:
+		return POTAD__V1__STATUS__BUSY;
+	case EPERM:
+	case EACCES:
+		return POTAD__V1__STATUS__PERMISSION;
+	case ESTALE:
+		return POTAD__V1__STATUS__STALE;
+	case EEXIST:
+		return POTAD__V1__STATUS__EXISTS;
+	case E2BIG:
+	case EFBIG:
+	case EMSGSIZE:
+		return POTAD__V1__STATUS__TOO_LARGE;
+	case EAGAIN:
+	case ENODEV:
+	case EOPNOTSUPP:
+		return POTAD__V1__STATUS__UNAVAILABLE;
+	case ERANGE:
+		return POTAD__V1__STATUS__OUT_OF_RANGE;
+	default:
+		return POTAD__V1__STATUS__INTERNAL;
+	}
+}
+
+static struct cstate *state(struct potad_conn *c)
+{
+	void **p = potad__conn_state(c);
+
+	if (!*p)
+		*p = calloc(1, sizeof(struct cstate));
+	return *p;
+}
+
+static void *zalloc(struct ctx *x, size_t n)
+{
+	void *p = potad__arena_alloc(x->a, n);
+
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+/* Refuse r with the status for err and a message. */
+static void refuse(struct ctx *x, Potad__V1__Result *r, int err,
+		   const char *f, ...) __attribute__((format(printf, 4, 5)));
+
+static void refuse(struct ctx *x, Potad__V1__Result *r, int err,
+		   const char *f, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(buf, sizeof(buf), f, ap);
+	va_end(ap);
+	r->status = potad__status_of(err);
+	r->message = potad__arena_strdup(x->a, buf);
+	if (!r->message)
+		r->message = "";
+}
+
+static const char *kind_name(int kind)
+{
+	switch (kind) {
+	case POTAD__V1__SPACE_KIND__RANGE:
+		return "range";
+	case POTAD__V1__SPACE_KIND__FILE:
+		return "file";
+	case POTAD__V1__SPACE_KIND__SWAP:
+		return "swap";
+	case POTAD__V1__SPACE_KIND__BLOCKDEV:
+		return "blockdev";
+	case POTAD__V1__SPACE_KIND__DEVDAX:
+		return "devdax";
+	case POTAD__V1__SPACE_KIND__PCIBAR:
+		return "pcibar";
+	default:
+		return "unknown";
+	}
+}
+
+/* Look a space up by name or refuse r. */
+static struct pspace *space_or_refuse(struct ctx *x, Potad__V1__Result *r,
+				      const char *name)
+{
+	struct pspace *ps = potad__space_find(name ? name : "");
+
+	if (!ps)
+		refuse(x, r, -ENOENT, "no space named '%s'", name ? name : "");
+	return ps;
+}
+
+static bool admin_or_refuse(struct ctx *x, Potad__V1__Result *r,
+			    const char *what)
+{
+	if (x->peer->admin)
+		return true;
+	refuse(x, r, -EPERM, "%s needs an admin (root or the admin group)",
+	       what);
+	return false;
+}
+
+static struct pspace *child_hosted_by(const struct pspace *ps,
+				      uint64_t handle)
+{
+	for (size_t i = 0; i < potad__space_count(); i++) {
+		struct pspace *c = potad__space_at(i);
+
+		if (c->parent == ps &&
+		    POTAD_HANDLE_SLOT(c->host_handle) ==
+			    POTAD_HANDLE_SLOT(handle) &&
+		    POTAD_HANDLE_GEN(c->host_handle) == POTAD_HANDLE_GEN(handle))
+			return c;
+	}
+	return NULL;
+}
+
+static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
+				     const struct potad_extent *e)
+{
+	Potad__V1__Extent *m = zalloc(x, sizeof(*m));
+	const struct powner *o = potad__owner(e->owner);
+
+	if (!m)
+		return NULL;
+	potad__v1__extent__init(m);
+	m->space = ps->name;
+	m->offset = e->offset;
+	m->length = e->length;
+	m->handle = e->handle;
+	m->tag = e->tag;
+	m->poisoned = e->flags & POTAD_EXTENT_POISONED;
+	if (o) {
+		m->owner_uid = o->uid;
+		m->label = potad__arena_strdup(x->a, o->label);
+		m->session = o->conn != 0;
+	}
+	if (e->type == POTAD_TYPE_CHILD) {
+		struct pspace *c = child_hosted_by(ps, e->handle);
+
+		if (c)
+			m->child = c->name;
+	}
+	return m;
+}
+
+static bool may_see_extent(const struct ctx *x, const struct potad_extent *e)
+{
+	const struct powner *o = potad__owner(e->owner);
+
+	return x->peer->admin || (o && o->uid == x->peer->uid);
+}
+
+static int granule_shift_of(uint64_t granule, unsigned *shift)
+{
+	if (granule == 0 || (granule & (granule - 1)) ||
+	    granule > (1ull << POTAD_GRANULE_SHIFT_MAX))
+		return -EINVAL;
+	*shift = (unsigned)__builtin_ctzll(granule);
+	return 0;
+}
+
+/*
+ * Events.
+ */
+static void sub_add(struct potad_conn *c, struct cstate *st)
+{
+	if (st->subscribed)
+		return;
+	if (nsubs == capsubs) {
+		size_t cap = capsubs ? capsubs * 2 : 8;
+		struct potad_conn **t = realloc(subs, cap * sizeof(*t));
+
+		if (!t)
+			return;
+		subs = t;
+		capsubs = cap;
+	}
+	st->sub_index = nsubs;
+	subs[nsubs++] = c;
+	st->subscribed = true;
+}
+
+static void sub_del(struct potad_conn *c, struct cstate *st)
+{
+	if (!st->subscribed)
+		return;
+	subs[st->sub_index] = subs[--nsubs];
+	if (st->sub_index < nsubs)
+		state(subs[st->sub_index])->sub_index = st->sub_index;
+	st->subscribed = false;
+	free(st->sub_space);
+	st->sub_space = NULL;
+}
+
+static bool sub_wants(const struct cstate *st, const struct pspace *ps)
+{
+	return !st->sub_space || strcmp(st->sub_space, ps->name) == 0;
+}
+
+/* Tell subscribers of ps whose watermark it just crossed. */
+static void check_low_water(struct pspace *ps)
+{
+	struct potad_stats stt;
+
+	if (!nsubs)
+		return;
+	potad_space_stats(ps->eng, &stt);
+	for (size_t i = 0; i < nsubs; i++) {
+		struct cstate *st = state(subs[i]);
+		unsigned pct = (unsigned)(stt.units ? (100.0 * stt.free_units /
+						       stt.units)
+						    : 0);
+		Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
+		Potad__V1__LowSpaceEvent low = POTAD__V1__LOW_SPACE_EVENT__INIT;
+
+		if (!sub_wants(st, ps) ||
+		    !potad__space_allows(ps, potad__conn_peer(subs[i])))
+			continue;
+		if (pct >= st->low_water) {
+			st->notified = false;
+			continue;
+		}
+		if (st->notified)
+			continue;
+		st->notified = true;
+		low.space = ps->name;
+		low.free_bytes = stt.free_units * stt.granule;
+		low.size = stt.size;
+		low.low_water_percent = st->low_water;
+		ev.event_case = POTAD__V1__EVENT__EVENT_LOW_SPACE;
+		ev.low_space = &low;
+		potad__conn_event(subs[i], &ev);
+	}
+}
+
+struct hit {
+	struct potad_space *eng;
+	struct potad_extent e;
+};
+
+struct hits {
+	struct hit *v;
+	size_t n, cap;
+};
+
+static void on_hit(struct potad_space *s, const struct potad_extent *e,
+		   void *arg)
+{
+	struct hits *h = arg;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 16;
+		struct hit *t = realloc(h->v, cap * sizeof(*t));
+
+		if (!t)
+			return;
+		h->v = t;
+		h->cap = cap;
+	}
+	h->v[h->n].eng = s;
+	h->v[h->n++].e = *e;
+}
+
+static struct pspace *pspace_of_engine(const struct potad_space *eng)
+{
+	for (size_t i = 0; i < potad__space_count(); i++)
+		if (potad__space_at(i)->eng == eng)
+			return potad__space_at(i);
+	return NULL;
+}
+
+/* Tell each poisoned extent's owner, on every connection of theirs that
+ * subscribed to that space. */
+static void poison_events(struct ctx *x, const struct hits *h, uint64_t off,
+			  uint64_t len)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		struct pspace *ps = pspace_of_engine(h->v[i].eng);
+		const struct powner *o = potad__owner(h->v[i].e.owner);
+		uid_t uid;
+
+		if (!ps || !o)
+			continue;
+		uid = o->uid;
+		for (size_t j = 0; j < nsubs; j++) {
+			const struct potad_peer *p = potad__conn_peer(subs[j]);
+			Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
+			Potad__V1__PoisonEvent pe =
+				POTAD__V1__POISON_EVENT__INIT;
+
+			if (!sub_wants(state(subs[j]), ps) ||
+			    (p->uid != uid && !p->admin))
+				continue;
+			pe.extent = extent_msg(x, ps, &h->v[i].e);
+			pe.offset = off;
+			pe.length = len;
+			ev.event_case = POTAD__V1__EVENT__EVENT_POISON;
+			ev.poison = &pe;
+			potad__conn_event(subs[j], &ev);
+		}
+	}
+}
+
+/*
+ * Operations.
+ */
+static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
+		     Potad__V1__Result *r)
+{
+	static char *caps[] = { "alloc",   "aligned", "range", "top-down",
+				"fixed",   "poison",  "child", "reserve",
+				"session", "events",  "batch", "token" };
+	Potad__V1__HelloReply *h = zalloc(x, sizeof(*h));
+
+	if (!h) {
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	potad__v1__hello_reply__init(h);
+	h->protocol = 1;
+	h->server_version = PACKAGE_VERSION;
+	h->n_capabilities = sizeof(caps) / sizeof(caps[0]);
+	h->capabilities = caps;
+	h->uid = x->peer->uid;
+	h->gid = x->peer->gid;
+	h->admin = x->peer->admin;
+	h->durable = false;
+	if (m->protocol > 1)
+		log_debug("client speaks protocol %u; answering with 1",
+			  m->protocol);
+	r->body_case = POTAD__V1__RESULT__BODY_HELLO;
+	r->hello = h;
+}
+
+static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
+					bool frag)
+{
+	Potad__V1__SpaceInfo *m = zalloc(x, sizeof(*m));
+	struct potad_stats st;
+	unsigned top;
+
+	if (!m)
+		return NULL;
+	potad__v1__space_info__init(m);
+	potad_space_stats(ps->eng, &st);
+	m->name = ps->name;
+	m->kind = ps->kind;
+	m->source = ps->source ? ps->source : "";
+	m->base_offset = st.base;
+	m->size = st.size;
+	m->granule = st.granule;
+	m->parent = ps->parent ? ps->parent->name : "";
+	m->reserve = ps->reserve;
+	m->free_bytes = st.free_units * st.granule;
+	m->used_bytes = st.used_units * st.granule;
+	m->poisoned_bytes = st.poison_units * st.granule;
+	m->extents = st.extents;
+	m->free_blocks = st.free_blocks;
+	m->largest_free_block = st.largest_free_block;
+	for (top = st.max_order; top > 0 && !st.free_per_order[top]; top--)
+		;
+	m->n_free_per_order = top + 1;
+	m->free_per_order = zalloc(x, (top + 1) * sizeof(uint64_t));
+	if (m->free_per_order)
+		memcpy(m->free_per_order, st.free_per_order,
+		       (top + 1) * sizeof(uint64_t));
+	else
+		m->n_free_per_order = 0;
+	m->meta_bytes = st.meta_bytes;
+	if (frag)
+		potad_space_frag(ps->eng, &m->largest_free_run,
+				 &m->fragmentation);
+	m->available = true;
+	m->reason = "";
+	return m;
+}
+
+static void op_list_spaces(struct ctx *x, Potad__V1__Result *r)
+{
+	Potad__V1__SpaceList *l = zalloc(x, sizeof(*l));
+	size_t n = potad__space_count();
+
+	if (l)
+		potad__v1__space_list__init(l);
+	if (!l || !(l->spaces = zalloc(x, (n + 1) * sizeof(*l->spaces)))) {
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pspace *ps = potad__space_at(i);
+
+		if (!potad__space_allows(ps, x->peer))
+			continue;
+		l->spaces[l->n_spaces] = space_info(x, ps, false);
+		if (l->spaces[l->n_spaces])
+			l->n_spaces++;
+	}
+	r->body_case = POTAD__V1__RESULT__BODY_SPACES;
+	r->spaces = l;
+}
+
+static void op_space_stat(struct ctx *x, const Potad__V1__SpaceStat *m,
+			  Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->name);
+
+	if (!ps)
+		return;
+	if (!potad__space_allows(ps, x->peer)) {
+		refuse(x, r, -EPERM, "not allowed on space '%s'", ps->name);
+		return;
+	}
+	r->space = space_info(x, ps, m->fragmentation);
+	if (!r->space) {
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	r->body_case = POTAD__V1__RESULT__BODY_SPACE;
+}
+
+static void op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
+			 Potad__V1__Result *r)
+{
+	uint64_t base = m->base_offset, size = m->size;
+	unsigned g;
+	struct pspace *ps;
+	struct stat sb;
+	int rc;
+
+	if (!admin_or_refuse(x, r, "registering a space"))
+		return;
+	if (!m->granule)
+		g = 12;
+	else if (granule_shift_of(m->granule, &g) < 0) {
+		refuse(x, r, -EINVAL,
+		       "granule %llu is not a power of two from 1 to 1G",
+		       (unsigned long long)m->granule);
+		return;
+	}
+	switch (m->kind) {
+	case POTAD__V1__SPACE_KIND__RANGE:
+		if (!size) {
+			refuse(x, r, -EINVAL, "a range needs a size");
+			return;
+		}
+		break;
+	case POTAD__V1__SPACE_KIND__FILE:
+		if (!m->path || !*m->path || stat(m->path, &sb) < 0) {
+			refuse(x, r, -ENOENT, "cannot stat '%s': %s",
+			       m->path ? m->path : "", strerror(errno));
+			return;
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			refuse(x, r, -EINVAL, "'%s' is not a regular file",
+			       m->path);
+			return;
+		}
+		base = 0;
+		size = (uint64_t)sb.st_size;
+		break;
+	case POTAD__V1__SPACE_KIND__SWAP:
+	case POTAD__V1__SPACE_KIND__BLOCKDEV:
+	case POTAD__V1__SPACE_KIND__DEVDAX:
+	case POTAD__V1__SPACE_KIND__PCIBAR:
+		refuse(x, r, -EOPNOTSUPP,
+		       "kind %s needs the device probes, which this build "
+		       "does not have yet; use range or file",
+		       kind_name(m->kind));
+		return;
+	default:
+		refuse(x, r, -EINVAL, "unknown space kind %d", m->kind);
+		return;
+	}
+	rc = potad__space_add(m->name, m->kind,
+			      m->kind == POTAD__V1__SPACE_KIND__FILE ? m->path
+								    : NULL,
+			      base, size, g, &ps);
+	if (rc == -EEXIST) {
+		refuse(x, r, rc, "a space named '%s' exists", m->name);
+		return;
+	}
+	if (rc < 0) {
+		refuse(x, r, rc,
+		       "cannot register '%s': %s (names are 1-64 of "
+		       "[A-Za-z0-9._-]; base must be a multiple of the granule "
+		       "and the space at least one granule)",
+		       m->name, strerror(-rc));
+		return;
+	}
+	rc = potad__space_set_acl(ps, m->allow_all, m->allow_uids,
+				  m->n_allow_uids, m->allow_gids,
+				  m->n_allow_gids);
+	if (rc < 0) {
+		potad__space_remove(ps);
+		refuse(x, r, rc, "out of memory");
+		return;
+	}
+	log_info("space %s registered: %s [%#llx, +%#llx) granule %u by uid %u",
+		 ps->name, kind_name(ps->kind), (unsigned long long)base,
+		 (unsigned long long)size, 1u << g, (unsigned)x->peer->uid);
+	r->space = space_info(x, ps, false);
+	if (r->space)
+		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
+}
+
+static void op_space_remove(struct ctx *x, const Potad__V1__SpaceRemove *m,
+			    Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->name);
+	struct potad_stats st;
+	int rc;
+
+	if (!ps || !admin_or_refuse(x, r, "removing a space"))
+		return;
+	if (ps->parent) {
+		refuse(x, r, -EINVAL, "'%s' is a child space: use child rm",
+		       ps->name);
+		return;
+	}
+	if (ps->nchildren) {
+		refuse(x, r, -EBUSY, "'%s' has %u child space(s): remove them "
+		       "first", ps->name, ps->nchildren);
+		return;
+	}
+	potad_space_stats(ps->eng, &st);
+	if (st.extents && !m->force) {
+		refuse(x, r, -EBUSY,
+		       "'%s' holds %llu extent(s); free them or use --force",
+		       ps->name, (unsigned long long)st.extents);
+		return;
+	}
+	log_info("space %s removed by uid %u (%llu extents dropped)", ps->name,
+		 (unsigned)x->peer->uid, (unsigned long long)st.extents);
+	rc = potad__space_remove(ps);
+	if (rc < 0)
+		refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
+}
+
+static struct pspace *space_by_id(uint64_t id)
+{
+	for (size_t i = 0; i < potad__space_count(); i++)
+		if (potad__space_at(i)->id == id)
+			return potad__space_at(i);
+	return NULL;
+}
+
+/* Remember a session extent so the connection's close frees it. */
+static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
+{
+	struct cstate *st = state(c);
+
+	if (st->nsess == st->capsess) {
+		size_t keep = 0, cap;
+		struct sess *t;
+
+		/* Drop entries already freed before growing. */
+		for (size_t i = 0; i < st->nsess; i++) {
+			struct pspace *sp = space_by_id(st->sess[i].space_id);
+
+			if (sp && potad_get(sp->eng, st->sess[i].handle,
+					    NULL) == 0)
+				st->sess[keep++] = st->sess[i];
+		}
+		st->nsess = keep;
+		cap = st->capsess ? st->capsess * 2 : 8;
+		if (st->nsess < st->capsess / 2)
+			cap = st->capsess;
+		t = realloc(st->sess, cap * sizeof(*t));
+		if (!t)
+			return;
+		st->sess = t;
+		st->capsess = cap;
+	}
+	st->sess[st->nsess].space_id = ps->id;
+	st->sess[st->nsess++].handle = h;
+}
+
+static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
+		     Potad__V1__Result *r)
+{
+	struct potad_alloc_req q = { 0 };
+	struct pspace *ps = space_or_refuse(x, r, m->space), *rs = NULL;
+	struct potad_extent e;
+	int64_t owner;
+	int rc;
+
+	if (!ps)
+		return;
+	if (!potad__space_allows(ps, x->peer)) {
+		refuse(x, r, -EPERM, "uid %u may not allocate in '%s'",
+		       (unsigned)x->peer->uid, ps->name);
+		return;
+	}
+	if (m->size == 0) {
+		refuse(x, r, -EINVAL, "size must be greater than 0");
+		return;
+	}
+	if (m->align & (m->align - 1)) {
+		refuse(x, r, -EINVAL, "alignment %llu is not a power of two",
+		       (unsigned long long)m->align);
+		return;
+	}
+	if (m->max && m->min >= m->max) {
+		refuse(x, r, -EINVAL, "min %#llx is not below max %#llx",
+		       (unsigned long long)m->min, (unsigned long long)m->max);
+		return;
+	}
+	if (m->clean) {
+		refuse(x, r, -EOPNOTSUPP,
+		       "clean extents need discard tracking, which comes with "
+		       "the device spaces; this build does not have it");
+		return;
+	}
+	if (m->reserve && *m->reserve) {
+		rs = potad__space_find(m->reserve);
+		if (!rs || rs->parent != ps || !rs->reserve) {
+			refuse(x, r, -EINVAL, "'%s' is not a reserve of '%s'",
+			       m->reserve, ps->name);
+			return;
+		}
+		if (!potad__space_allows(rs, x->peer)) {
+			refuse(x, r, -EPERM, "uid %u may not use reserve '%s'",
+			       (unsigned)x->peer->uid, rs->name);
+			return;
+		}
+	}
+	if (m->token && *m->token) {
+		struct pspace *tps;
+		uint64_t th;
+
+		if (potad__token_find(x->peer->uid, m->token, &tps, &th) == 0 &&
+		    potad_get(tps->eng, th, &e) == 0) {
+			r->extent = extent_msg(x, tps, &e);
+			r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
+			return;
+		}
+	}
+	owner = potad__owner_get(x->peer->uid, m->label,
+				 m->session ? potad__conn_id(x->conn) : 0);
+	if (owner < 0) {
+		refuse(x, r, (int)owner, "out of memory");
+		return;
+	}
+	q.size = m->size;
+	q.align = m->align;
+	q.min = m->min;
+	q.max = m->max;
+	q.at = m->at;
+	q.owner = (uint32_t)owner;
+	q.tag = m->tag;
+	q.flags = (m->top_down ? POTAD_ALLOC_TOPDOWN : 0) |
+		  (m->whole ? POTAD_ALLOC_WHOLE : 0) |
+		  (m->fixed ? POTAD_ALLOC_FIXED : 0);
+	rc = potad_alloc(ps->eng, &q, &e);
+	if (rc == -ENOSPC && rs) {
+		/* The reserve is only for when the parent cannot serve. */
+		rc = potad_alloc(rs->eng, &q, &e);
+		if (rc == 0) {
+			log_info("uid %u drew %llu bytes from reserve %s",
+				 (unsigned)x->peer->uid,
+				 (unsigned long long)e.length, rs->name);
+			ps = rs;
+		}
+	}
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOSPC:
+		refuse(x, r, rc, "no free extent of %llu bytes fits in '%s'",
+		       (unsigned long long)m->size, ps->name);
+		return;
+	case -E2BIG:
+		refuse(x, r, rc, "%llu bytes is larger than '%s' or its range",
+		       (unsigned long long)m->size, ps->name);
+		return;
+	case -EBUSY:
+		refuse(x, r, rc, "part of [%#llx, +%llu) is taken or poisoned",
+		       (unsigned long long)m->at,
+		       (unsigned long long)m->size);
+		return;
+	case -ERANGE:
+		refuse(x, r, rc, "[%#llx, +%llu) is outside '%s'",
+		       (unsigned long long)m->at,
+		       (unsigned long long)m->size, ps->name);
+		return;
+	case -EINVAL:
+		refuse(x, r, rc,
+		       "invalid request for '%s' (a fixed address must be a "
+		       "multiple of the granule and the alignment; the range "
+		       "must meet the space)",
+		       ps->name);
+		return;
+	default:
+		refuse(x, r, rc, "allocation failed: %s", strerror(-rc));
+		return;
+	}
+	if (m->token && *m->token &&
+	    potad__token_add(x->peer->uid, m->token, ps, e.handle) < 0)
+		log_warn("out of memory remembering a token; a retry will "
+			 "allocate again");
+	if (m->session)
+		sess_add(x->conn, ps, e.handle);
+	r->extent = extent_msg(x, ps, &e);
+	if (!r->extent) {
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
+	check_low_water(ps);
+}
+
+static void op_free(struct ctx *x, const Potad__V1__Free *m,
+		    Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct potad_extent e;
+	uint64_t handle = m->handle;
+	int rc;
+
+	if (!ps)
+		return;
+	if (m->by_offset) {
+		if (!admin_or_refuse(x, r, "freeing by offset"))
+			return;
+		rc = potad_lookup(ps->eng, m->offset, &e);
+		if (rc < 0) {
+			refuse(x, r, rc, "no extent at %#llx in '%s'",
+			       (unsigned long long)m->offset, ps->name);
+			return;
+		}
+		handle = e.handle;
+	}
+	rc = potad_get(ps->eng, handle, &e);
+	if (rc < 0) {
+		refuse(x, r, rc,
+		       rc == -ESTALE ? "handle %#llx names no live extent in '%s'"
+				     : "handle %#llx is malformed for '%s'",
+		       (unsigned long long)handle, ps->name);
+		return;
+	}
+	if (!may_see_extent(x, &e)) {
+		refuse(x, r, -EPERM, "extent %#llx belongs to another owner",
+		       (unsigned long long)handle);
+		return;
+	}
+	if (e.type == POTAD_TYPE_CHILD) {
+		struct pspace *c = child_hosted_by(ps, handle);
+
+		refuse(x, r, -EBUSY, "extent %#llx hosts child space '%s'",
+		       (unsigned long long)handle, c ? c->name : "?");
+		return;
+	}
+	rc = potad_free(ps->eng, handle, &e);
+	if (rc < 0) {
+		refuse(x, r, rc, "free failed: %s", strerror(-rc));
+		return;
+	}
+	potad__token_forget(ps, handle);
+	r->extent = extent_msg(x, ps, &e);
+	if (r->extent)
+		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
+	check_low_water(ps);
+}
+
+static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
+		      Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct potad_extent e;
+	int rc;
+
+	if (!ps)
+		return;
+	rc = potad_lookup(ps->eng, m->offset, &e);
+	if (rc == -ERANGE) {
+		refuse(x, r, rc, "%#llx is outside '%s'",
+		       (unsigned long long)m->offset, ps->name);
+		return;
+	}
+	if (rc < 0) {
+		refuse(x, r, rc, "no extent covers %#llx in '%s'",
+		       (unsigned long long)m->offset, ps->name);
+		return;
+	}
+	if (!may_see_extent(x, &e)) {
+		refuse(x, r, -EPERM, "the extent at %#llx belongs to another "
+		       "owner", (unsigned long long)m->offset);
+		return;
+	}
+	r->extent = extent_msg(x, ps, &e);
+	if (r->extent)
+		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
+}
+
+struct lister {
+	struct ctx *x;
+	const struct pspace *ps;
+	const Potad__V1__ListExtents *m;
+	uid_t uid;
+	bool by_uid;
+	Potad__V1__Extent **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static int list_one(const struct potad_extent *e, void *arg)
+{
+	struct lister *l = arg;
+	const struct powner *o = potad__owner(e->owner);
+
+	if (!o || (l->by_uid && o->uid != l->uid) ||
+	    (l->m->label && *l->m->label && strcmp(o->label, l->m->label)))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		Potad__V1__Extent **t = potad__arena_alloc(l->x->a,
+							   cap * sizeof(*t));
+
+		if (!t) {
+			l->oom = true;
+			return 1;
+		}
+		if (l->n)
+			memcpy(t, l->v, l->n * sizeof(*t));
+		l->v = t;
+		l->cap = cap;
+	}
+	l->v[l->n] = extent_msg(l->x, l->ps, e);
+	if (!l->v[l->n]) {
+		l->oom = true;
+		return 1;
+	}
+	l->n++;
+	return 0;
+}
+
+static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
+			    Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct lister l = { .x = x, .ps = ps, .m = m };
+	Potad__V1__ExtentList *el;
+
+	if (!ps)
+		return;
+	l.by_uid = m->by_owner || !x->peer->admin;
+	l.uid = m->by_owner ? m->owner_uid : x->peer->uid;
+	if (!x->peer->admin && l.uid != x->peer->uid) {
+		refuse(x, r, -EPERM, "only an admin may list uid %u's extents",
+		       (unsigned)l.uid);
+		return;
+	}
+	potad_extent_foreach(ps->eng, 0, 0, list_one, &l);
+	el = zalloc(x, sizeof(*el));
+	if (l.oom || !el) {
+		refuse(x, r, -ENOMEM, "out of memory listing extents");
+		return;
+	}
+	potad__v1__extent_list__init(el);
+	el->n_extents = l.n;
+	el->extents = l.v;
+	r->extents = el;
+	r->body_case = POTAD__V1__RESULT__BODY_EXTENTS;
+}
+
+static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
+		      Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct hits h = { 0 };
+	Potad__V1__PoisonReply *pr;
+	int rc;
+
+	if (!ps || !admin_or_refuse(x, r, "poisoning"))
+		return;
+	rc = potad_poison(ps->eng, m->offset, m->length, on_hit, &h);
+	if (rc < 0) {
+		free(h.v);
+		refuse(x, r, rc,
+		       rc == -ERANGE ? "[%#llx, +%llu) is outside '%s'"
+				     : "cannot poison [%#llx, +%llu) in '%s' "
+				       "(the offset must be a multiple of the "
+				       "granule and the length not 0)",
+		       (unsigned long long)m->offset,
+		       (unsigned long long)m->length, ps->name);
+		return;
+	}
+	log_warn("poisoned [%#llx, +%llu) in %s: %d extent(s) hit",
+		 (unsigned long long)m->offset, (unsigned long long)m->length,
+		 ps->name, rc);
+	poison_events(x, &h, m->offset, m->length);
+	free(h.v);
+	pr = zalloc(x, sizeof(*pr));
+	if (pr) {
+		potad__v1__poison_reply__init(pr);
+		pr->extents_hit = (uint32_t)rc;
+		r->poison = pr;
+		r->body_case = POTAD__V1__RESULT__BODY_POISON;
+	}
+}
+
+static void op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
+			 Potad__V1__Result *r)
+{
+	struct pspace *parent = space_or_refuse(x, r, m->parent), *c;
+	struct potad_alloc_req q = { 0 };
+	struct potad_extent e;
+	unsigned g;
+	int64_t owner;
+	char label[80];
+	int rc;
+
+	if (!parent || !admin_or_refuse(x, r, "creating a child space"))
+		return;
+	if (potad__space_find(m->name)) {
+		refuse(x, r, -EEXIST, "a space named '%s' exists", m->name);
+		return;
+	}
+	if (m->size == 0 || (m->align & (m->align - 1))) {
+		refuse(x, r, -EINVAL, "a child needs a size > 0 and an "
+		       "alignment that is a power of two");
+		return;
+	}
+	if (m->granule && granule_shift_of(m->granule, &g) < 0) {
+		refuse(x, r, -EINVAL, "granule %llu is not a power of two",
+		       (unsigned long long)m->granule);
+		return;
+	}
+	if (!m->granule) {
+		struct potad_stats st;
+
+		potad_space_stats(parent->eng, &st);
+		g = (unsigned)__builtin_ctzll(st.granule);
+	}
+	snprintf(label, sizeof(label), "child:%s", m->name);
+	owner = potad__owner_get(0, label, 0);
+	if (owner < 0) {
+		refuse(x, r, (int)owner, "out of memory");
+		return;
+	}
+	q.size = m->size;
+	q.align = m->align ? m->align : (1ull << g);
+	q.owner = (uint32_t)owner;
+	rc = potad_alloc(parent->eng, &q, &e);
+	if (rc < 0) {
+		refuse(x, r, rc, "cannot carve %llu bytes from '%s': %s",
+		       (unsigned long long)m->size, parent->name,
+		       strerror(-rc));
+		return;
+	}
+	rc = potad__space_add_child(parent, m->name, e.handle, g, m->reserve,
+				    &c);
+	if (rc == 0)
+		rc = potad__space_set_acl(c, false, m->allow_uids,
+					  m->n_allow_uids, m->allow_gids,
+					  m->n_allow_gids);
+	if (rc < 0) {
+		if (potad__space_find(m->name) == NULL)
+			potad_free(parent->eng, e.handle, NULL);
+		refuse(x, r, rc, "cannot create child '%s': %s", m->name,
+		       strerror(-rc));
+		return;
+	}
+	log_info("%s %s carved from %s at [%#llx, +%#llx) by uid %u",
+		 m->reserve ? "reserve" : "child space", c->name, parent->name,
+		 (unsigned long long)e.offset, (unsigned long long)e.length,
+		 (unsigned)x->peer->uid);
+	r->space = space_info(x, c, false);
+	if (r->space)
+		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
+}
+
+static void op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
+			    Potad__V1__Result *r)
+{
+	struct pspace *ps = space_or_refuse(x, r, m->name);
+	struct potad_stats st;
+	int rc;
+
+	if (!ps || !admin_or_refuse(x, r, "removing a child space"))
+		return;
+	if (!ps->parent) {
+		refuse(x, r, -EINVAL, "'%s' is not a child space: use space rm",
+		       ps->name);
+		return;
+	}
+	potad_space_stats(ps->eng, &st);
+	if (st.extents || ps->nchildren) {
+		refuse(x, r, -EBUSY, "'%s' still holds %llu extent(s) and %u "
+		       "child space(s)", ps->name,
+		       (unsigned long long)st.extents, ps->nchildren);
+		return;
+	}
+	log_info("child space %s removed by uid %u", ps->name,
+		 (unsigned)x->peer->uid);
+	rc = potad__space_remove(ps);
+	if (rc < 0)
+		refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
+}
+
+static void op_subscribe(struct ctx *x, const Potad__V1__Subscribe *m,
+			 Potad__V1__Result *r)
+{
+	struct cstate *st = state(x->conn);
+	char *name = NULL;
+
+	if (!st) {
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	if (m->space && *m->space) {
+		if (!space_or_refuse(x, r, m->space))
+			return;
+		name = strdup(m->space);
+		if (!name) {
+			refuse(x, r, -ENOMEM, "out of memory");
+			return;
+		}
+	}
+	if (m->low_water_percent > 100) {
+		free(name);
+		refuse(x, r, -EINVAL, "a watermark is a percentage");
+		return;
+	}
+	sub_del(x->conn, st);
+	sub_add(x->conn, st);
+	if (!st->subscribed) {
+		free(name);
+		refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	st->sub_space = name;
+	st->low_water =
+		m->low_water_percent ? m->low_water_percent : default_low_water;
+	st->notified = false;
+}
+
+static void dispatch(struct ctx *x, const Potad__V1__Op *op,
+		     Potad__V1__Result *r)
+{
+	switch (op->op_case) {
+	case POTAD__V1__OP__OP_HELLO:
+		op_hello(x, op->hello, r);
+		break;
+	case POTAD__V1__OP__OP_LIST_SPACES:
+		op_list_spaces(x, r);
+		break;
+	case POTAD__V1__OP__OP_SPACE_ADD:
+		op_space_add(x, op->space_add, r);
+		break;
+	case POTAD__V1__OP__OP_SPACE_REMOVE:
+		op_space_remove(x, op->space_remove, r);
+		break;
+	case POTAD__V1__OP__OP_SPACE_STAT:
+		op_space_stat(x, op->space_stat, r);
+		break;
+	case POTAD__V1__OP__OP_ALLOC:
+		op_alloc(x, op->alloc, r);
+		break;
+	case POTAD__V1__OP__OP_FREE:
+		op_free(x, op->free, r);
+		break;
+	case POTAD__V1__OP__OP_LOOKUP:
+		op_lookup(x, op->lookup, r);
+		break;
+	case POTAD__V1__OP__OP_LIST_EXTENTS:
+		op_list_extents(x, op->list_extents, r);
+		break;
+	case POTAD__V1__OP__OP_POISON:
+		op_poison(x, op->poison, r);
+		break;
+	case POTAD__V1__OP__OP_CHILD_ADD:
+		op_child_add(x, op->child_add, r);
+		break;
+	case POTAD__V1__OP__OP_CHILD_REMOVE:
+		op_child_remove(x, op->child_remove, r);
+		break;
+	case POTAD__V1__OP__OP_SUBSCRIBE:
+		op_subscribe(x, op->subscribe, r);
+		break;
+	default:
+		refuse(x, r, -EINVAL, "unknown or empty operation");
+		break;
+	}
+}
+
+Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
+				       const Potad__V1__Request *req,
+				       struct potad_arena *a)
+{
+	struct ctx x = { .conn = c, .peer = potad__conn_peer(c), .a = a };
+	Potad__V1__Response *resp = zalloc(&x, sizeof(*resp));
+	Potad__V1__Result *res;
+
+	if (!resp)
+		return NULL;
+	potad__v1__response__init(resp);
+	resp->id = req->id;
+	resp->message = "";
+	resp->results = zalloc(&x, req->n_ops * sizeof(*resp->results) + 1);
+	res = zalloc(&x, req->n_ops * sizeof(*res) + 1);
+	if (!resp->results || !res)
+		return NULL;
+	for (size_t i = 0; i < req->n_ops; i++) {
+		potad__v1__result__init(&res[i]);
+		res[i].message = "";
+		dispatch(&x, req->ops[i], &res[i]);
+		resp->results[i] = &res[i];
+	}
+	resp->n_results = req->n_ops;
+	return resp;
+}
+
+void potad__rpc_conn_closed(struct potad_conn *c)
+{
+	void **p = potad__conn_state(c);
+	struct cstate *st = *p;
+	size_t freed = 0;
+
+	if (!st)
+		return;
+	sub_del(c, st);
+	for (size_t i = 0; i < st->nsess; i++) {
+		struct pspace *ps = space_by_id(st->sess[i].space_id);
+
+		if (ps && potad_free(ps->eng, st->sess[i].handle, NULL) == 0) {
+			freed++;
+			check_low_water(ps);
+		}
+	}
+	if (freed)
+		log_debug("connection %llu closed: %zu session extent(s) freed",
+			  (unsigned long long)potad__conn_id(c), freed);
+	potad__owner_drop_conn(potad__conn_id(c));
+	free(st->sess);
+	free(st);
+	*p = NULL;
+}

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/* The libuv loop: the listening socket, connections, framing, replies. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon.h"
+#include "wire/frame.h"
+
+/*
+ * One thread runs the loop and owns every space.  A connection's bytes are
+ * cut into frames (varint length, then a potad.v1.Request); each complete
+ * frame is answered at once, in order, into the connection's output buffer,
+ * and everything answered in one read is sent with one write.  A length
+ * over the frame limit is refused before any buffer of that size exists.
+ *
+ * Backpressure: while a connection has more than half its queue limit
+ * unsent, the daemon stops reading from it, so a client that pipelines
+ * faster than it reads only slows itself down.  If its unsent bytes still
+ * pass the limit (events keep coming), it is dropped.  Others never wait.
+ */
+
+struct potad_conn {
+	uv_pipe_t pipe;
+	uint64_t id;
+	struct potad_peer peer;
+	void *state;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	uint8_t *obuf; /* being filled */
+	size_t olen, ocap;
+	uint8_t *wbuf; /* being written */
+	size_t wlen, wcap;
+	uv_write_t wreq;
+	bool writing, reading, closing, close_after_flush;
+	struct potad_arena arena;
+	struct potad_conn *prev, *next;
+};
+
+static struct {
+	uv_loop_t *loop;
+	uv_pipe_t listener;
+	uv_signal_t sigterm, sigint;
+	const struct potad_config *cfg;
+	struct potad_conn *conns;
+	size_t nconns;
+	uint64_t next_id;
+	bool stopping;
+} srv;
+
+uint64_t potad__conn_id(const struct potad_conn *c)
+{
+	return c->id;
+}
+
+const struct potad_peer *potad__conn_peer(const struct potad_conn *c)
+{
+	return &c->peer;
+}
+
+void **potad__conn_state(struct potad_conn *c)
+{
+	return &c->state;
+}
+
+static void conn_close(struct potad_conn *c);
+static void conn_flush(struct potad_conn *c);
+
+/* Append one framed ServerMessage to c's output. */
+static int conn_put(struct potad_conn *c, const Potad__V1__ServerMessage *m)
+{
+	size_t size = potad__v1__server_message__get_packed_size(m);
+	size_t need = c->olen + POTAD_VARINT_MAX + size;
+
+	if (need > c->ocap) {
+		size_t cap = c->ocap ? c->ocap : 4096;
+		uint8_t *t;
+
+		while (cap < need)
+			cap *= 2;
+		t = realloc(c->obuf, cap);
+		if (!t)
+			return -ENOMEM;
+		c->obuf = t;
+		c->ocap = cap;
+	}
+	c->olen += potad__varint_put(size, c->obuf + c->olen);
+	c->olen += potad__v1__server_message__pack(m, c->obuf + c->olen);
+	return 0;
+}
+
+static void put_response(struct potad_conn *c, Potad__V1__Response *resp)
+{
+	Potad__V1__ServerMessage m = POTAD__V1__SERVER_MESSAGE__INIT;
+
+	m.msg_case = POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE;
+	m.response = resp;
+	if (conn_put(c, &m) < 0) {
+		log_err("out of memory queueing a reply; dropping connection "
+			"%llu", (unsigned long long)c->id);
+		conn_close(c);
+	}
+}
+
+/* A reply to a request that could not be read: id 0, a status, a message. */
+static void put_refusal(struct potad_conn *c, Potad__V1__Status st,
+			const char *msg)
+{
+	Potad__V1__Response r = POTAD__V1__RESPONSE__INIT;
+
+	r.status = st;
+	r.message = (char *)msg;
+	put_response(c, &r);
+}
+
+void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev)
+{
+	Potad__V1__ServerMessage m = POTAD__V1__SERVER_MESSAGE__INIT;
+
+	if (c->closing)
+		return;
+	m.msg_case = POTAD__V1__SERVER_MESSAGE__MSG_EVENT;
+	m.event = (Potad__V1__Event *)ev;
+	if (conn_put(c, &m) < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct potad_conn *c = h->data;
+
+	potad__rpc_conn_closed(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv.nconns--;
+	log_debug("connection %llu closed", (unsigned long long)c->id);
+	potad__arena_free(&c->arena);
+	free(c->rbuf);
+	free(c->obuf);
+	free(c->wbuf);
+	free(c);
+	if (srv.stopping && srv.nconns == 0) {
+		uv_close((uv_handle_t *)&srv.sigterm, NULL);
+		uv_close((uv_handle_t *)&srv.sigint, NULL);
+	}
+}
+
+static void conn_close(struct potad_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void set_reading(struct potad_conn *c, bool on)
+{
+	if (c->closing || c->reading == on)
+		return;
+	c->reading = on;
+	if (on)
+		uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	else
+		uv_read_stop((uv_stream_t *)&c->pipe);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	struct potad_conn *c = w->data;
+
+	c->writing = false;
+	c->wlen = 0;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		log_debug("connection %llu: write failed: %s",
+			  (unsigned long long)c->id, uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void conn_flush(struct potad_conn *c)
+{
+	uv_buf_t b;
+	uint8_t *t;
+	size_t tc;
+	int rc;
+
+	if (c->closing)
+		return;
+	if (!c->writing && c->olen) {
+		/* Swap the buffers: fill one while the other is written. */
+		t = c->wbuf;
+		tc = c->wcap;
+		c->wbuf = c->obuf;
+		c->wcap = c->ocap;
+		c->wlen = c->olen;
+		c->obuf = t;
+		c->ocap = tc;
+		c->olen = 0;
+		b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+		c->wreq.data = c;
+		rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1,
+			      on_written);
+		if (rc < 0) {
+			conn_close(c);
+			return;
+		}
+		c->writing = true;
+	}
+	if (c->writing && c->olen > srv.cfg->max_queue) {
+		log_warn("client pid %d uid %u is not reading its replies; "
+			 "dropping connection %llu",
+			 (int)c->peer.pid, (unsigned)c->peer.uid,
+			 (unsigned long long)c->id);
+		conn_close(c);
+		return;
+	}
+	if (!c->writing && c->close_after_flush) {
+		conn_close(c);
+		return;
+	}
+	if (!srv.stopping && !c->close_after_flush)
+		set_reading(c, c->olen + c->wlen <= srv.cfg->max_queue / 2);
+}
+
+static void handle_frame(struct potad_conn *c, const uint8_t *p, size_t n)
+{
+	ProtobufCAllocator pa;
+	Potad__V1__Request *req;
+	Potad__V1__Response *resp;
+
+	potad__arena_reset(&c->arena);
+	potad__arena_allocator(&c->arena, &pa);
+	req = potad__v1__request__unpack(&pa, n, p);
+	if (!req) {
+		log_debug("connection %llu: malformed request frame",
+			  (unsigned long long)c->id);
+		put_refusal(c, POTAD__V1__STATUS__INVALID,
+			    "malformed frame: not a potad.v1.Request");
+		return;
+	}
+	resp = potad__rpc_handle(c, req, &c->arena);
+	if (!resp) {
+		put_refusal(c, POTAD__V1__STATUS__INTERNAL,
+			    "out of memory building the reply");
+		return;
+	}
+	put_response(c, resp);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct potad_conn *c = h->data;
+	size_t want = c->rlen + 65536;
+
+	if (want > c->rcap) {
+		/* Never beyond one frame of the largest size allowed. */
+		size_t cap = srv.cfg->max_frame + POTAD_VARINT_MAX;
+		uint8_t *t;
+
+		if (want < cap)
+			cap = want;
+		if (cap < c->rlen + 1)
+			cap = c->rlen + 1;
+		t = cap > c->rcap ? realloc(c->rbuf, cap) : c->rbuf;
+		if (t) {
+			c->rbuf = t;
+			c->rcap = cap;
+		}
+	}
+	*buf = uv_buf_init((char *)c->rbuf + c->rlen,
+			   (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct potad_conn *c = s->data;
+	size_t off = 0;
+
+	if (n < 0) {
+		if (n != UV_EOF)
+			log_debug("connection %llu: read: %s",
+				  (unsigned long long)c->id, uv_strerror((int)n));
+		else if (c->rlen)
+			log_debug("connection %llu closed mid-frame (%zu bytes "
+				  "dropped)", (unsigned long long)c->id, c->rlen);
+		/* Answer what was answered, then go. */
+		c->close_after_flush = true;
+		set_reading(c, false);
+		conn_flush(c);
+		return;
+	}
+	c->rlen += (size_t)n;
+	while (off < c->rlen && !c->close_after_flush && !c->closing) {
+		uint64_t len;
+		int k = potad__varint_get(c->rbuf + off, c->rlen - off, &len);
+
+		if (k == 0)
+			break;
+		if (k < 0) {
+			put_refusal(c, POTAD__V1__STATUS__INVALID,
+				    "bad frame length prefix (not a varint)");
+			c->close_after_flush = true;
+			break;
+		}
+		if (len > srv.cfg->max_frame) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg),
+				 "frame of %llu bytes is over the %zu-byte "
+				 "limit",
+				 (unsigned long long)len, srv.cfg->max_frame);
+			log_warn("connection %llu (pid %d uid %u): %s; closing",
+				 (unsigned long long)c->id, (int)c->peer.pid,
+				 (unsigned)c->peer.uid, msg);
+			put_refusal(c, POTAD__V1__STATUS__TOO_LARGE, msg);
+			c->close_after_flush = true;
+			break;
+		}
+		if (c->rlen - off - (size_t)k < len)
+			break;
+		handle_frame(c, c->rbuf + off + k, (size_t)len);
+		off += (size_t)k + (size_t)len;
+	}
+	if (c->closing)
+		return;
+	if (off) {
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+	if (c->close_after_flush)
+		set_reading(c, false);
+	conn_flush(c);
+}
+
+/* Who is on the other end, and whether they are an admin. */
+static void identify(struct potad_conn *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+
+	c->peer.uid = (uid_t)-1;
+	c->peer.gid = (gid_t)-1;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->peer.uid = cred.uid;
+		c->peer.gid = cred.gid;
+		c->peer.pid = cred.pid;
+	}
+	if (getpwuid_r(c->peer.uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+		int n = (int)(sizeof(c->peer.groups) / sizeof(c->peer.groups[0]));
+
+		if (getgrouplist(pw.pw_name, c->peer.gid, c->peer.groups, &n) < 0)
+			n = (int)(sizeof(c->peer.groups) /
+				  sizeof(c->peer.groups[0]));
+		c->peer.ngroups = n;
+	}
+	c->peer.admin = c->peer.uid == 0;
+	if (srv.cfg->has_admin_gid) {
+		if (c->peer.gid == srv.cfg->admin_gid)
+			c->peer.admin = true;
+		for (int i = 0; i < c->peer.ngroups; i++)
+			if (c->peer.groups[i] == srv.cfg->admin_gid)
+				c->peer.admin = true;
+	}
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+	struct potad_conn *c;
+
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_err("out of memory accepting a connection");
+		return;
+	}
+	uv_pipe_init(srv.loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(l, (uv_stream_t *)&c->pipe) < 0) {
+		free(c);
+		return;
+	}
+	c->id = ++srv.next_id;
+	c->next = srv.conns;
+	if (srv.conns)
+		srv.conns->prev = c;
+	srv.conns = c;
+	srv.nconns++;
+	identify(c);
+	if (srv.nconns > srv.cfg->max_conns) {
+		log_warn("connection limit %zu reached; refusing pid %d uid %u",
+			 srv.cfg->max_conns, (int)c->peer.pid,
+			 (unsigned)c->peer.uid);
+		put_refusal(c, POTAD__V1__STATUS__UNAVAILABLE,
+			    "too many connections; try again later");
+		c->close_after_flush = true;
+		conn_flush(c);
+		return;
+	}
+	log_debug("connection %llu from pid %d uid %u%s",
+		  (unsigned long long)c->id, (int)c->peer.pid,
+		  (unsigned)c->peer.uid, c->peer.admin ? " (admin)" : "");
+	set_reading(c, true);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	if (srv.stopping)
+		return;
+	srv.stopping = true;
+	log_info("%s: stopping; finishing %zu connection(s)",
+		 signum == SIGTERM ? "SIGTERM" : "SIGINT", srv.nconns);
+	uv_close((uv_handle_t *)&srv.listener, NULL);
+	for (struct potad_conn *c = srv.conns; c; c = c->next) {
+		c->close_after_flush = true;
+		set_reading(c, false);
+		conn_flush(c);
+	}
+	if (srv.nconns == 0) {
+		uv_close((uv_handle_t *)&srv.sigterm, NULL);
+		uv_close((uv_handle_t *)&srv.sigint, NULL);
+	}
+}
+
+/* Refuse to steal a live daemon's socket; clear a dead one's. */
+static int clear_stale_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
+	int fd, rc;
+
+	if (lstat(path, &sb) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(sb.st_mode)) {
+		log_err("%s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		log_err("another potad is serving on %s", path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) < 0)
+		return -errno;
+	log_info("removed stale socket %s", path);
+	return 0;
+}
+
+static int mkdir_parents(const char *path)
+{
+	char *copy = strdup(path), *p;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+			rc = -errno;
+		*p = '/';
+	}
+	free(copy);
+	return rc;
+}
+
+int potad__listen(const struct potad_config *cfg, uv_loop_t *loop)
+{
+	int rc;
+
+	srv.cfg = cfg;
+	srv.loop = loop;
+	if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_err("socket path %s is too long", cfg->socket_path);
+		return -ENAMETOOLONG;
+	}
+	rc = mkdir_parents(cfg->socket_path);
+	if (rc == 0)
+		rc = clear_stale_socket(cfg->socket_path);
+	if (rc < 0) {
+		log_err("cannot prepare %s: %s", cfg->socket_path,
+			strerror(-rc));
+		return rc;
+	}
+	uv_pipe_init(loop, &srv.listener, 0);
+	rc = uv_pipe_bind(&srv.listener, cfg->socket_path);
+	if (rc == 0 && chmod(cfg->socket_path, cfg->socket_mode) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&srv.listener, 128,
+			       on_connection);
+	if (rc < 0) {
+		log_err("cannot listen on %s: %s", cfg->socket_path,
+			uv_strerror(rc));
+		uv_close((uv_handle_t *)&srv.listener, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		return rc;
+	}
+	uv_signal_init(loop, &srv.sigterm);
+	uv_signal_init(loop, &srv.sigint);
+	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv.sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("serving on %s (mode %04o, frame limit %zu bytes, up to %zu "
+		 "connections)",
+		 cfg->socket_path, cfg->socket_mode, cfg->max_frame,
+		 cfg->max_conns);
+	return 0;
+}
+
+int potad__serve(const struct potad_config *cfg)
+{
+	int rc = uv_run(srv.loop, UV_RUN_DEFAULT);
+
+	if (srv.stopping)
+		unlink(cfg->socket_path);
+	return rc < 0 ? rc : 0;
+}
