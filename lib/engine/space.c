@@ -444,6 +444,39 @@ static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
 	return found;
 }
 
+/*
+ * Before splitting a block larger than the needed order, look at the few
+ * lowest blocks of the order below: a freed extent of similar size leaves
+ * exactly such a block with free space after it, and reusing that hole
+ * keeps the large blocks whole.  Bounded, so the fast path stays fast.
+ */
+#define NEAR_FIT_TRIES 4
+
+static bool near_fit(const struct potad_space *s, unsigned o, uint64_t L,
+		     uint64_t A, uint64_t *rlo, uint64_t *rhi, uint64_t *p)
+{
+	uint64_t key = 0;
+
+	if (!(s->nonempty & pow2(o)))
+		return false;
+	for (int t = 0; t < NEAR_FIT_TRIES; t++, key++) {
+		uint64_t v, lo, hi;
+
+		if (!potad__rtree_next(&s->freeset[o], &s->nodes, NULL, key,
+				       &key, NULL))
+			return false;
+		v = funit(s, key, o);
+		lo = run_floor(s, v, s->ub);
+		hi = run_ceil(s, v + pow2(o), s->ue);
+		if (fit(lo, hi, L, A, false, p)) {
+			*rlo = lo;
+			*rhi = hi;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int alloc_fixed(struct potad_space *s, uint64_t at, uint64_t L,
 		       uint64_t A, const struct potad_alloc_req *r,
 		       struct potad_extent *out)
@@ -525,6 +558,9 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		if (mask && !down && lo == s->ub && hi == s->ue) {
 			/* The common case: best fit by order, lowest address. */
 			j = ctz64(mask);
+			if (j > k && k > 0 && A <= pow2(k - 1) &&
+			    near_fit(s, k - 1, L, A, &rlo, &rhi, &p))
+				goto take;
 			potad__rtree_next(&s->freeset[j], &s->nodes, NULL, 0, &key,
 					  NULL);
 			u = p = funit(s, key, j);

@@ -118,7 +118,9 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * The needed order is the larger of ceil(log2(units)) and log2(align in
  * units).  Bottom-up (the default) takes the smallest free block of at least
  * that order, at the lowest address (best fit by order), and gives what the
- * extent does not use back to the free lists (exact allocation); if a free
+ * extent does not use back to the free lists (exact allocation).  Before
+ * it splits a block larger than needed, it tries the few lowest blocks one
+ * order down for a free run long enough, to reuse holes.  If a free
  * stretch smaller than the extent lies just below that block, the extent
  * slides down onto it, so that exact extents pack without holes.  Top-down
  * takes the highest aligned position of the range if it is free, else the
