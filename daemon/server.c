@@ -50,6 +50,7 @@ static struct {
 	uv_loop_t *loop;
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t stop_timer;
 	const struct potad_config *cfg;
 	struct potad_conn *conns;
 	size_t nconns;
@@ -137,6 +138,13 @@ void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev)
 	conn_flush(c);
 }
 
+static void stop_handles(void)
+{
+	uv_close((uv_handle_t *)&srv.sigterm, NULL);
+	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	uv_close((uv_handle_t *)&srv.stop_timer, NULL);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct potad_conn *c = h->data;
@@ -155,10 +163,8 @@ static void on_closed(uv_handle_t *h)
 	free(c->obuf);
 	free(c->wbuf);
 	free(c);
-	if (srv.stopping && srv.nconns == 0) {
-		uv_close((uv_handle_t *)&srv.sigterm, NULL);
-		uv_close((uv_handle_t *)&srv.sigint, NULL);
-	}
+	if (srv.stopping && srv.nconns == 0)
+		stop_handles();
 }
 
 static void conn_close(struct potad_conn *c)
@@ -171,6 +177,7 @@ static void conn_close(struct potad_conn *c)
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void process(struct potad_conn *c);
 
 static void set_reading(struct potad_conn *c, bool on)
 {
@@ -241,8 +248,21 @@ static void conn_flush(struct potad_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!srv.stopping && !c->close_after_flush)
-		set_reading(c, c->olen + c->wlen <= srv.cfg->max_queue / 2);
+	if (srv.stopping || c->close_after_flush)
+		return;
+	if (c->olen + c->wlen <= srv.cfg->max_queue / 2) {
+		/* Room again: answer what arrived while we held back. */
+		if (!c->reading && c->rlen) {
+			process(c);
+			if (c->olen && !c->writing && !c->closing) {
+				conn_flush(c);
+				return;
+			}
+		}
+		set_reading(c, true);
+	} else {
+		set_reading(c, false);
+	}
 }
 
 static void handle_frame(struct potad_conn *c, const uint8_t *p, size_t n)
@@ -294,26 +314,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 			   (unsigned)(c->rcap - c->rlen));
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/*
+ * Answer the complete frames in c's read buffer, stopping while the unsent
+ * replies fill more than half the queue limit; conn_flush() calls back in
+ * when they drain, so buffered requests are never stranded.
+ */
+static void process(struct potad_conn *c)
 {
-	struct potad_conn *c = s->data;
 	size_t off = 0;
 
-	if (n < 0) {
-		if (n != UV_EOF)
-			log_debug("connection %llu: read: %s",
-				  (unsigned long long)c->id, uv_strerror((int)n));
-		else if (c->rlen)
-			log_debug("connection %llu closed mid-frame (%zu bytes "
-				  "dropped)", (unsigned long long)c->id, c->rlen);
-		/* Answer what was answered, then go. */
-		c->close_after_flush = true;
-		set_reading(c, false);
-		conn_flush(c);
-		return;
-	}
-	c->rlen += (size_t)n;
-	while (off < c->rlen && !c->close_after_flush && !c->closing) {
+	while (off < c->rlen && !c->close_after_flush && !c->closing &&
+	       c->olen + c->wlen <= srv.cfg->max_queue / 2) {
 		uint64_t len;
 		int k = potad__varint_get(c->rbuf + off, c->rlen - off, &len);
 
@@ -352,6 +363,27 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (c->close_after_flush)
 		set_reading(c, false);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct potad_conn *c = s->data;
+
+	if (n < 0) {
+		if (n != UV_EOF)
+			log_debug("connection %llu: read: %s",
+				  (unsigned long long)c->id, uv_strerror((int)n));
+		else if (c->rlen)
+			log_debug("connection %llu closed mid-frame (%zu bytes "
+				  "dropped)", (unsigned long long)c->id, c->rlen);
+		/* Answer what was answered, then go. */
+		c->close_after_flush = true;
+		set_reading(c, false);
+		conn_flush(c);
+		return;
+	}
+	c->rlen += (size_t)n;
+	process(c);
 	conn_flush(c);
 }
 
@@ -432,6 +464,15 @@ static void on_connection(uv_stream_t *l, int status)
 	set_reading(c, true);
 }
 
+/* Clients that will not take their last replies do not hold us up. */
+static void on_stop_timeout(uv_timer_t *t)
+{
+	log_warn("%zu connection(s) still not drained after 5 s; closing them",
+		 srv.nconns);
+	for (struct potad_conn *c = srv.conns; c; c = c->next)
+		conn_close(c);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	if (srv.stopping)
@@ -445,10 +486,10 @@ static void on_signal(uv_signal_t *h, int signum)
 		set_reading(c, false);
 		conn_flush(c);
 	}
-	if (srv.nconns == 0) {
-		uv_close((uv_handle_t *)&srv.sigterm, NULL);
-		uv_close((uv_handle_t *)&srv.sigint, NULL);
-	}
+	if (srv.nconns == 0)
+		stop_handles();
+	else
+		uv_timer_start(&srv.stop_timer, on_stop_timeout, 5000, 0);
 }
 
 /* Refuse to steal a live daemon's socket; clear a dead one's. */
@@ -531,6 +572,7 @@ int potad__listen(const struct potad_config *cfg, uv_loop_t *loop)
 		uv_run(loop, UV_RUN_NOWAIT);
 		return rc;
 	}
+	uv_timer_init(loop, &srv.stop_timer);
 	uv_signal_init(loop, &srv.sigterm);
 	uv_signal_init(loop, &srv.sigint);
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
