@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* potad: the space-allocation daemon's entry point. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <stdio.h>
@@ -203,9 +204,21 @@ int main(int argc, char **argv)
 		if (pid > 0) {
 			printf("potad: serving on %s (pid %d)\n", cfg.socket_path,
 			       (int)pid);
-			return 0;
+			fflush(stdout);
+			_exit(0);
 		}
 		setsid();
+		/* Let go of the caller's terminal or pipe: a script that
+		 * reads our output must not wait for us to exit.  Standard
+		 * error stays, for the log. */
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			if (null > STDERR_FILENO)
+				close(null);
+		}
 		/* libuv's loop must be told about the fork. */
 		uv_loop_fork(uv_default_loop());
 	}

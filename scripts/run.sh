@@ -1,9 +1,52 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# README's first command: install, build, and show the engine allocating.
-# Until the daemon lands (issue 3) this runs the engine demo in memory.
+# README's first command: install, build, start the daemon on its built-in
+# configuration (one 1 GiB range space, "default"), and show potadctl
+# allocating, aligning, looking up and freeing.  The daemon keeps running;
+# the last lines say how to talk to it and how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
-./clients/potad-demo "$@"
+
+run=${POTAD_RUN_DIR:-$PWD/run}
+mkdir -p "$run"
+export POTAD_SOCKET=$run/potad.sock
+ctl() {
+	echo "\$ potadctl $*"
+	./clients/potadctl "$@"
+	echo
+}
+
+if ./clients/potadctl hello >/dev/null 2>&1; then
+	echo "potad is already serving on $POTAD_SOCKET"
+else
+	./daemon/potad --socket "$POTAD_SOCKET" --state-dir "$run/state" \
+		2>>"$run/potad.log"
+	echo "(daemon log: $run/potad.log)"
+fi
+echo
+
+ctl spaces
+ctl alloc default 12K --label demo
+ctl alloc default 8M --align 1M --label demo
+ctl alloc default 100K --top-down --label demo
+h=$(./clients/potadctl --json alloc default 64K --label demo |
+	sed -E 's/.*"handle":"([^"]+)".*/\1/')
+echo "\$ potadctl --json alloc default 64K --label demo   # handle $h"
+echo
+ctl lookup default 0x100000
+ctl list default --label demo
+ctl buddyinfo default
+ctl free default "$h"
+echo "\$ potadctl free default $h   # again: refused, nothing changes"
+./clients/potadctl free default "$h" || true
+echo
+ctl space stat default --frag
+
+pid=$(pgrep -f "potad --socket $POTAD_SOCKET" | head -n 1 || true)
+cat <<MSG
+potad is serving on $POTAD_SOCKET (pid ${pid:-?}); state is in memory only.
+  export POTAD_SOCKET=$POTAD_SOCKET; ./clients/potadctl --help
+  stop it with: kill ${pid:-<pid>}
+MSG
