@@ -119,6 +119,7 @@ bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
 			   uint64_t b);
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b);
+int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b);
 void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b);
 int potad__reserve(struct potad_space *s, uint64_t inserts);
 

@@ -204,23 +204,13 @@ static bool extent_from(const struct potad_space *s, uint64_t u,
 /* Pass one: reserve everything pass two needs, here and in children. */
 static int poison_prepare(struct potad_space *s, uint64_t a, uint64_t b)
 {
-	uint64_t u, need = 0, ca, cb;
-	unsigned k;
+	uint64_t ca, cb;
 	uint32_t slot;
 	int rc;
 
 	rc = potad__poison_room(s, 1);
-	if (rc < 0)
-		return rc;
-	/* Only the free blocks at either edge leave pieces behind. */
-	if (potad__fb_find(s, a, &u, &k)) {
-		need += potad__range_need(s, u, a);
-		if (u + pow2(k) > b)
-			need += potad__range_need(s, b, u + pow2(k));
-	}
-	if (potad__fb_find(s, b - 1, &u, &k) && u >= a)
-		need += potad__range_need(s, b, u + pow2(k));
-	rc = potad__reserve(s, need);
+	if (rc == 0)
+		rc = potad__take_reserve(s, a, b);
 	if (rc < 0)
 		return rc;
 	for (bool more = extent_from(s, a, &slot);

@@ -164,8 +164,9 @@ static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b)
 	return true;
 }
 
-/* Reserve what potad__take_range(s, a, b) will insert. */
-static int take_need(struct potad_space *s, uint64_t a, uint64_t b)
+/* Reserve what taking the free units of [a, b) out will insert: only the
+ * free blocks at either edge leave pieces behind. */
+int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b)
 {
 	uint64_t u, need = 0;
 	unsigned k;
@@ -368,7 +369,7 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 			ra = x;
 		rb = x + pow2(k);
 		if (!potad__fb_test(s, x, k)) {
-			rc = take_need(s, a, b);
+			rc = potad__take_reserve(s, a, b);
 			if (rc == 0)
 				potad__take_range(s, a, b);
 			return rc;
@@ -495,7 +496,7 @@ static int alloc_fixed(struct potad_space *s, uint64_t at, uint64_t L,
 		return -EBUSY;
 	rc = potad__extents_reserve(s);
 	if (rc == 0)
-		rc = take_need(s, u, u + L);
+		rc = potad__take_reserve(s, u, u + L);
 	if (rc < 0)
 		return rc;
 	potad__take_range(s, u, u + L);
