@@ -195,7 +195,8 @@ static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 	m->poisoned = e->flags & POTAD_EXTENT_POISONED;
 	if (o) {
 		m->owner_uid = o->uid;
-		m->label = potad__arena_strdup(x->a, o->label);
+		/* The owner table keeps the label until the reply is sent. */
+		m->label = (char *)o->label;
 		m->session = o->conn != 0;
 	}
 	if (e->type == POTAD_TYPE_CHILD) {

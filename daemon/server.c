@@ -211,12 +211,24 @@ static void conn_flush(struct potad_conn *c)
 {
 	uv_buf_t b;
 	uint8_t *t;
-	size_t tc;
+	size_t tc, sent = 0;
 	int rc;
 
 	if (c->closing)
 		return;
 	if (!c->writing && c->olen) {
+		/* Most replies fit the socket buffer: write them now, and
+		 * leave libuv only what did not fit (a queued write costs
+		 * an extra epoll_ctl even when it completes at once). */
+		b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+		rc = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+		if (rc < 0 && rc != UV_EAGAIN) {
+			conn_close(c);
+			return;
+		}
+		sent = rc > 0 ? (size_t)rc : 0;
+	}
+	if (!c->writing && c->olen > sent) {
 		/* Swap the buffers: fill one while the other is written. */
 		t = c->wbuf;
 		tc = c->wcap;
@@ -226,7 +238,8 @@ static void conn_flush(struct potad_conn *c)
 		c->obuf = t;
 		c->ocap = tc;
 		c->olen = 0;
-		b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+		b = uv_buf_init((char *)c->wbuf + sent,
+				(unsigned)(c->wlen - sent));
 		c->wreq.data = c;
 		rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1,
 			      on_written);
@@ -235,6 +248,8 @@ static void conn_flush(struct potad_conn *c)
 			return;
 		}
 		c->writing = true;
+	} else if (sent) {
+		c->olen = 0;
 	}
 	if (c->writing && c->olen > srv.cfg->max_queue) {
 		log_warn("client pid %d uid %u is not reading its replies; "
