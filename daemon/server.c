@@ -42,6 +42,7 @@ struct potad_conn {
 	size_t wlen, wcap;
 	uv_write_t wreq;
 	bool writing, reading, closing, close_after_flush;
+	uint64_t write_since; /* loop time the current write started */
 	struct potad_arena arena;
 	struct potad_conn *prev, *next;
 };
@@ -51,6 +52,7 @@ static struct {
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t stop_timer;
+	uv_timer_t stall_timer;
 	const struct potad_config *cfg;
 	struct potad_conn *conns;
 	size_t nconns;
@@ -143,6 +145,7 @@ static void stop_handles(void)
 	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_close((uv_handle_t *)&srv.sigint, NULL);
 	uv_close((uv_handle_t *)&srv.stop_timer, NULL);
+	uv_close((uv_handle_t *)&srv.stall_timer, NULL);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -248,6 +251,7 @@ static void conn_flush(struct potad_conn *c)
 			return;
 		}
 		c->writing = true;
+		c->write_since = uv_now(srv.loop);
 	} else if (sent) {
 		c->olen = 0;
 	}
@@ -571,6 +575,29 @@ static void on_connection(uv_stream_t *l, int status)
 	set_reading(c, true);
 }
 
+/*
+ * A client that stops reading is no longer read from (backpressure), so
+ * it cannot make us buffer more; but it would hold its connection for
+ * ever.  One whose replies have not moved for STALL_MS is dropped.
+ */
+#define STALL_MS 30000
+
+static void on_stall_check(uv_timer_t *t)
+{
+	uint64_t now = uv_now(srv.loop);
+
+	for (struct potad_conn *c = srv.conns, *n; c; c = n) {
+		n = c->next;
+		if (c->writing && !c->closing && now - c->write_since > STALL_MS) {
+			log_warn("client pid %d uid %u has not read its replies "
+				 "for %d s; dropping connection %llu",
+				 (int)c->peer.pid, (unsigned)c->peer.uid,
+				 STALL_MS / 1000, (unsigned long long)c->id);
+			conn_close(c);
+		}
+	}
+}
+
 /* Clients that will not take their last replies do not hold us up. */
 static void on_stop_timeout(uv_timer_t *t)
 {
@@ -680,6 +707,10 @@ int potad__listen(const struct potad_config *cfg, uv_loop_t *loop)
 		return rc;
 	}
 	uv_timer_init(loop, &srv.stop_timer);
+	uv_timer_init(loop, &srv.stall_timer);
+	uv_timer_start(&srv.stall_timer, on_stall_check, STALL_MS / 6,
+		       STALL_MS / 6);
+	uv_unref((uv_handle_t *)&srv.stall_timer);
 	uv_signal_init(loop, &srv.sigterm);
 	uv_signal_init(loop, &srv.sigint);
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
