@@ -42,6 +42,7 @@ struct potad_conn {
 	size_t wlen, wcap;
 	uv_write_t wreq;
 	bool writing, reading, closing, close_after_flush;
+	bool processing; /* in process(): an event it raises must not re-enter */
 	uint64_t write_since; /* loop time the current write started */
 	struct potad_arena arena;
 	struct potad_conn *prev, *next;
@@ -271,7 +272,7 @@ static void conn_flush(struct potad_conn *c)
 		return;
 	if (c->olen + c->wlen <= srv.cfg->max_queue / 2) {
 		/* Room again: answer what arrived while we held back. */
-		if (!c->reading && c->rlen) {
+		if (c->rlen && !c->processing) {
 			process(c);
 			if (c->olen && !c->writing && !c->closing) {
 				conn_flush(c);
@@ -432,6 +433,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  */
 static void process(struct potad_conn *c)
 {
+	c->processing = true;
+
 	size_t off = 0;
 
 	while (off < c->rlen && !c->close_after_flush && !c->closing &&
@@ -466,6 +469,7 @@ static void process(struct potad_conn *c)
 		handle_frame(c, c->rbuf + off + k, (size_t)len);
 		off += (size_t)k + (size_t)len;
 	}
+	c->processing = false;
 	if (c->closing)
 		return;
 	if (off) {
