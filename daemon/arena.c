@@ -32,6 +32,7 @@ void *potad__arena_alloc(struct potad_arena *a, size_t n)
 		if (!c)
 			return NULL;
 		c->size = size;
+		a->total += size;
 		c->next = a->head;
 		a->head = c;
 		a->used = 0;
@@ -51,6 +52,11 @@ char *potad__arena_strdup(struct potad_arena *a, const char *s)
 	return p;
 }
 
+size_t potad__arena_bytes(const struct potad_arena *a)
+{
+	return a->total;
+}
+
 void potad__arena_reset(struct potad_arena *a)
 {
 	struct arena_chunk *c = a->head;
@@ -59,6 +65,7 @@ void potad__arena_reset(struct potad_arena *a)
 	while (c && c->next) {
 		struct arena_chunk *n = c->next;
 
+		a->total -= c->size;
 		free(c);
 		c = n;
 	}
@@ -71,6 +78,7 @@ void potad__arena_free(struct potad_arena *a)
 	potad__arena_reset(a);
 	free(a->head);
 	a->head = NULL;
+	a->total = 0;
 }
 
 static void *pb_alloc(void *data, size_t n)

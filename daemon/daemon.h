@@ -29,7 +29,8 @@ struct potad_config {
 	bool has_admin_gid;
 	size_t max_frame;  /* largest request frame accepted */
 	size_t max_conns;  /* connections served at once */
-	size_t max_queue;  /* unsent reply bytes before a client is dropped */
+	size_t max_queue;  /* unsent reply bytes before a client is dropped,
+			    * and the most one request's replies may take */
 	unsigned low_water; /* default low-space watermark, percent */
 	int log_level;
 	bool foreground;
@@ -82,10 +83,13 @@ void potad__log(int level, const char *fmt, ...)
  */
 struct potad_arena {
 	struct arena_chunk *head;
-	size_t used; /* in head */
+	size_t used;  /* in head */
+	size_t total; /* bytes in all chunks */
 };
 void *potad__arena_alloc(struct potad_arena *a, size_t n);
 char *potad__arena_strdup(struct potad_arena *a, const char *s);
+/* Bytes the arena holds. */
+size_t potad__arena_bytes(const struct potad_arena *a);
 /* Drop everything but the first chunk, for reuse. */
 void potad__arena_reset(struct potad_arena *a);
 void potad__arena_free(struct potad_arena *a);
@@ -124,6 +128,8 @@ int potad__serve(const struct potad_config *cfg);
  */
 struct pspace {
 	uint64_t id; /* unique for the daemon's lifetime */
+	uint64_t salt; /* XORed into the generation bits of handles on the
+			* wire, so a handle means nothing in another space */
 	char *name;
 	int kind;
 	char *source; /* path or PCI address */

@@ -307,6 +307,9 @@ static int insert(const char *name, int kind, const char *source,
 	ps->kind = kind;
 	ps->eng = eng;
 	ps->id = ++next_id;
+	ps->salt = (hash3(ps->id, 0x706f746164ull, name) & 0x0fffffffull) << 32;
+	if (!ps->salt)
+		ps->salt = 1ull << 32;
 	spaces[nspaces++] = ps;
 	*out = ps;
 	return 0;

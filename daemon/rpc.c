@@ -38,7 +38,12 @@ struct ctx {
 	struct potad_conn *conn;
 	const struct potad_peer *peer;
 	struct potad_arena *a;
+	size_t base; /* arena bytes before the replies (the request's) */
 };
+
+/* What one request's replies may take: the queue limit.  Replies are built
+ * in the arena after the request, so its growth is the measure. */
+static size_t reply_budget = 4u << 20;
 
 static struct potad_conn **subs;
 static size_t nsubs, capsubs;
@@ -47,6 +52,7 @@ static unsigned default_low_water = 10;
 void potad__rpc_init(const struct potad_config *cfg)
 {
 	default_low_water = cfg->low_water;
+	reply_budget = cfg->max_queue;
 }
 
 Potad__V1__Status potad__status_of(int err)
@@ -190,7 +196,7 @@ static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 	m->space = ps->name;
 	m->offset = e->offset;
 	m->length = e->length;
-	m->handle = e->handle;
+	m->handle = e->handle ^ ps->salt;
 	m->tag = e->tag;
 	m->poisoned = e->flags & POTAD_EXTENT_POISONED;
 	if (o) {
@@ -779,11 +785,12 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 {
 	struct pspace *ps = space_or_refuse(x, r, m->space);
 	struct potad_extent e;
-	uint64_t handle = m->handle;
+	uint64_t handle = 0, wire = m->handle;
 	int rc;
 
 	if (!ps)
 		return;
+	handle = wire ^ ps->salt;
 	if (m->by_offset) {
 		if (!admin_or_refuse(x, r, "freeing by offset"))
 			return;
@@ -794,25 +801,26 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 			return;
 		}
 		handle = e.handle;
+		wire = handle ^ ps->salt;
 	}
 	rc = potad_get(ps->eng, handle, &e);
 	if (rc < 0) {
 		refuse(x, r, rc,
 		       rc == -ESTALE ? "handle %#llx names no live extent in '%s'"
 				     : "handle %#llx is malformed for '%s'",
-		       (unsigned long long)handle, ps->name);
+		       (unsigned long long)wire, ps->name);
 		return;
 	}
 	if (!may_see_extent(x, &e)) {
 		refuse(x, r, -EPERM, "extent %#llx belongs to another owner",
-		       (unsigned long long)handle);
+		       (unsigned long long)wire);
 		return;
 	}
 	if (e.type == POTAD_TYPE_CHILD) {
 		struct pspace *c = child_hosted_by(ps, handle);
 
 		refuse(x, r, -EBUSY, "extent %#llx hosts child space '%s'",
-		       (unsigned long long)handle, c ? c->name : "?");
+		       (unsigned long long)wire, c ? c->name : "?");
 		return;
 	}
 	rc = potad_free(ps->eng, handle, &e);
@@ -865,7 +873,7 @@ struct lister {
 	bool by_uid;
 	Potad__V1__Extent **v;
 	size_t n, cap;
-	bool oom;
+	bool oom, over;
 };
 
 static int list_one(const struct potad_extent *e, void *arg)
@@ -876,6 +884,10 @@ static int list_one(const struct potad_extent *e, void *arg)
 	if (!o || (l->by_uid && o->uid != l->uid) ||
 	    (l->m->label && *l->m->label && strcmp(o->label, l->m->label)))
 		return 0;
+	if (potad__arena_bytes(l->x->a) - l->x->base > reply_budget) {
+		l->over = true;
+		return 1;
+	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		Potad__V1__Extent **t = potad__arena_alloc(l->x->a,
@@ -916,6 +928,12 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 		return;
 	}
 	potad_extent_foreach(ps->eng, 0, 0, list_one, &l);
+	if (l.over) {
+		refuse(x, r, -E2BIG,
+		       "more than %zu bytes of extents to list (%zu so far); "
+		       "narrow it by owner or label", reply_budget, l.n);
+		return;
+	}
 	el = zalloc(x, sizeof(*el));
 	if (l.oom || !el) {
 		refuse(x, r, -ENOMEM, "out of memory listing extents");
@@ -1153,7 +1171,8 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 				       const Potad__V1__Request *req,
 				       struct potad_arena *a)
 {
-	struct ctx x = { .conn = c, .peer = potad__conn_peer(c), .a = a };
+	struct ctx x = { .conn = c, .peer = potad__conn_peer(c), .a = a,
+			 .base = potad__arena_bytes(a) };
 	Potad__V1__Response *resp = zalloc(&x, sizeof(*resp));
 	Potad__V1__Result *res;
 
@@ -1169,7 +1188,14 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 	for (size_t i = 0; i < req->n_ops; i++) {
 		potad__v1__result__init(&res[i]);
 		res[i].message = "";
-		dispatch(&x, req->ops[i], &res[i]);
+		/* One small request must not make an unbounded reply. */
+		if (potad__arena_bytes(a) - x.base > reply_budget)
+			refuse(&x, &res[i], -E2BIG,
+			       "the replies to this request passed %zu bytes; "
+			       "operation not done, split the request",
+			       reply_budget);
+		else
+			dispatch(&x, req->ops[i], &res[i]);
 		resp->results[i] = &res[i];
 	}
 	resp->n_results = req->n_ops;

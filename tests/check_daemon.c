@@ -1734,10 +1734,6 @@ START_TEST(sigterm_undrained)
 }
 END_TEST
 
-/*
- * Known daemon bugs, run only with POTAD_CHECK_KNOWN_BUGS=1 until fixed;
- * then move each test to its case above.
- */
 
 /* A handle names an extent only within its space: presented with another
  * space's name it must be refused, not free whatever extent of that space
@@ -1826,12 +1822,10 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, sigterm_undrained);
 	suite_add_tcase(s, tc);
 
-	if (getenv("POTAD_CHECK_KNOWN_BUGS")) {
-		tc = tcase_create("known_bugs");
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, handle_of_another_space);
-		suite_add_tcase(s, tc);
-	}
+	tc = tcase_create("handles");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, handle_of_another_space);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
