@@ -283,10 +283,6 @@ void potad__rtree_init(struct rtree *t, uint64_t maxkey, bool map)
 	t->map = map;
 }
 
-uint64_t potad__rtree_maxkey(const struct rtree *t)
-{
-	return t->depth >= 11 ? UINT64_MAX : bit(6 * t->depth) - 1;
-}
 
 static void clear_node(struct rnode *n, unsigned lvl, bool map,
 		       struct rpool *np, struct rpool *vp)

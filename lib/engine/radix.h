@@ -97,6 +97,9 @@ bool potad__rtree_prev(const struct rtree *t, const struct rpool *nodes,
 bool potad__rtree_verify(const struct rtree *t, const struct rpool *nodes,
 			 const struct rpool *vals);
 /* Largest key the tree can hold. */
-uint64_t potad__rtree_maxkey(const struct rtree *t);
+static inline uint64_t potad__rtree_maxkey(const struct rtree *t)
+{
+	return t->depth >= 11 ? UINT64_MAX : (1ull << (6 * t->depth)) - 1;
+}
 
 #endif /* POTAD_RADIX_H */
