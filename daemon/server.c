@@ -43,6 +43,8 @@ struct potad_conn {
 	uv_write_t wreq;
 	bool writing, reading, closing, close_after_flush;
 	bool processing; /* in process(): an event it raises must not re-enter */
+	bool dirty;      /* on the dirty list: has output to send */
+	struct potad_conn *dirty_next;
 	uint64_t write_since; /* loop time the current write started */
 	struct potad_arena arena;
 	struct potad_conn *prev, *next;
@@ -56,6 +58,7 @@ static struct {
 	uv_timer_t stall_timer;
 	const struct potad_config *cfg;
 	struct potad_conn *conns;
+	struct potad_conn *dirty; /* connections with events to send */
 	size_t nconns;
 	uint64_t next_id;
 	bool stopping;
@@ -138,7 +141,30 @@ void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev)
 		conn_close(c);
 		return;
 	}
-	conn_flush(c);
+	/*
+	 * Not flushed here: an event is raised while another connection's
+	 * request is being dispatched, and flushing could start dispatching
+	 * this connection's buffered requests in the middle of that one.
+	 * flush_dirty() sends it once the dispatch is over.
+	 */
+	if (!c->dirty) {
+		c->dirty = true;
+		c->dirty_next = srv.dirty;
+		srv.dirty = c;
+	}
+}
+
+/* Send what events left behind; called from the loop's callbacks, after
+ * any dispatch has finished. */
+static void flush_dirty(void)
+{
+	while (srv.dirty) {
+		struct potad_conn *c = srv.dirty;
+
+		srv.dirty = c->dirty_next;
+		c->dirty = false;
+		conn_flush(c);
+	}
 }
 
 static void stop_handles(void)
@@ -154,6 +180,12 @@ static void on_closed(uv_handle_t *h)
 	struct potad_conn *c = h->data;
 
 	potad__rpc_conn_closed(c);
+	for (struct potad_conn **p = &srv.dirty; *p; p = &(*p)->dirty_next) {
+		if (*p == c) {
+			*p = c->dirty_next;
+			break;
+		}
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -167,6 +199,8 @@ static void on_closed(uv_handle_t *h)
 	free(c->obuf);
 	free(c->wbuf);
 	free(c);
+	/* Freeing its session extents may have raised events for others. */
+	flush_dirty();
 	if (srv.stopping && srv.nconns == 0)
 		stop_handles();
 }
@@ -209,6 +243,7 @@ static void on_written(uv_write_t *w, int status)
 		return;
 	}
 	conn_flush(c);
+	flush_dirty();
 }
 
 static void conn_flush(struct potad_conn *c)
@@ -500,6 +535,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	c->rlen += (size_t)n;
 	process(c);
 	conn_flush(c);
+	flush_dirty();
 }
 
 /* Who is on the other end, and whether they are an admin. */
