@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "rpc.h"
 
 /*
  * Each operation is decoded, checked against the caller's identity and the
@@ -32,13 +33,6 @@ struct cstate {
 	struct sess *sess;
 	size_t nsess, capsess;
 	size_t sub_index; /* position in subs[] */
-};
-
-struct ctx {
-	struct potad_conn *conn;
-	const struct potad_peer *peer;
-	struct potad_arena *a;
-	size_t base; /* arena bytes before the replies (the request's) */
 };
 
 /* What one request's replies may take: the queue limit.  Replies are built
@@ -100,7 +94,7 @@ static struct cstate *state(struct potad_conn *c)
 	return *p;
 }
 
-static void *zalloc(struct ctx *x, size_t n)
+void *potad__rpc_zalloc(struct ctx *x, size_t n)
 {
 	void *p = potad__arena_alloc(x->a, n);
 
@@ -109,12 +103,8 @@ static void *zalloc(struct ctx *x, size_t n)
 	return p;
 }
 
-/* Refuse r with the status for err and a message. */
-static void refuse(struct ctx *x, Potad__V1__Result *r, int err,
-		   const char *f, ...) __attribute__((format(printf, 4, 5)));
-
-static void refuse(struct ctx *x, Potad__V1__Result *r, int err,
-		   const char *f, ...)
+void potad__rpc_refuse(struct ctx *x, Potad__V1__Result *r, int err,
+		       const char *f, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -128,57 +118,37 @@ static void refuse(struct ctx *x, Potad__V1__Result *r, int err,
 		r->message = "";
 }
 
-static const char *kind_name(int kind)
-{
-	switch (kind) {
-	case POTAD__V1__SPACE_KIND__RANGE:
-		return "range";
-	case POTAD__V1__SPACE_KIND__FILE:
-		return "file";
-	case POTAD__V1__SPACE_KIND__SWAP:
-		return "swap";
-	case POTAD__V1__SPACE_KIND__BLOCKDEV:
-		return "blockdev";
-	case POTAD__V1__SPACE_KIND__DEVDAX:
-		return "devdax";
-	case POTAD__V1__SPACE_KIND__PCIBAR:
-		return "pcibar";
-	default:
-		return "unknown";
-	}
-}
-
-/* Look a space up by name or refuse r. */
-static struct pspace *space_or_refuse(struct ctx *x, Potad__V1__Result *r,
-				      const char *name)
+struct pspace *potad__rpc_space(struct ctx *x, Potad__V1__Result *r,
+				const char *name)
 {
 	struct pspace *ps = potad__space_find(name ? name : "");
 
 	if (!ps)
-		refuse(x, r, -ENOENT, "no space named '%s'", name ? name : "");
+		potad__rpc_refuse(x, r, -ENOENT, "no space named '%s'",
+				  name ? name : "");
 	return ps;
 }
 
-static bool admin_or_refuse(struct ctx *x, Potad__V1__Result *r,
-			    const char *what)
+bool potad__rpc_admin(struct ctx *x, Potad__V1__Result *r, const char *what)
 {
 	if (x->peer->admin)
 		return true;
-	refuse(x, r, -EPERM, "%s needs an admin (root or the admin group)",
-	       what);
+	potad__rpc_refuse(x, r, -EPERM,
+			  "%s needs an admin (root or the admin group)", what);
 	return false;
 }
 
-static struct pspace *child_hosted_by(const struct pspace *ps,
-				      uint64_t handle)
+struct pspace *potad__rpc_child_hosted_by(const struct pspace *ps,
+					  uint64_t handle)
 {
 	for (size_t i = 0; i < potad__space_count(); i++) {
 		struct pspace *c = potad__space_at(i);
 
 		if (c->parent == ps &&
 		    POTAD_HANDLE_SLOT(c->host_handle) ==
-			    POTAD_HANDLE_SLOT(handle) &&
-		    POTAD_HANDLE_GEN(c->host_handle) == POTAD_HANDLE_GEN(handle))
+			POTAD_HANDLE_SLOT(handle) &&
+		    POTAD_HANDLE_GEN(c->host_handle) ==
+			POTAD_HANDLE_GEN(handle))
 			return c;
 	}
 	return NULL;
@@ -187,7 +157,7 @@ static struct pspace *child_hosted_by(const struct pspace *ps,
 static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 				     const struct potad_extent *e)
 {
-	Potad__V1__Extent *m = zalloc(x, sizeof(*m));
+	Potad__V1__Extent *m = potad__rpc_zalloc(x, sizeof(*m));
 	const struct powner *o = potad__owner(e->owner);
 
 	if (!m)
@@ -206,7 +176,7 @@ static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 		m->session = o->conn != 0;
 	}
 	if (e->type == POTAD_TYPE_CHILD) {
-		struct pspace *c = child_hosted_by(ps, e->handle);
+		struct pspace *c = potad__rpc_child_hosted_by(ps, e->handle);
 
 		if (c)
 			m->child = c->name;
@@ -219,15 +189,6 @@ static bool may_see_extent(const struct ctx *x, const struct potad_extent *e)
 	const struct powner *o = potad__owner(e->owner);
 
 	return x->peer->admin || (o && o->uid == x->peer->uid);
-}
-
-static int granule_shift_of(uint64_t granule, unsigned *shift)
-{
-	if (granule == 0 || (granule & (granule - 1)) ||
-	    granule > (1ull << POTAD_GRANULE_SHIFT_MAX))
-		return -EINVAL;
-	*shift = (unsigned)__builtin_ctzll(granule);
-	return 0;
 }
 
 /*
@@ -278,9 +239,9 @@ static void check_low_water(struct pspace *ps)
 	potad_space_stats(ps->eng, &stt);
 	for (size_t i = 0; i < nsubs; i++) {
 		struct cstate *st = state(subs[i]);
-		unsigned pct = (unsigned)(stt.units ? (100.0 * stt.free_units /
-						       stt.units)
-						    : 0);
+		unsigned pct =
+		    (unsigned)(stt.units ? (100.0 * stt.free_units / stt.units)
+					 : 0);
 		Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
 		Potad__V1__LowSpaceEvent low = POTAD__V1__LOW_SPACE_EVENT__INIT;
 
@@ -357,7 +318,7 @@ static void poison_events(struct ctx *x, const struct hits *h, uint64_t off,
 			const struct potad_peer *p = potad__conn_peer(subs[j]);
 			Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
 			Potad__V1__PoisonEvent pe =
-				POTAD__V1__POISON_EVENT__INIT;
+			    POTAD__V1__POISON_EVENT__INIT;
 
 			if (!sub_wants(state(subs[j]), ps) ||
 			    (p->uid != uid && !p->admin))
@@ -378,13 +339,13 @@ static void poison_events(struct ctx *x, const struct hits *h, uint64_t off,
 static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
 		     Potad__V1__Result *r)
 {
-	static char *caps[] = { "alloc",   "aligned", "range", "top-down",
-				"fixed",   "poison",  "child", "reserve",
-				"session", "events",  "batch", "token" };
-	Potad__V1__HelloReply *h = zalloc(x, sizeof(*h));
+	static char *caps[] = {"alloc",	  "aligned", "range", "top-down",
+			       "fixed",	  "poison",  "child", "reserve",
+			       "session", "events",  "batch", "token"};
+	Potad__V1__HelloReply *h = potad__rpc_zalloc(x, sizeof(*h));
 
 	if (!h) {
-		refuse(x, r, -ENOMEM, "out of memory");
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
 	potad__v1__hello_reply__init(h);
@@ -401,210 +362,6 @@ static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
 			  m->protocol);
 	r->body_case = POTAD__V1__RESULT__BODY_HELLO;
 	r->hello = h;
-}
-
-static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
-					bool frag)
-{
-	Potad__V1__SpaceInfo *m = zalloc(x, sizeof(*m));
-	struct potad_stats st;
-	unsigned top;
-
-	if (!m)
-		return NULL;
-	potad__v1__space_info__init(m);
-	potad_space_stats(ps->eng, &st);
-	m->name = ps->name;
-	m->kind = ps->kind;
-	m->source = ps->source ? ps->source : "";
-	m->base_offset = st.base;
-	m->size = st.size;
-	m->granule = st.granule;
-	m->parent = ps->parent ? ps->parent->name : "";
-	m->reserve = ps->reserve;
-	m->free_bytes = st.free_units * st.granule;
-	m->used_bytes = st.used_units * st.granule;
-	m->poisoned_bytes = st.poison_units * st.granule;
-	m->extents = st.extents;
-	m->free_blocks = st.free_blocks;
-	m->largest_free_block = st.largest_free_block;
-	for (top = st.max_order; top > 0 && !st.free_per_order[top]; top--)
-		;
-	m->n_free_per_order = top + 1;
-	m->free_per_order = zalloc(x, (top + 1) * sizeof(uint64_t));
-	if (m->free_per_order)
-		memcpy(m->free_per_order, st.free_per_order,
-		       (top + 1) * sizeof(uint64_t));
-	else
-		m->n_free_per_order = 0;
-	m->meta_bytes = st.meta_bytes;
-	if (frag)
-		potad_space_frag(ps->eng, &m->largest_free_run,
-				 &m->fragmentation);
-	m->available = true;
-	m->reason = "";
-	return m;
-}
-
-static void op_list_spaces(struct ctx *x, Potad__V1__Result *r)
-{
-	Potad__V1__SpaceList *l = zalloc(x, sizeof(*l));
-	size_t n = potad__space_count();
-
-	if (l)
-		potad__v1__space_list__init(l);
-	if (!l || !(l->spaces = zalloc(x, (n + 1) * sizeof(*l->spaces)))) {
-		refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct pspace *ps = potad__space_at(i);
-
-		if (!potad__space_allows(ps, x->peer))
-			continue;
-		l->spaces[l->n_spaces] = space_info(x, ps, false);
-		if (l->spaces[l->n_spaces])
-			l->n_spaces++;
-	}
-	r->body_case = POTAD__V1__RESULT__BODY_SPACES;
-	r->spaces = l;
-}
-
-static void op_space_stat(struct ctx *x, const Potad__V1__SpaceStat *m,
-			  Potad__V1__Result *r)
-{
-	struct pspace *ps = space_or_refuse(x, r, m->name);
-
-	if (!ps)
-		return;
-	if (!potad__space_allows(ps, x->peer)) {
-		refuse(x, r, -EPERM, "not allowed on space '%s'", ps->name);
-		return;
-	}
-	r->space = space_info(x, ps, m->fragmentation);
-	if (!r->space) {
-		refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	r->body_case = POTAD__V1__RESULT__BODY_SPACE;
-}
-
-static void op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
-			 Potad__V1__Result *r)
-{
-	uint64_t base = m->base_offset, size = m->size;
-	unsigned g;
-	struct pspace *ps;
-	struct stat sb;
-	int rc;
-
-	if (!admin_or_refuse(x, r, "registering a space"))
-		return;
-	if (!m->granule)
-		g = 12;
-	else if (granule_shift_of(m->granule, &g) < 0) {
-		refuse(x, r, -EINVAL,
-		       "granule %llu is not a power of two from 1 to 1G",
-		       (unsigned long long)m->granule);
-		return;
-	}
-	switch (m->kind) {
-	case POTAD__V1__SPACE_KIND__RANGE:
-		if (!size) {
-			refuse(x, r, -EINVAL, "a range needs a size");
-			return;
-		}
-		break;
-	case POTAD__V1__SPACE_KIND__FILE:
-		if (!m->path || !*m->path || stat(m->path, &sb) < 0) {
-			refuse(x, r, -ENOENT, "cannot stat '%s': %s",
-			       m->path ? m->path : "", strerror(errno));
-			return;
-		}
-		if (!S_ISREG(sb.st_mode)) {
-			refuse(x, r, -EINVAL, "'%s' is not a regular file",
-			       m->path);
-			return;
-		}
-		base = 0;
-		size = (uint64_t)sb.st_size;
-		break;
-	case POTAD__V1__SPACE_KIND__SWAP:
-	case POTAD__V1__SPACE_KIND__BLOCKDEV:
-	case POTAD__V1__SPACE_KIND__DEVDAX:
-	case POTAD__V1__SPACE_KIND__PCIBAR:
-		refuse(x, r, -EOPNOTSUPP,
-		       "kind %s needs the device probes, which this build "
-		       "does not have yet; use range or file",
-		       kind_name(m->kind));
-		return;
-	default:
-		refuse(x, r, -EINVAL, "unknown space kind %d", m->kind);
-		return;
-	}
-	rc = potad__space_add(m->name, m->kind,
-			      m->kind == POTAD__V1__SPACE_KIND__FILE ? m->path
-								    : NULL,
-			      base, size, g, &ps);
-	if (rc == -EEXIST) {
-		refuse(x, r, rc, "a space named '%s' exists", m->name);
-		return;
-	}
-	if (rc < 0) {
-		refuse(x, r, rc,
-		       "cannot register '%s': %s (names are 1-64 of "
-		       "[A-Za-z0-9._-]; base must be a multiple of the granule "
-		       "and the space at least one granule)",
-		       m->name, strerror(-rc));
-		return;
-	}
-	rc = potad__space_set_acl(ps, m->allow_all, m->allow_uids,
-				  m->n_allow_uids, m->allow_gids,
-				  m->n_allow_gids);
-	if (rc < 0) {
-		potad__space_remove(ps);
-		refuse(x, r, rc, "out of memory");
-		return;
-	}
-	log_info("space %s registered: %s [%#llx, +%#llx) granule %u by uid %u",
-		 ps->name, kind_name(ps->kind), (unsigned long long)base,
-		 (unsigned long long)size, 1u << g, (unsigned)x->peer->uid);
-	r->space = space_info(x, ps, false);
-	if (r->space)
-		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
-}
-
-static void op_space_remove(struct ctx *x, const Potad__V1__SpaceRemove *m,
-			    Potad__V1__Result *r)
-{
-	struct pspace *ps = space_or_refuse(x, r, m->name);
-	struct potad_stats st;
-	int rc;
-
-	if (!ps || !admin_or_refuse(x, r, "removing a space"))
-		return;
-	if (ps->parent) {
-		refuse(x, r, -EINVAL, "'%s' is a child space: use child rm",
-		       ps->name);
-		return;
-	}
-	if (ps->nchildren) {
-		refuse(x, r, -EBUSY, "'%s' has %u child space(s): remove them "
-		       "first", ps->name, ps->nchildren);
-		return;
-	}
-	potad_space_stats(ps->eng, &st);
-	if (st.extents && !m->force) {
-		refuse(x, r, -EBUSY,
-		       "'%s' holds %llu extent(s); free them or use --force",
-		       ps->name, (unsigned long long)st.extents);
-		return;
-	}
-	log_info("space %s removed by uid %u (%llu extents dropped)", ps->name,
-		 (unsigned)x->peer->uid, (unsigned long long)st.extents);
-	rc = potad__space_remove(ps);
-	if (rc < 0)
-		refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
 }
 
 static struct pspace *space_by_id(uint64_t id)
@@ -628,8 +385,8 @@ static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
 		for (size_t i = 0; i < st->nsess; i++) {
 			struct pspace *sp = space_by_id(st->sess[i].space_id);
 
-			if (sp && potad_get(sp->eng, st->sess[i].handle,
-					    NULL) == 0)
+			if (sp &&
+			    potad_get(sp->eng, st->sess[i].handle, NULL) == 0)
 				st->sess[keep++] = st->sess[i];
 		}
 		st->nsess = keep;
@@ -649,8 +406,8 @@ static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
 static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		     Potad__V1__Result *r)
 {
-	struct potad_alloc_req q = { 0 };
-	struct pspace *ps = space_or_refuse(x, r, m->space), *rs = NULL;
+	struct potad_alloc_req q = {0};
+	struct pspace *ps = potad__rpc_space(x, r, m->space), *rs = NULL;
 	struct potad_extent e;
 	int64_t owner;
 	int rc;
@@ -658,40 +415,46 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	if (!ps)
 		return;
 	if (!potad__space_allows(ps, x->peer)) {
-		refuse(x, r, -EPERM, "uid %u may not allocate in '%s'",
-		       (unsigned)x->peer->uid, ps->name);
+		potad__rpc_refuse(x, r, -EPERM,
+				  "uid %u may not allocate in '%s'",
+				  (unsigned)x->peer->uid, ps->name);
 		return;
 	}
 	if (m->size == 0) {
-		refuse(x, r, -EINVAL, "size must be greater than 0");
+		potad__rpc_refuse(x, r, -EINVAL, "size must be greater than 0");
 		return;
 	}
 	if (m->align & (m->align - 1)) {
-		refuse(x, r, -EINVAL, "alignment %llu is not a power of two",
-		       (unsigned long long)m->align);
+		potad__rpc_refuse(x, r, -EINVAL,
+				  "alignment %llu is not a power of two",
+				  (unsigned long long)m->align);
 		return;
 	}
 	if (m->max && m->min >= m->max) {
-		refuse(x, r, -EINVAL, "min %#llx is not below max %#llx",
-		       (unsigned long long)m->min, (unsigned long long)m->max);
+		potad__rpc_refuse(
+		    x, r, -EINVAL, "min %#llx is not below max %#llx",
+		    (unsigned long long)m->min, (unsigned long long)m->max);
 		return;
 	}
 	if (m->clean) {
-		refuse(x, r, -EOPNOTSUPP,
-		       "clean extents need discard tracking, which comes with "
-		       "the device spaces; this build does not have it");
+		potad__rpc_refuse(
+		    x, r, -EOPNOTSUPP,
+		    "clean extents need discard tracking, which comes with "
+		    "the device spaces; this build does not have it");
 		return;
 	}
 	if (m->reserve && *m->reserve) {
 		rs = potad__space_find(m->reserve);
 		if (!rs || rs->parent != ps || !rs->reserve) {
-			refuse(x, r, -EINVAL, "'%s' is not a reserve of '%s'",
-			       m->reserve, ps->name);
+			potad__rpc_refuse(x, r, -EINVAL,
+					  "'%s' is not a reserve of '%s'",
+					  m->reserve, ps->name);
 			return;
 		}
 		if (!potad__space_allows(rs, x->peer)) {
-			refuse(x, r, -EPERM, "uid %u may not use reserve '%s'",
-			       (unsigned)x->peer->uid, rs->name);
+			potad__rpc_refuse(x, r, -EPERM,
+					  "uid %u may not use reserve '%s'",
+					  (unsigned)x->peer->uid, rs->name);
 			return;
 		}
 	}
@@ -709,7 +472,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	owner = potad__owner_get(x->peer->uid, m->label,
 				 m->session ? potad__conn_id(x->conn) : 0);
 	if (owner < 0) {
-		refuse(x, r, (int)owner, "out of memory");
+		potad__rpc_refuse(x, r, (int)owner, "out of memory");
 		return;
 	}
 	q.size = m->size;
@@ -737,32 +500,36 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	case 0:
 		break;
 	case -ENOSPC:
-		refuse(x, r, rc, "no free extent of %llu bytes fits in '%s'",
-		       (unsigned long long)m->size, ps->name);
+		potad__rpc_refuse(x, r, rc,
+				  "no free extent of %llu bytes fits in '%s'",
+				  (unsigned long long)m->size, ps->name);
 		return;
 	case -E2BIG:
-		refuse(x, r, rc, "%llu bytes is larger than '%s' or its range",
-		       (unsigned long long)m->size, ps->name);
+		potad__rpc_refuse(x, r, rc,
+				  "%llu bytes is larger than '%s' or its range",
+				  (unsigned long long)m->size, ps->name);
 		return;
 	case -EBUSY:
-		refuse(x, r, rc, "part of [%#llx, +%llu) is taken or poisoned",
-		       (unsigned long long)m->at,
-		       (unsigned long long)m->size);
+		potad__rpc_refuse(
+		    x, r, rc, "part of [%#llx, +%llu) is taken or poisoned",
+		    (unsigned long long)m->at, (unsigned long long)m->size);
 		return;
 	case -ERANGE:
-		refuse(x, r, rc, "[%#llx, +%llu) is outside '%s'",
-		       (unsigned long long)m->at,
-		       (unsigned long long)m->size, ps->name);
+		potad__rpc_refuse(x, r, rc, "[%#llx, +%llu) is outside '%s'",
+				  (unsigned long long)m->at,
+				  (unsigned long long)m->size, ps->name);
 		return;
 	case -EINVAL:
-		refuse(x, r, rc,
-		       "invalid request for '%s' (a fixed address must be a "
-		       "multiple of the granule and the alignment; the range "
-		       "must meet the space)",
-		       ps->name);
+		potad__rpc_refuse(
+		    x, r, rc,
+		    "invalid request for '%s' (a fixed address must be a "
+		    "multiple of the granule and the alignment; the range "
+		    "must meet the space)",
+		    ps->name);
 		return;
 	default:
-		refuse(x, r, rc, "allocation failed: %s", strerror(-rc));
+		potad__rpc_refuse(x, r, rc, "allocation failed: %s",
+				  strerror(-rc));
 		return;
 	}
 	if (m->token && *m->token &&
@@ -773,7 +540,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		sess_add(x->conn, ps, e.handle);
 	r->extent = extent_msg(x, ps, &e);
 	if (!r->extent) {
-		refuse(x, r, -ENOMEM, "out of memory");
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
 	r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
@@ -783,7 +550,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		    Potad__V1__Result *r)
 {
-	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct pspace *ps = potad__rpc_space(x, r, m->space);
 	struct potad_extent e;
 	uint64_t handle = 0, wire = m->handle;
 	int rc;
@@ -792,12 +559,13 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		return;
 	handle = wire ^ ps->salt;
 	if (m->by_offset) {
-		if (!admin_or_refuse(x, r, "freeing by offset"))
+		if (!potad__rpc_admin(x, r, "freeing by offset"))
 			return;
 		rc = potad_lookup(ps->eng, m->offset, &e);
 		if (rc < 0) {
-			refuse(x, r, rc, "no extent at %#llx in '%s'",
-			       (unsigned long long)m->offset, ps->name);
+			potad__rpc_refuse(
+			    x, r, rc, "no extent at %#llx in '%s'",
+			    (unsigned long long)m->offset, ps->name);
 			return;
 		}
 		handle = e.handle;
@@ -805,27 +573,30 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 	}
 	rc = potad_get(ps->eng, handle, &e);
 	if (rc < 0) {
-		refuse(x, r, rc,
-		       rc == -ESTALE ? "handle %#llx names no live extent in '%s'"
-				     : "handle %#llx is malformed for '%s'",
-		       (unsigned long long)wire, ps->name);
+		potad__rpc_refuse(
+		    x, r, rc,
+		    rc == -ESTALE ? "handle %#llx names no live extent in '%s'"
+				  : "handle %#llx is malformed for '%s'",
+		    (unsigned long long)wire, ps->name);
 		return;
 	}
 	if (!may_see_extent(x, &e)) {
-		refuse(x, r, -EPERM, "extent %#llx belongs to another owner",
-		       (unsigned long long)wire);
+		potad__rpc_refuse(x, r, -EPERM,
+				  "extent %#llx belongs to another owner",
+				  (unsigned long long)wire);
 		return;
 	}
 	if (e.type == POTAD_TYPE_CHILD) {
-		struct pspace *c = child_hosted_by(ps, handle);
+		struct pspace *c = potad__rpc_child_hosted_by(ps, handle);
 
-		refuse(x, r, -EBUSY, "extent %#llx hosts child space '%s'",
-		       (unsigned long long)wire, c ? c->name : "?");
+		potad__rpc_refuse(x, r, -EBUSY,
+				  "extent %#llx hosts child space '%s'",
+				  (unsigned long long)wire, c ? c->name : "?");
 		return;
 	}
 	rc = potad_free(ps->eng, handle, &e);
 	if (rc < 0) {
-		refuse(x, r, rc, "free failed: %s", strerror(-rc));
+		potad__rpc_refuse(x, r, rc, "free failed: %s", strerror(-rc));
 		return;
 	}
 	potad__token_forget(ps, handle);
@@ -838,7 +609,7 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
 		      Potad__V1__Result *r)
 {
-	struct pspace *ps = space_or_refuse(x, r, m->space);
+	struct pspace *ps = potad__rpc_space(x, r, m->space);
 	struct potad_extent e;
 	int rc;
 
@@ -846,18 +617,20 @@ static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
 		return;
 	rc = potad_lookup(ps->eng, m->offset, &e);
 	if (rc == -ERANGE) {
-		refuse(x, r, rc, "%#llx is outside '%s'",
-		       (unsigned long long)m->offset, ps->name);
+		potad__rpc_refuse(x, r, rc, "%#llx is outside '%s'",
+				  (unsigned long long)m->offset, ps->name);
 		return;
 	}
 	if (rc < 0) {
-		refuse(x, r, rc, "no extent covers %#llx in '%s'",
-		       (unsigned long long)m->offset, ps->name);
+		potad__rpc_refuse(x, r, rc, "no extent covers %#llx in '%s'",
+				  (unsigned long long)m->offset, ps->name);
 		return;
 	}
 	if (!may_see_extent(x, &e)) {
-		refuse(x, r, -EPERM, "the extent at %#llx belongs to another "
-		       "owner", (unsigned long long)m->offset);
+		potad__rpc_refuse(x, r, -EPERM,
+				  "the extent at %#llx belongs to another "
+				  "owner",
+				  (unsigned long long)m->offset);
 		return;
 	}
 	r->extent = extent_msg(x, ps, &e);
@@ -890,8 +663,8 @@ static int list_one(const struct potad_extent *e, void *arg)
 	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		Potad__V1__Extent **t = potad__arena_alloc(l->x->a,
-							   cap * sizeof(*t));
+		Potad__V1__Extent **t =
+		    potad__arena_alloc(l->x->a, cap * sizeof(*t));
 
 		if (!t) {
 			l->oom = true;
@@ -914,8 +687,8 @@ static int list_one(const struct potad_extent *e, void *arg)
 static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 			    Potad__V1__Result *r)
 {
-	struct pspace *ps = space_or_refuse(x, r, m->space);
-	struct lister l = { .x = x, .ps = ps, .m = m };
+	struct pspace *ps = potad__rpc_space(x, r, m->space);
+	struct lister l = {.x = x, .ps = ps, .m = m};
 	Potad__V1__ExtentList *el;
 
 	if (!ps)
@@ -923,20 +696,24 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 	l.by_uid = m->by_owner || !x->peer->admin;
 	l.uid = m->by_owner ? m->owner_uid : x->peer->uid;
 	if (!x->peer->admin && l.uid != x->peer->uid) {
-		refuse(x, r, -EPERM, "only an admin may list uid %u's extents",
-		       (unsigned)l.uid);
+		potad__rpc_refuse(x, r, -EPERM,
+				  "only an admin may list uid %u's extents",
+				  (unsigned)l.uid);
 		return;
 	}
 	potad_extent_foreach(ps->eng, 0, 0, list_one, &l);
 	if (l.over) {
-		refuse(x, r, -E2BIG,
-		       "more than %zu bytes of extents to list (%zu so far); "
-		       "narrow it by owner or label", reply_budget, l.n);
+		potad__rpc_refuse(
+		    x, r, -E2BIG,
+		    "more than %zu bytes of extents to list (%zu so far); "
+		    "narrow it by owner or label",
+		    reply_budget, l.n);
 		return;
 	}
-	el = zalloc(x, sizeof(*el));
+	el = potad__rpc_zalloc(x, sizeof(*el));
 	if (l.oom || !el) {
-		refuse(x, r, -ENOMEM, "out of memory listing extents");
+		potad__rpc_refuse(x, r, -ENOMEM,
+				  "out of memory listing extents");
 		return;
 	}
 	potad__v1__extent_list__init(el);
@@ -949,23 +726,24 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
 		      Potad__V1__Result *r)
 {
-	struct pspace *ps = space_or_refuse(x, r, m->space);
-	struct hits h = { 0 };
+	struct pspace *ps = potad__rpc_space(x, r, m->space);
+	struct hits h = {0};
 	Potad__V1__PoisonReply *pr;
 	int rc;
 
-	if (!ps || !admin_or_refuse(x, r, "poisoning"))
+	if (!ps || !potad__rpc_admin(x, r, "poisoning"))
 		return;
 	rc = potad_poison(ps->eng, m->offset, m->length, on_hit, &h);
 	if (rc < 0) {
 		free(h.v);
-		refuse(x, r, rc,
-		       rc == -ERANGE ? "[%#llx, +%llu) is outside '%s'"
-				     : "cannot poison [%#llx, +%llu) in '%s' "
-				       "(the offset must be a multiple of the "
-				       "granule and the length not 0)",
-		       (unsigned long long)m->offset,
-		       (unsigned long long)m->length, ps->name);
+		potad__rpc_refuse(x, r, rc,
+				  rc == -ERANGE
+				      ? "[%#llx, +%llu) is outside '%s'"
+				      : "cannot poison [%#llx, +%llu) in '%s' "
+					"(the offset must be a multiple of the "
+					"granule and the length not 0)",
+				  (unsigned long long)m->offset,
+				  (unsigned long long)m->length, ps->name);
 		return;
 	}
 	log_warn("poisoned [%#llx, +%llu) in %s: %d extent(s) hit",
@@ -973,112 +751,13 @@ static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
 		 ps->name, rc);
 	poison_events(x, &h, m->offset, m->length);
 	free(h.v);
-	pr = zalloc(x, sizeof(*pr));
+	pr = potad__rpc_zalloc(x, sizeof(*pr));
 	if (pr) {
 		potad__v1__poison_reply__init(pr);
 		pr->extents_hit = (uint32_t)rc;
 		r->poison = pr;
 		r->body_case = POTAD__V1__RESULT__BODY_POISON;
 	}
-}
-
-static void op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
-			 Potad__V1__Result *r)
-{
-	struct pspace *parent = space_or_refuse(x, r, m->parent), *c;
-	struct potad_alloc_req q = { 0 };
-	struct potad_extent e;
-	unsigned g;
-	int64_t owner;
-	char label[80];
-	int rc;
-
-	if (!parent || !admin_or_refuse(x, r, "creating a child space"))
-		return;
-	if (potad__space_find(m->name)) {
-		refuse(x, r, -EEXIST, "a space named '%s' exists", m->name);
-		return;
-	}
-	if (m->size == 0 || (m->align & (m->align - 1))) {
-		refuse(x, r, -EINVAL, "a child needs a size > 0 and an "
-		       "alignment that is a power of two");
-		return;
-	}
-	if (m->granule && granule_shift_of(m->granule, &g) < 0) {
-		refuse(x, r, -EINVAL, "granule %llu is not a power of two",
-		       (unsigned long long)m->granule);
-		return;
-	}
-	if (!m->granule) {
-		struct potad_stats st;
-
-		potad_space_stats(parent->eng, &st);
-		g = (unsigned)__builtin_ctzll(st.granule);
-	}
-	snprintf(label, sizeof(label), "child:%s", m->name);
-	owner = potad__owner_get(0, label, 0);
-	if (owner < 0) {
-		refuse(x, r, (int)owner, "out of memory");
-		return;
-	}
-	q.size = m->size;
-	q.align = m->align ? m->align : (1ull << g);
-	q.owner = (uint32_t)owner;
-	rc = potad_alloc(parent->eng, &q, &e);
-	if (rc < 0) {
-		refuse(x, r, rc, "cannot carve %llu bytes from '%s': %s",
-		       (unsigned long long)m->size, parent->name,
-		       strerror(-rc));
-		return;
-	}
-	rc = potad__space_add_child(parent, m->name, e.handle, g, m->reserve,
-				    &c);
-	if (rc == 0)
-		rc = potad__space_set_acl(c, false, m->allow_uids,
-					  m->n_allow_uids, m->allow_gids,
-					  m->n_allow_gids);
-	if (rc < 0) {
-		if (potad__space_find(m->name) == NULL)
-			potad_free(parent->eng, e.handle, NULL);
-		refuse(x, r, rc, "cannot create child '%s': %s", m->name,
-		       strerror(-rc));
-		return;
-	}
-	log_info("%s %s carved from %s at [%#llx, +%#llx) by uid %u",
-		 m->reserve ? "reserve" : "child space", c->name, parent->name,
-		 (unsigned long long)e.offset, (unsigned long long)e.length,
-		 (unsigned)x->peer->uid);
-	r->space = space_info(x, c, false);
-	if (r->space)
-		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
-}
-
-static void op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
-			    Potad__V1__Result *r)
-{
-	struct pspace *ps = space_or_refuse(x, r, m->name);
-	struct potad_stats st;
-	int rc;
-
-	if (!ps || !admin_or_refuse(x, r, "removing a child space"))
-		return;
-	if (!ps->parent) {
-		refuse(x, r, -EINVAL, "'%s' is not a child space: use space rm",
-		       ps->name);
-		return;
-	}
-	potad_space_stats(ps->eng, &st);
-	if (st.extents || ps->nchildren) {
-		refuse(x, r, -EBUSY, "'%s' still holds %llu extent(s) and %u "
-		       "child space(s)", ps->name,
-		       (unsigned long long)st.extents, ps->nchildren);
-		return;
-	}
-	log_info("child space %s removed by uid %u", ps->name,
-		 (unsigned)x->peer->uid);
-	rc = potad__space_remove(ps);
-	if (rc < 0)
-		refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
 }
 
 static void op_subscribe(struct ctx *x, const Potad__V1__Subscribe *m,
@@ -1088,33 +767,33 @@ static void op_subscribe(struct ctx *x, const Potad__V1__Subscribe *m,
 	char *name = NULL;
 
 	if (!st) {
-		refuse(x, r, -ENOMEM, "out of memory");
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
 	if (m->space && *m->space) {
-		if (!space_or_refuse(x, r, m->space))
+		if (!potad__rpc_space(x, r, m->space))
 			return;
 		name = strdup(m->space);
 		if (!name) {
-			refuse(x, r, -ENOMEM, "out of memory");
+			potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 			return;
 		}
 	}
 	if (m->low_water_percent > 100) {
 		free(name);
-		refuse(x, r, -EINVAL, "a watermark is a percentage");
+		potad__rpc_refuse(x, r, -EINVAL, "a watermark is a percentage");
 		return;
 	}
 	sub_del(x->conn, st);
 	sub_add(x->conn, st);
 	if (!st->subscribed) {
 		free(name);
-		refuse(x, r, -ENOMEM, "out of memory");
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
 	st->sub_space = name;
 	st->low_water =
-		m->low_water_percent ? m->low_water_percent : default_low_water;
+	    m->low_water_percent ? m->low_water_percent : default_low_water;
 	st->notified = false;
 }
 
@@ -1126,16 +805,16 @@ static void dispatch(struct ctx *x, const Potad__V1__Op *op,
 		op_hello(x, op->hello, r);
 		break;
 	case POTAD__V1__OP__OP_LIST_SPACES:
-		op_list_spaces(x, r);
+		potad__op_list_spaces(x, r);
 		break;
 	case POTAD__V1__OP__OP_SPACE_ADD:
-		op_space_add(x, op->space_add, r);
+		potad__op_space_add(x, op->space_add, r);
 		break;
 	case POTAD__V1__OP__OP_SPACE_REMOVE:
-		op_space_remove(x, op->space_remove, r);
+		potad__op_space_remove(x, op->space_remove, r);
 		break;
 	case POTAD__V1__OP__OP_SPACE_STAT:
-		op_space_stat(x, op->space_stat, r);
+		potad__op_space_stat(x, op->space_stat, r);
 		break;
 	case POTAD__V1__OP__OP_ALLOC:
 		op_alloc(x, op->alloc, r);
@@ -1153,16 +832,16 @@ static void dispatch(struct ctx *x, const Potad__V1__Op *op,
 		op_poison(x, op->poison, r);
 		break;
 	case POTAD__V1__OP__OP_CHILD_ADD:
-		op_child_add(x, op->child_add, r);
+		potad__op_child_add(x, op->child_add, r);
 		break;
 	case POTAD__V1__OP__OP_CHILD_REMOVE:
-		op_child_remove(x, op->child_remove, r);
+		potad__op_child_remove(x, op->child_remove, r);
 		break;
 	case POTAD__V1__OP__OP_SUBSCRIBE:
 		op_subscribe(x, op->subscribe, r);
 		break;
 	default:
-		refuse(x, r, -EINVAL, "unknown or empty operation");
+		potad__rpc_refuse(x, r, -EINVAL, "unknown or empty operation");
 		break;
 	}
 }
@@ -1171,9 +850,11 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 				       const Potad__V1__Request *req,
 				       struct potad_arena *a)
 {
-	struct ctx x = { .conn = c, .peer = potad__conn_peer(c), .a = a,
-			 .base = potad__arena_bytes(a) };
-	Potad__V1__Response *resp = zalloc(&x, sizeof(*resp));
+	struct ctx x = {.conn = c,
+			.peer = potad__conn_peer(c),
+			.a = a,
+			.base = potad__arena_bytes(a)};
+	Potad__V1__Response *resp = potad__rpc_zalloc(&x, sizeof(*resp));
 	Potad__V1__Result *res;
 
 	if (!resp)
@@ -1181,8 +862,9 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 	potad__v1__response__init(resp);
 	resp->id = req->id;
 	resp->message = "";
-	resp->results = zalloc(&x, req->n_ops * sizeof(*resp->results) + 1);
-	res = zalloc(&x, req->n_ops * sizeof(*res) + 1);
+	resp->results =
+	    potad__rpc_zalloc(&x, req->n_ops * sizeof(*resp->results) + 1);
+	res = potad__rpc_zalloc(&x, req->n_ops * sizeof(*res) + 1);
 	if (!resp->results || !res)
 		return NULL;
 	for (size_t i = 0; i < req->n_ops; i++) {
@@ -1190,10 +872,11 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 		res[i].message = "";
 		/* One small request must not make an unbounded reply. */
 		if (potad__arena_bytes(a) - x.base > reply_budget)
-			refuse(&x, &res[i], -E2BIG,
-			       "the replies to this request passed %zu bytes; "
-			       "operation not done, split the request",
-			       reply_budget);
+			potad__rpc_refuse(
+			    &x, &res[i], -E2BIG,
+			    "the replies to this request passed %zu bytes; "
+			    "operation not done, split the request",
+			    reply_budget);
 		else
 			dispatch(&x, req->ops[i], &res[i]);
 		resp->results[i] = &res[i];
