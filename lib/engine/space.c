@@ -447,8 +447,8 @@ static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
 
 /*
  * Before splitting a block larger than the needed order, look at the few
- * lowest blocks of the order below: a freed extent of similar size leaves
- * exactly such a block with free space after it, and reusing that hole
+ * lowest blocks of an order below: a freed extent of similar size leaves
+ * exactly such a block with free space around it, and reusing that hole
  * keeps the large blocks whole.  Bounded, so the fast path stays fast.
  */
 #define NEAR_FIT_TRIES 4
@@ -559,9 +559,12 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		if (mask && !down && lo == s->ub && hi == s->ue) {
 			/* The common case: best fit by order, lowest address. */
 			j = ctz64(mask);
-			if (j > k && k > 0 && A <= pow2(k - 1) &&
-			    near_fit(s, k - 1, L, A, &rlo, &rhi, &p))
-				goto take;
+			/* Before splitting a larger block, holes one and two
+			 * orders down. */
+			for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
+				if (A <= pow2(o - 1) &&
+				    near_fit(s, o - 1, L, A, &rlo, &rhi, &p))
+					goto take;
 			potad__rtree_next(&s->freeset[j], &s->nodes, NULL, 0, &key,
 					  NULL);
 			u = p = funit(s, key, j);

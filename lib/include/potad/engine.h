@@ -120,7 +120,8 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * that order, at the lowest address (best fit by order), and gives what the
  * extent does not use back to the free lists (exact allocation).  Before
  * it splits a block larger than needed, it tries the few lowest blocks one
- * order down for a free run long enough, to reuse holes.  If a free
+ * and two orders down for a free run long enough, to reuse holes.  If a
+ * free
  * stretch smaller than the extent lies just below that block, the extent
  * slides down onto it, so that exact extents pack without holes.  Top-down
  * takes the highest aligned position of the range if it is free, else the
