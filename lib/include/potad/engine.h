@@ -121,9 +121,9 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * extent does not use back to the free lists (exact allocation).  Before
  * it splits a block larger than needed, it tries the few lowest blocks one
  * and two orders down for a free run long enough, to reuse holes.  If a
- * free
- * stretch smaller than the extent lies just below that block, the extent
- * slides down onto it, so that exact extents pack without holes.  Top-down
+ * free stretch smaller than the extent lies just below that block, the
+ * extent slides down onto it, so that exact extents pack without holes.
+ * Top-down
  * takes the highest aligned position of the range if it is free, else the
  * highest position any block of the needed order offers, sliding up the
  * same way.  With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
