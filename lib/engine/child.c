@@ -51,19 +51,10 @@ int potad_child_new(struct potad_space *parent, uint64_t handle,
 		return rc;
 	/* The extent's poisoned units start poisoned in the child. */
 	for (uint64_t i = 0; i < parent->npoison; i++) {
-		uint64_t a = parent->poison[i].s, b = parent->poison[i].e;
 		uint64_t lo, hi;
 
-		if (b <= d->start || a >= d->start + d->len)
-			continue;
-		lo = (a << parent->g) >> c->g;
-		hi = ((b << parent->g) >> c->g) +
-		     (((b << parent->g) & (pow2(c->g) - 1)) != 0);
-		if (lo < c->ub)
-			lo = c->ub;
-		if (hi > c->ue)
-			hi = c->ue;
-		if (lo < hi) {
+		if (potad__to_child(parent, c, parent->poison[i].s,
+				    parent->poison[i].e, &lo, &hi)) {
 			rc = potad__poison_units(c, lo, hi, NULL, NULL);
 			if (rc < 0) {
 				potad_space_destroy(c);

@@ -157,6 +157,10 @@ int potad__poison_room(struct potad_space *s, uint64_t more);
 int potad__poison_add(struct potad_space *s, uint64_t a, uint64_t b);
 int potad__poison_units(struct potad_space *s, uint64_t a, uint64_t b,
 			potad_poison_fn fn, void *arg);
+/* Units [a, b) of parent p, as units of its child c (rounded outwards,
+ * clipped to c).  False if they miss c. */
+bool potad__to_child(const struct potad_space *p, const struct potad_space *c,
+		     uint64_t a, uint64_t b, uint64_t *ca, uint64_t *cb);
 struct potad_space *potad__child_at(const struct potad_space *s,
 				    uint32_t slot);
 

@@ -171,9 +171,7 @@ struct potad_space *potad__child_at(const struct potad_space *s,
 	return NULL;
 }
 
-/* Units [a, b) of parent p, as units of its child c (rounded outwards,
- * clipped to c).  False if they miss c. */
-static bool to_child(const struct potad_space *p, const struct potad_space *c,
+bool potad__to_child(const struct potad_space *p, const struct potad_space *c,
 		     uint64_t a, uint64_t b, uint64_t *ca, uint64_t *cb)
 {
 	uint64_t lo = (a << p->g) >> c->g;
@@ -221,7 +219,7 @@ static int poison_prepare(struct potad_space *s, uint64_t a, uint64_t b)
 		if (DESC_TYPE(d) == POTAD_TYPE_CHILD) {
 			struct potad_space *c = potad__child_at(s, slot);
 
-			if (c && to_child(s, c, a, b, &ca, &cb)) {
+			if (c && potad__to_child(s, c, a, b, &ca, &cb)) {
 				rc = poison_prepare(c, ca, cb);
 				if (rc < 0)
 					return rc;
@@ -273,7 +271,7 @@ static int poison_apply(struct potad_space *s, uint64_t a, uint64_t b,
 		if (DESC_TYPE(d) == POTAD_TYPE_CHILD) {
 			struct potad_space *c = potad__child_at(s, slot);
 
-			if (c && to_child(s, c, a, b, &ca, &cb))
+			if (c && potad__to_child(s, c, a, b, &ca, &cb))
 				hits += poison_apply(c, ca, cb, fn, arg);
 		}
 		more = key <= potad__rtree_maxkey(&s->index) &&
