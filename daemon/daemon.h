@@ -167,6 +167,15 @@ int potad__space_add(const char *name, int kind, const char *source,
 int potad__space_add_child(struct pspace *parent, const char *name,
 			   uint64_t handle, unsigned granule_shift,
 			   bool reserve, struct pspace **out);
+/* Register the range or file space d declares (granule 0: 4K), with its
+ * ACL.  Returns 0 with a one-line description in msg, or -errno with the
+ * reason there: -EINVAL (granule, kind, size, name, geometry), -ENOENT (no
+ * file), -EOPNOTSUPP (a device kind), -EEXIST, -ENOMEM. */
+int potad__space_declare(const struct potad_space_decl *d,
+			 struct pspace **out, char *msg, size_t len);
+/* The shift of a power-of-two granule from 1 to 1G; -EINVAL otherwise. */
+int potad__granule_shift(uint64_t granule, unsigned *shift);
+const char *potad__kind_name(int kind);
 /* Unregister (children first); -EBUSY if it has children. */
 int potad__space_remove(struct pspace *ps);
 /* Set the ACL from arrays (copied). */

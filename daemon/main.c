@@ -38,57 +38,17 @@ static void usage(FILE *f)
 
 static int register_decls(const struct potad_space_decl *d, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		uint64_t base = d[i].base, size = d[i].size;
-		struct pspace *ps;
-		struct stat sb;
-		unsigned g;
-		int rc;
+	char msg[256];
 
-		if (!d[i].granule || (d[i].granule & (d[i].granule - 1)) ||
-		    d[i].granule > (1ull << POTAD_GRANULE_SHIFT_MAX)) {
-			log_err("space %s: granule %llu is not a power of two "
-				"up to 1G", d[i].name,
-				(unsigned long long)d[i].granule);
-			return -EINVAL;
-		}
-		g = (unsigned)__builtin_ctzll(d[i].granule);
-		if (d[i].kind == POTAD__V1__SPACE_KIND__FILE) {
-			if (!d[i].path || stat(d[i].path, &sb) < 0 ||
-			    !S_ISREG(sb.st_mode)) {
-				log_err("space %s: %s is not a readable regular "
-					"file", d[i].name,
-					d[i].path ? d[i].path : "(no path)");
-				return -EINVAL;
-			}
-			base = 0;
-			size = (uint64_t)sb.st_size;
-		} else if (d[i].kind != POTAD__V1__SPACE_KIND__RANGE) {
-			log_err("space %s: needs kind = range or file",
-				d[i].name);
-			return -EINVAL;
-		}
-		rc = potad__space_add(d[i].name, d[i].kind, d[i].path, base,
-				      size, g, &ps);
-		if (rc == 0)
-			rc = potad__space_set_acl(ps, d[i].allow_all, d[i].uids,
-						  d[i].nuids, d[i].gids,
-						  d[i].ngids);
+	for (size_t i = 0; i < n; i++) {
+		struct pspace *ps;
+		int rc = potad__space_declare(&d[i], &ps, msg, sizeof(msg));
+
 		if (rc < 0) {
-			log_err("space %s: cannot register [%#llx, +%#llx) "
-				"granule %llu: %s", d[i].name,
-				(unsigned long long)base,
-				(unsigned long long)size,
-				(unsigned long long)d[i].granule, strerror(-rc));
+			log_err("space %s: %s", d[i].name, msg);
 			return rc;
 		}
-		log_info("space %s: %s [%#llx, +%#llx), %llu-byte units%s",
-			 d[i].name,
-			 d[i].kind == POTAD__V1__SPACE_KIND__FILE ? "file"
-								  : "range",
-			 (unsigned long long)base, (unsigned long long)size,
-			 (unsigned long long)d[i].granule,
-			 d[i].allow_all ? ", open to all" : "");
+		log_info("space %s: %s", d[i].name, msg);
 	}
 	return 0;
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The daemon's named spaces, their ACLs, owners and idempotency tokens. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 
@@ -386,6 +388,115 @@ int potad__space_remove(struct pspace *ps)
 	free(ps->uids);
 	free(ps->gids);
 	free(ps);
+	return 0;
+}
+
+const char *potad__kind_name(int kind)
+{
+	switch (kind) {
+	case POTAD__V1__SPACE_KIND__RANGE:
+		return "range";
+	case POTAD__V1__SPACE_KIND__FILE:
+		return "file";
+	case POTAD__V1__SPACE_KIND__SWAP:
+		return "swap";
+	case POTAD__V1__SPACE_KIND__BLOCKDEV:
+		return "blockdev";
+	case POTAD__V1__SPACE_KIND__DEVDAX:
+		return "devdax";
+	case POTAD__V1__SPACE_KIND__PCIBAR:
+		return "pcibar";
+	default:
+		return "unknown";
+	}
+}
+
+int potad__granule_shift(uint64_t granule, unsigned *shift)
+{
+	if (granule == 0 || (granule & (granule - 1)) ||
+	    granule > (1ull << POTAD_GRANULE_SHIFT_MAX))
+		return -EINVAL;
+	*shift = (unsigned)__builtin_ctzll(granule);
+	return 0;
+}
+
+/*
+ * The one way a space gets registered, from the configuration file or from
+ * a client: check the granule and the kind, take a file's size from the
+ * file, add the space and set its ACL.
+ */
+int potad__space_declare(const struct potad_space_decl *d,
+			 struct pspace **out, char *msg, size_t len)
+{
+	uint64_t base = d->base, size = d->size;
+	unsigned g = 12;
+	struct stat sb;
+	int rc;
+
+	if (d->granule && potad__granule_shift(d->granule, &g) < 0) {
+		snprintf(msg, len, "granule %llu is not a power of two from 1 "
+			 "to 1G", (unsigned long long)d->granule);
+		return -EINVAL;
+	}
+	switch (d->kind) {
+	case POTAD__V1__SPACE_KIND__RANGE:
+		if (!size) {
+			snprintf(msg, len, "a range needs a size");
+			return -EINVAL;
+		}
+		break;
+	case POTAD__V1__SPACE_KIND__FILE:
+		if (!d->path || !*d->path || stat(d->path, &sb) < 0) {
+			snprintf(msg, len, "cannot stat '%s': %s",
+				 d->path ? d->path : "", strerror(errno));
+			return -ENOENT;
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			snprintf(msg, len, "'%s' is not a regular file", d->path);
+			return -EINVAL;
+		}
+		base = 0;
+		size = (uint64_t)sb.st_size;
+		break;
+	case POTAD__V1__SPACE_KIND__SWAP:
+	case POTAD__V1__SPACE_KIND__BLOCKDEV:
+	case POTAD__V1__SPACE_KIND__DEVDAX:
+	case POTAD__V1__SPACE_KIND__PCIBAR:
+		snprintf(msg, len, "kind %s needs the device probes, which this "
+			 "build does not have yet; use range or file",
+			 potad__kind_name(d->kind));
+		return -EOPNOTSUPP;
+	default:
+		snprintf(msg, len, "unknown space kind %d", d->kind);
+		return -EINVAL;
+	}
+	rc = potad__space_add(d->name, d->kind,
+			      d->kind == POTAD__V1__SPACE_KIND__FILE ? d->path
+								     : NULL,
+			      base, size, g, out);
+	if (rc == -EEXIST) {
+		snprintf(msg, len, "a space named '%s' exists", d->name);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(msg, len, "cannot register [%#llx, +%#llx) granule %u: "
+			 "%s (names are 1-64 of [A-Za-z0-9._-]; base must be a "
+			 "multiple of the granule and the space at least one "
+			 "granule)", (unsigned long long)base,
+			 (unsigned long long)size, 1u << g, strerror(-rc));
+		return rc;
+	}
+	rc = potad__space_set_acl(*out, d->allow_all, d->uids, d->nuids,
+				  d->gids, d->ngids);
+	if (rc < 0) {
+		potad__space_remove(*out);
+		snprintf(msg, len, "out of memory");
+		return rc;
+	}
+	snprintf(msg, len, "%s [%#llx, +%#llx), %u-byte units%s",
+		 potad__kind_name(d->kind), (unsigned long long)base,
+		 (unsigned long long)size, 1u << g,
+		 d->allow_all ? ", open to all" : "");
 	return 0;
 }
 

@@ -5,38 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "rpc.h"
-
-static const char *kind_name(int kind)
-{
-	switch (kind) {
-	case POTAD__V1__SPACE_KIND__RANGE:
-		return "range";
-	case POTAD__V1__SPACE_KIND__FILE:
-		return "file";
-	case POTAD__V1__SPACE_KIND__SWAP:
-		return "swap";
-	case POTAD__V1__SPACE_KIND__BLOCKDEV:
-		return "blockdev";
-	case POTAD__V1__SPACE_KIND__DEVDAX:
-		return "devdax";
-	case POTAD__V1__SPACE_KIND__PCIBAR:
-		return "pcibar";
-	default:
-		return "unknown";
-	}
-}
-
-static int granule_shift_of(uint64_t granule, unsigned *shift)
-{
-	if (granule == 0 || (granule & (granule - 1)) ||
-	    granule > (1ull << POTAD_GRANULE_SHIFT_MAX))
-		return -EINVAL;
-	*shift = (unsigned)__builtin_ctzll(granule);
-	return 0;
-}
 
 static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 					bool frag)
@@ -129,91 +99,32 @@ void potad__op_space_stat(struct ctx *x, const Potad__V1__SpaceStat *m,
 void potad__op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
 			 Potad__V1__Result *r)
 {
-	uint64_t base = m->base_offset, size = m->size;
-	unsigned g;
+	struct potad_space_decl d = {
+		.name = m->name,
+		.kind = m->kind,
+		.path = m->path,
+		.base = m->base_offset,
+		.size = m->size,
+		.granule = m->granule,
+		.allow_all = m->allow_all,
+		.uids = m->allow_uids,
+		.nuids = m->n_allow_uids,
+		.gids = m->allow_gids,
+		.ngids = m->n_allow_gids,
+	};
 	struct pspace *ps;
-	struct stat sb;
+	char msg[256];
 	int rc;
 
 	if (!potad__rpc_admin(x, r, "registering a space"))
 		return;
-	if (!m->granule)
-		g = 12;
-	else if (granule_shift_of(m->granule, &g) < 0) {
-		potad__rpc_refuse(
-		    x, r, -EINVAL,
-		    "granule %llu is not a power of two from 1 to 1G",
-		    (unsigned long long)m->granule);
-		return;
-	}
-	switch (m->kind) {
-	case POTAD__V1__SPACE_KIND__RANGE:
-		if (!size) {
-			potad__rpc_refuse(x, r, -EINVAL,
-					  "a range needs a size");
-			return;
-		}
-		break;
-	case POTAD__V1__SPACE_KIND__FILE:
-		if (!m->path || !*m->path || stat(m->path, &sb) < 0) {
-			potad__rpc_refuse(x, r, -ENOENT, "cannot stat '%s': %s",
-					  m->path ? m->path : "",
-					  strerror(errno));
-			return;
-		}
-		if (!S_ISREG(sb.st_mode)) {
-			potad__rpc_refuse(x, r, -EINVAL,
-					  "'%s' is not a regular file",
-					  m->path);
-			return;
-		}
-		base = 0;
-		size = (uint64_t)sb.st_size;
-		break;
-	case POTAD__V1__SPACE_KIND__SWAP:
-	case POTAD__V1__SPACE_KIND__BLOCKDEV:
-	case POTAD__V1__SPACE_KIND__DEVDAX:
-	case POTAD__V1__SPACE_KIND__PCIBAR:
-		potad__rpc_refuse(
-		    x, r, -EOPNOTSUPP,
-		    "kind %s needs the device probes, which this build "
-		    "does not have yet; use range or file",
-		    kind_name(m->kind));
-		return;
-	default:
-		potad__rpc_refuse(x, r, -EINVAL, "unknown space kind %d",
-				  m->kind);
-		return;
-	}
-	rc = potad__space_add(m->name, m->kind,
-			      m->kind == POTAD__V1__SPACE_KIND__FILE ? m->path
-								     : NULL,
-			      base, size, g, &ps);
-	if (rc == -EEXIST) {
-		potad__rpc_refuse(x, r, rc, "a space named '%s' exists",
-				  m->name);
-		return;
-	}
+	rc = potad__space_declare(&d, &ps, msg, sizeof(msg));
 	if (rc < 0) {
-		potad__rpc_refuse(
-		    x, r, rc,
-		    "cannot register '%s': %s (names are 1-64 of "
-		    "[A-Za-z0-9._-]; base must be a multiple of the granule "
-		    "and the space at least one granule)",
-		    m->name, strerror(-rc));
+		potad__rpc_refuse(x, r, rc, "%s", msg);
 		return;
 	}
-	rc = potad__space_set_acl(ps, m->allow_all, m->allow_uids,
-				  m->n_allow_uids, m->allow_gids,
-				  m->n_allow_gids);
-	if (rc < 0) {
-		potad__space_remove(ps);
-		potad__rpc_refuse(x, r, rc, "out of memory");
-		return;
-	}
-	log_info("space %s registered: %s [%#llx, +%#llx) granule %u by uid %u",
-		 ps->name, kind_name(ps->kind), (unsigned long long)base,
-		 (unsigned long long)size, 1u << g, (unsigned)x->peer->uid);
+	log_info("space %s registered by uid %u: %s", ps->name,
+		 (unsigned)x->peer->uid, msg);
 	r->space = space_info(x, ps, false);
 	if (r->space)
 		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
@@ -280,7 +191,7 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 				  "alignment that is a power of two");
 		return;
 	}
-	if (m->granule && granule_shift_of(m->granule, &g) < 0) {
+	if (m->granule && potad__granule_shift(m->granule, &g) < 0) {
 		potad__rpc_refuse(x, r, -EINVAL,
 				  "granule %llu is not a power of two",
 				  (unsigned long long)m->granule);
