@@ -233,15 +233,14 @@ static bool sub_wants(const struct cstate *st, const struct pspace *ps)
 static void check_low_water(struct pspace *ps)
 {
 	struct potad_stats stt;
+	unsigned pct;
 
 	if (!nsubs)
 		return;
 	potad_space_stats(ps->eng, &stt);
+	pct = (unsigned)(stt.units ? 100.0 * stt.free_units / stt.units : 0);
 	for (size_t i = 0; i < nsubs; i++) {
 		struct cstate *st = state(subs[i]);
-		unsigned pct =
-		    (unsigned)(stt.units ? (100.0 * stt.free_units / stt.units)
-					 : 0);
 		Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
 		Potad__V1__LowSpaceEvent low = POTAD__V1__LOW_SPACE_EVENT__INIT;
 
