@@ -6,8 +6,8 @@
  * Definitions, so that numbers from different builds can be compared:
  *
  * - An operation is one potad_alloc() or one potad_free() call, whether it
- *   succeeds or not.  A churn step (free one extent, allocate another) is
- *   two operations.
+ *   succeeds or not (in R1, one potad_place() call).  A churn step (free
+ *   one extent, allocate another) is two operations.
  * - Only the measured phase is timed, with clock_gettime(CLOCK_MONOTONIC).
  *   Setup (creating the space, the initial population) is not.  Refilling
  *   the random-number buffers and sampling the statistics pause the clock,
@@ -53,12 +53,27 @@
  *             util_256m= (utilisation after allocating 256 MiB extents
  *             until the first -ENOSPC) are printed; ns_per_op is the churn,
  *             refused allocations included.
+ * R1 restore  Crash recovery.  A 64 GiB space gets 1,000,000 allocations
+ *             of 4 KiB to 64 KiB (uniform in log2, rounded up to 4 KiB,
+ *             from the stream seeded 43), then 100,000 steps that free a
+ *             random extent and allocate another, and 64 random poisoned
+ *             units (setup).  It is snapshotted as a journal would:
+ *             potad_space_gen_max(), the poison through potad_poison_next()
+ *             and the extents through potad_extent_foreach().  The measured
+ *             phase rebuilds it in a fresh space: potad_space_new(),
+ *             potad_space_set_gen_floor(), potad_poison() per range and
+ *             potad_place() per extent in address order.  An operation is
+ *             one placed extent; total_ms is the whole rebuild.  The copy
+ *             must equal the original (extents, counters, free lists).
+ *             Then first_alloc_ms times one allocation in the copy, which
+ *             rebuilds the free-slot list that placing left dirty.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
- * bytes) by 10 for a smoke run.  After each workload's last run the space
- * is verified with potad_space_check(), outside the timed region.  Any
- * unexpected engine error stops the program with a message naming the
- * workload, run, phase, operation number and errno.
+ * bytes, R1 extents and steps) by 10 for a smoke run.  After each
+ * workload's last run the space is verified with potad_space_check(),
+ * outside the timed region.  Any unexpected engine error stops the program
+ * with a message naming the workload, run, phase, operation number and
+ * errno.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -108,6 +123,8 @@ struct result {
 	uint64_t largest_free;
 	double frag;
 	double util_256m;
+	double total_ms;
+	double first_alloc_ms;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -555,11 +572,181 @@ static void wl_aging(struct run *r, struct result *res, int quick)
 	live_release(&l);
 }
 
+/* A size of 4 KiB to 64 KiB, uniform in log2, from the pick stream. */
+static uint64_t small_size(struct run *r)
+{
+	double u = (double)(next_pick(r, UINT64_MAX) >> 11) * 0x1p-53;
+	uint64_t v = (uint64_t)ceil(exp2(12 + 4 * u));
+
+	return (v + GRANULE - 1) & ~(GRANULE - 1);
+}
+
+/* What a journal's snapshot of a space holds. */
+struct snapshot {
+	uint32_t gen_max;
+	uint64_t *ps, *pl;
+	size_t np;
+	struct potad_extent *e;
+	size_t n, cap;
+};
+
+static int snap_extent(const struct potad_extent *e, void *arg)
+{
+	struct snapshot *sn = arg;
+
+	if (sn->n == sn->cap)
+		die("R1 restore: more extents than the %zu counted", sn->cap);
+	sn->e[sn->n++] = *e;
+	return 0;
+}
+
+static void snap_take(struct potad_space *s, struct snapshot *sn)
+{
+	struct potad_stats st;
+	uint64_t off = 0, a, l;
+	size_t cap = 0;
+
+	potad_space_stats(s, &st);
+	sn->gen_max = potad_space_gen_max(s);
+	while (potad_poison_next(s, off, &a, &l) == 0) {
+		if (sn->np == cap) {
+			cap = cap ? 2 * cap : 64;
+			sn->ps = realloc(sn->ps, cap * sizeof(*sn->ps));
+			sn->pl = realloc(sn->pl, cap * sizeof(*sn->pl));
+			if (!sn->ps || !sn->pl)
+				die("out of memory (%zu poison ranges)", cap);
+		}
+		sn->ps[sn->np] = a;
+		sn->pl[sn->np++] = l;
+		off = a + l;
+	}
+	sn->cap = st.extents;
+	sn->e = xcalloc(sn->cap ? sn->cap : 1, sizeof(*sn->e));
+	potad_extent_foreach(s, 0, 0, snap_extent, sn);
+}
+
+static void snap_release(struct snapshot *sn)
+{
+	free(sn->ps);
+	free(sn->pl);
+	free(sn->e);
+	memset(sn, 0, sizeof(*sn));
+}
+
+static int cmp_extent(const struct potad_extent *a,
+		      const struct potad_extent *b)
+{
+	return a->offset != b->offset || a->length != b->length ||
+	       a->handle != b->handle || a->owner != b->owner ||
+	       a->tag != b->tag || a->type != b->type || a->flags != b->flags;
+}
+
+/* The rebuilt space must be the original: same counters and free lists,
+ * and the same extents in the same order. */
+static void restore_verify(struct run *r, struct potad_space *a,
+			   const struct snapshot *sn)
+{
+	struct potad_stats x, y;
+	struct snapshot again = { 0 };
+
+	potad_space_stats(a, &x);
+	potad_space_stats(r->s, &y);
+	if (x.free_units != y.free_units || x.used_units != y.used_units ||
+	    x.poison_units != y.poison_units || x.extents != y.extents ||
+	    x.free_blocks != y.free_blocks ||
+	    memcmp(x.free_per_order, y.free_per_order,
+		   sizeof(x.free_per_order)))
+		die("%s: run %d: the restored space's counters differ", r->wl,
+		    r->runno);
+	snap_take(r->s, &again);
+	if (again.n != sn->n || again.np != sn->np ||
+	    again.gen_max < sn->gen_max)
+		die("%s: run %d: restored %zu extents and %zu poison ranges "
+		    "of %zu and %zu",
+		    r->wl, r->runno, again.n, again.np, sn->n, sn->np);
+	for (size_t i = 0; i < sn->n; i++)
+		if (cmp_extent(&again.e[i], &sn->e[i]))
+			die("%s: run %d: restored extent %zu differs", r->wl,
+			    r->runno, i);
+	snap_release(&again);
+}
+
+static void wl_restore(struct run *r, struct result *res, int quick)
+{
+	const uint64_t size = 64 * GIB;
+	uint64_t n = 1000000 / (quick ? 10 : 1), steps = n / 10, i;
+	struct potad_space *a;
+	struct snapshot sn = { 0 };
+	struct liveset l = { 0 };
+	struct potad_extent e;
+	uint64_t used, t0;
+	int rc;
+
+	space_new(r, 0, size);
+	set_phase(r, "setup");
+	for (i = 0; i < n; i++) {
+		do_alloc(r, small_size(r), 0, 0, &e);
+		live_push(&l, &e);
+	}
+	for (i = 0; i < steps; i++) {
+		live_free_random(r, &l);
+		do_alloc(r, small_size(r), 0, 0, &e);
+		live_push(&l, &e);
+	}
+	for (i = 0; i < 64; i++) {
+		rc = potad_poison(r->s, next_pick(r, size >> GRANULE_SHIFT)
+						<< GRANULE_SHIFT,
+				  GRANULE, NULL, NULL);
+		if (rc < 0)
+			engine_error(r, "potad_poison", rc);
+	}
+	live_release(&l);
+	snap_take(r->s, &sn);
+	a = r->s;
+	r->s = NULL;
+	used = r->used;
+
+	set_phase(r, "measure");
+	clock_start(r);
+	rc = potad_space_new(&r->s, 0, size, GRANULE_SHIFT);
+	if (rc < 0)
+		engine_error(r, "potad_space_new", rc);
+	potad_space_set_gen_floor(r->s, sn.gen_max);
+	for (i = 0; i < sn.np; i++) {
+		rc = potad_poison(r->s, sn.ps[i], sn.pl[i], NULL, NULL);
+		if (rc < 0)
+			engine_error(r, "potad_poison", rc);
+	}
+	for (i = 0; i < sn.n; i++) {
+		rc = potad_place(r->s, &sn.e[i]);
+		count_op(r);
+		if (rc < 0)
+			engine_error(r, "potad_place", rc);
+	}
+	clock_stop(r);
+	res->total_ms = (double)r->ns / 1e6;
+	r->used = used;
+	finish_measure(r, res);
+
+	restore_verify(r, a, &sn);
+	snap_release(&sn);
+
+	/* The first allocation after placing rebuilds the free-slot list. */
+	t0 = now_ns();
+	do_alloc(r, GRANULE, 0, 0, &e);
+	res->first_alloc_ms = (double)(now_ns() - t0) / 1e6;
+	do_free(r, e.handle, e.length);
+	rc = potad_space_destroy(a);
+	if (rc < 0)
+		die("%s: potad_space_destroy: %s", r->wl, strerror(-rc));
+}
+
 static const struct workload workloads[] = {
 	{ "W1", "churn", wl_churn },
 	{ "W2", "fill", wl_fill },
 	{ "W3", "aligned", wl_aligned },
 	{ "W4", "aging", wl_aging },
+	{ "R1", "restore", wl_restore },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -639,6 +826,9 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			       (unsigned long long)last->enospc, last->frag,
 			       (unsigned long long)last->largest_free,
 			       last->util_256m);
+		if (w->fn == wl_restore)
+			printf(",\"total_ms\":%.1f,\"first_alloc_ms\":%.2f",
+			       last->total_ms, last->first_alloc_ms);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -659,6 +849,9 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			       (unsigned long long)last->enospc, last->frag,
 			       (unsigned long long)last->largest_free,
 			       last->util_256m);
+		if (w->fn == wl_restore)
+			printf(" total_ms=%.1f first_alloc_ms=%.2f",
+			       last->total_ms, last->first_alloc_ms);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -667,7 +860,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: potad-bench-engine [--runs N] [--quick] [--only W1|W2|W3|W4] [--json]\n"
+"Usage: potad-bench-engine [--runs N] [--quick] [--only W1|W2|W3|W4|R1]\n"
+"                          [--json]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
 "  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
@@ -678,6 +872,9 @@ static void usage(FILE *f)
 "              replace the oldest of each (4 operations)\n"
 "  W4 aging    1 TiB space filled to 90%%, churned for 3x its capacity;\n"
 "              then frag, largest_free, util_256m\n"
+"  R1 restore  64 GiB space, 1,000,000 extents of 4K-64K, 100,000 churn\n"
+"              steps, 64 poisoned units; snapshot, then rebuild it in a\n"
+"              fresh space with potad_place (an operation: one extent)\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
@@ -697,11 +894,15 @@ static void usage(FILE *f)
 "  largest_free      W4: largest free run after the churn (bytes)\n"
 "  util_256m         W4: used / size after allocating 256 MiB extents\n"
 "                    until the first -ENOSPC\n"
+"  total_ms          R1: the whole rebuild (space, poison, placements),\n"
+"                    last run\n"
+"  first_alloc_ms    R1: the first allocation after it, which rebuilds\n"
+"                    the free-slot list (untimed otherwise), last run\n"
 "\n"
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4 or its name)\n"
+"  --only W    run one workload (W1..W4, R1 or its name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -775,7 +976,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3 or W4)\n",
+				"(W1, W2, W3, W4 or R1)\n",
 			only);
 		return 2;
 	}

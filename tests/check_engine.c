@@ -2150,6 +2150,612 @@ START_TEST(edge_whole_range)
 }
 END_TEST
 
+/*
+ * Journal replay: potad_place, generations, potad_poison_next
+ */
+
+static uint64_t mkhandle(unsigned type, uint32_t gen, uint32_t slot)
+{
+	return (uint64_t)type << 60 | (uint64_t)(gen & 0x0fffffffu) << 32 |
+	       slot;
+}
+
+static struct potad_extent rec(uint64_t offset, uint64_t length, uint32_t gen,
+			       uint32_t slot)
+{
+	struct potad_extent e;
+
+	memset(&e, 0, sizeof(e));
+	e.offset = offset;
+	e.length = length;
+	e.handle = mkhandle(POTAD_TYPE_EXTENT, gen, slot);
+	e.owner = slot + 1;
+	e.tag = 0x7a00 + gen;
+	e.type = POTAD_TYPE_EXTENT;
+	return e;
+}
+
+/* Place e and read it back by handle and by address. */
+static void must_place(struct potad_space *s, const struct potad_extent *e)
+{
+	struct potad_extent g;
+	int rc = potad_place(s, e);
+
+	ck_assert_msg(rc == 0,
+		      "potad_place([%#" PRIx64 ", +%#" PRIx64
+		      ") handle %#" PRIx64 "): expected 0, got %d (%s)",
+		      e->offset, e->length, e->handle, rc, ename(rc));
+	CHECK_OK(s);
+	ASSERT_RC(potad_get(s, e->handle, &g), 0);
+	ASSERT_U64(g.offset, e->offset);
+	ASSERT_U64(g.length, e->length);
+	ASSERT_U64(g.handle, e->handle);
+	ck_assert_uint_eq(g.owner, e->owner);
+	ck_assert_uint_eq(g.tag, e->tag);
+	ck_assert_uint_eq(g.type, POTAD_TYPE_EXTENT);
+	ASSERT_U64(potad_is_poisoned(s, e->offset, e->length)
+		       ? POTAD_EXTENT_POISONED
+		       : 0,
+		   g.flags);
+	ASSERT_RC(potad_lookup(s, e->offset + e->length - 1, &g), 0);
+	ASSERT_U64(g.handle, e->handle);
+}
+
+/* A refused placement: the wanted error, and nothing changed. */
+static void refuse_place(struct potad_space *s, const struct potad_extent *e,
+			 int want, const char *what)
+{
+	struct potad_stats a = stats(s), b;
+	struct potad_extent g;
+	int before = e ? potad_get(s, e->handle, &g) : 0, rc;
+
+	rc = potad_place(s, e);
+	ck_assert_msg(rc == want,
+		      "%s: potad_place expected %d (%s), got %d (%s)", what,
+		      want, ename(want), rc, ename(rc));
+	b = stats(s);
+	stats_same(&a, &b, what);
+	if (e)
+		ASSERT_RC(potad_get(s, e->handle, &g), before);
+	CHECK_OK(s);
+}
+
+/* Two spaces hold the same free blocks, extents and poison. */
+static void same_space(const struct potad_space *x, const struct potad_space *y)
+{
+	struct potad_stats a = stats(x), b = stats(y);
+	size_t max = a.extents + 1, n;
+	struct potad_extent *ex = calloc(max, sizeof(*ex));
+	struct potad_extent *ey = calloc(max, sizeof(*ey));
+	uint64_t off = 0, ps, pl, qs, ql;
+	int rc;
+
+	ck_assert_ptr_nonnull(ex);
+	ck_assert_ptr_nonnull(ey);
+	a.meta_bytes = b.meta_bytes;
+	a.extent_bytes = b.extent_bytes;
+	stats_same(&a, &b, "same_space");
+	n = list_extents(x, ex, max);
+	ASSERT_U64(list_extents(y, ey, max), n);
+	for (size_t i = 0; i < n; i++)
+		same_extent(&ex[i], &ey[i]);
+	free(ex);
+	free(ey);
+	while ((rc = potad_poison_next(x, off, &ps, &pl)) == 0) {
+		ASSERT_RC(potad_poison_next(y, off, &qs, &ql), 0);
+		ASSERT_U64(qs, ps);
+		ASSERT_U64(ql, pl);
+		off = ps + pl;
+	}
+	ASSERT_RC(rc, -ENOENT);
+	ASSERT_RC(potad_poison_next(y, off, &qs, &ql), -ENOENT);
+	CHECK_OK(x);
+	CHECK_OK(y);
+}
+
+START_TEST(place_fresh)
+{
+	struct potad_space *s = mk(0, MiB, 12), *ref = mk(0, MiB, 12);
+	struct potad_extent e1 = rec(40 * KiB, 12 * KiB, 7, 5);
+	struct potad_extent e2 = rec(MiB - 8 * KiB, 8 * KiB, 0, 0);
+	struct potad_extent e3 = rec(0, 4 * KiB, 0x0fffffff, 300);
+	struct potad_extent c, g;
+	struct potad_stats st, rs;
+
+	/* The free lists end up as a claim of the same range leaves them. */
+	must_place(s, &e1);
+	must_claim(ref, 40 * KiB, 12 * KiB);
+	st = stats(s);
+	rs = stats(ref);
+	rs.meta_bytes = st.meta_bytes;
+	rs.extent_bytes = st.extent_bytes;
+	stats_same(&rs, &st, "placed and claimed");
+	EXPECT_FREE(s, {0, 10}, {13, 256});
+	ASSERT_U64(st.extents, 1);
+	ASSERT_U64(st.used_units, 3);
+
+	/* Slot 0 below it, slot 300 in a second slab chunk. */
+	must_place(s, &e2);
+	must_place(s, &e3);
+	EXPECT_FREE(s, {1, 10}, {13, 254});
+	st = stats(s);
+	ASSERT_U64(st.extents, 3);
+	ASSERT_U64(st.used_units, 6);
+	ASSERT_U64(potad_space_gen_max(s), 0x0fffffff);
+	/* Slots made on the way are free at the floor (0). */
+	ASSERT_RC(potad_get(s, mkhandle(POTAD_TYPE_EXTENT, 0, 299), &g),
+		  -ESTALE);
+	ASSERT_RC(potad_get(s, mkhandle(POTAD_TYPE_EXTENT, 0, 301), &g),
+		  -EINVAL);
+
+	ASSERT_RC(potad_free(s, e1.handle, &g), 0);
+	same_extent(&e1, &g);
+	CHECK_OK(s);
+	ASSERT_RC(potad_get(s, e1.handle, &g), -ESTALE);
+	EXPECT_FREE(s, {1, 254});
+	must_free(s, e2.handle);
+	must_free(s, e3.handle);
+	EXPECT_FREE(s, {0, 256});
+
+	/* The rebuilt free-slot list hands out the lowest slot first. */
+	c = must_alloc(s, 4 * KiB, 0, 0);
+	ck_assert_uint_eq(POTAD_HANDLE_SLOT(c.handle), 0);
+	ck_assert_uint_eq(POTAD_HANDLE_GEN(c.handle), 1);
+	c = must_alloc(s, 4 * KiB, 0, 0);
+	ck_assert_uint_eq(POTAD_HANDLE_SLOT(c.handle), 1);
+	ck_assert_uint_eq(POTAD_HANDLE_GEN(c.handle), 0);
+	destroy(s);
+	destroy(ref);
+}
+END_TEST
+
+START_TEST(place_poisoned)
+{
+	struct potad_space *a = mk(0, MiB, 12), *b = mk(0, MiB, 12);
+	struct potad_extent x, y, g;
+	uint64_t off = 0, ps, pl;
+	struct hits h;
+
+	/* In a: an extent over units 8..15, then poison across it, past its
+	 * end and in free space. */
+	x = must_claim(a, 32 * KiB, 32 * KiB);
+	ASSERT_RC(potad_poison(a, 40 * KiB, 8 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_poison(a, 60 * KiB, 12 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_poison(a, 400 * KiB, 4 * KiB, NULL, NULL), 0);
+	CHECK_OK(a);
+
+	/* In b: the poison first, as a snapshot restores it, then the
+	 * extent over poisoned and free units. */
+	while (potad_poison_next(a, off, &ps, &pl) == 0) {
+		memset(&h, 0, sizeof(h));
+		ASSERT_RC(potad_poison(b, ps, pl, hit_fn, &h), 0);
+		off = ps + pl;
+	}
+	ASSERT_RC(potad_get(a, x.handle, &g), 0);
+	ck_assert_uint_eq(g.flags, POTAD_EXTENT_POISONED);
+	must_place(b, &g);
+	same_space(a, b);
+	EXPECT_FREE(b, {0, 8}, {18, 100}, {101, 256});
+	ASSERT_U64(stats(b).poison_units, 6);
+	ASSERT_U64(stats(b).used_units, 8);
+
+	/* Freed, its poisoned units stay out of the free lists. */
+	must_free(a, x.handle);
+	must_free(b, x.handle);
+	same_space(a, b);
+	EXPECT_FREE(b, {0, 10}, {12, 15}, {18, 100}, {101, 256});
+
+	/* An extent wholly over poison takes no free block at all. */
+	y = rec(60 * KiB, 12 * KiB, 3, 2);
+	must_place(b, &y);
+	EXPECT_FREE(b, {0, 10}, {12, 15}, {18, 100}, {101, 256});
+	ASSERT_U64(stats(b).used_units, 3);
+	ASSERT_U64(stats(b).poison_units, 6);
+	/* One over poison with free units on both sides. */
+	y = rec(36 * KiB, 16 * KiB, 4, 3);
+	must_place(b, &y);
+	EXPECT_FREE(b, {0, 9}, {13, 15}, {18, 100}, {101, 256});
+	destroy(a);
+	destroy(b);
+}
+END_TEST
+
+START_TEST(place_refusals)
+{
+	uint64_t base = 64 * KiB, end = base + 4 * MiB;
+	struct potad_space *s = mk(base, 4 * MiB, 12), *c = NULL;
+	struct potad_extent a, p, h, e;
+	uint32_t as;
+
+	a = must_claim(s, base + 64 * KiB, 16 * KiB);
+	as = POTAD_HANDLE_SLOT(a.handle);
+	p = rec(base + 256 * KiB, 8 * KiB, 4, 7);
+	must_place(s, &p);
+	h = must_claim(s, base + MiB, MiB);
+	ASSERT_RC(potad_child_new(s, h.handle, 12, &c), 0);
+	CHECK_OK(s);
+
+	refuse_place(s, NULL, -EINVAL, "no extent");
+	e = rec(base, 4 * KiB, 1, 20);
+	e.handle = mkhandle(0, 1, 20);
+	refuse_place(s, &e, -EINVAL, "type 0");
+	e.handle = mkhandle(POTAD_TYPE_CHILD, 1, 20);
+	refuse_place(s, &e, -EINVAL, "type CHILD");
+	e.handle = mkhandle(3, 1, 20);
+	refuse_place(s, &e, -EINVAL, "type 3");
+	e.handle = mkhandle(0xf, 1, 20);
+	refuse_place(s, &e, -EINVAL, "type 0xF");
+	e = rec(base, 4 * KiB, 1, UINT32_MAX);
+	refuse_place(s, &e, -EINVAL, "slot UINT32_MAX");
+	e = rec(base, 4 * KiB, 1, 0xffffff00u);
+	refuse_place(s, &e, -EINVAL, "slot past the slab's limit");
+	e = rec(base, 0, 1, 20);
+	refuse_place(s, &e, -EINVAL, "length 0");
+	e = rec(base + 1, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -EINVAL, "unaligned offset");
+	e = rec(base + 2048, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -EINVAL, "offset on half a unit");
+	e = rec(base, 4 * KiB + 1, 1, 20);
+	refuse_place(s, &e, -EINVAL, "unaligned length");
+
+	e = rec(0, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -ERANGE, "below the base");
+	e = rec(base - 4 * KiB, 8 * KiB, 1, 20);
+	refuse_place(s, &e, -ERANGE, "starting below the base");
+	e = rec(end, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -ERANGE, "at the end");
+	e = rec(end - 4 * KiB, 8 * KiB, 1, 20);
+	refuse_place(s, &e, -ERANGE, "across the end");
+	e = rec(base, UINT64_MAX - 4095, 1, 20);
+	refuse_place(s, &e, -ERANGE, "length wrapping past 2^64");
+	e = rec(UINT64_MAX - 4095, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -ERANGE, "near 2^64");
+
+	e = rec(base + 512 * KiB, 4 * KiB, 9, as);
+	refuse_place(s, &e, -EEXIST, "the slot of an allocated extent");
+	e = rec(base + 512 * KiB, 4 * KiB, 4, 7);
+	refuse_place(s, &e, -EEXIST, "the slot of a placed extent");
+	e = rec(base + 512 * KiB, 4 * KiB, 5, 7);
+	refuse_place(s, &e, -EEXIST, "a placed slot, another generation");
+	e = rec(a.offset, a.length, 9, as);
+	refuse_place(s, &e, -EEXIST, "slot and range both taken");
+
+	e = rec(a.offset - 4 * KiB, 8 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "over the head of an extent");
+	e = rec(a.offset + 12 * KiB, 8 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "over the tail of an extent");
+	e = rec(a.offset + 4 * KiB, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "inside an extent");
+	e = rec(base, 512 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "over two extents");
+	e = rec(p.offset, p.length, 1, 20);
+	refuse_place(s, &e, -EBUSY, "exactly a placed extent");
+	e = rec(h.offset + 64 * KiB, 4 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "inside a child's host");
+	e = rec(h.offset - 4 * KiB, 8 * KiB, 1, 20);
+	refuse_place(s, &e, -EBUSY, "into a child's host");
+
+	/* Right next to each of them is fine. */
+	e = rec(a.offset - 4 * KiB, 4 * KiB, 1, 20);
+	must_place(s, &e);
+	e = rec(a.offset + a.length, 4 * KiB, 1, 21);
+	must_place(s, &e);
+	e = rec(h.offset - 4 * KiB, 4 * KiB, 1, 22);
+	must_place(s, &e);
+	e = rec(h.offset + h.length, 4 * KiB, 1, 23);
+	must_place(s, &e);
+	ASSERT_U64(stats(s).extents, 7);
+	destroy(c);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(place_handles)
+{
+	struct potad_space *s = mk(0, 4 * MiB, 12);
+	struct potad_extent x = rec(0, 8 * KiB, 9, 3);
+	struct potad_extent y = rec(64 * KiB, 4 * KiB, 150, 0);
+	struct potad_extent z = rec(128 * KiB, 4 * KiB, 0, 10);
+	struct potad_extent w = rec(256 * KiB, 4 * KiB, 5, 20);
+	struct potad_extent e, g;
+	static const uint32_t want[] = {1, 2, 4, 5, 6, 7, 8, 9, 11};
+
+	potad_space_set_gen_floor(s, 100);
+	ASSERT_U64(potad_space_gen_max(s), 100);
+	must_place(s, &x);
+	must_place(s, &y);
+	must_place(s, &z);
+	ASSERT_U64(potad_space_gen_max(s), 150);
+
+	/* Stale: another generation, a free slot made at the floor, a slot
+	 * not made yet under the floor.  Malformed: a slot not made yet at
+	 * or above the floor, which no space ever issued. */
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 8, 3), -ESTALE,
+		      "placed slot, older generation");
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 10, 3), -ESTALE,
+		      "placed slot, newer generation");
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 99, 1), -ESTALE,
+		      "a slot made free at the floor, under it");
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 100, 1), -ESTALE,
+		      "a slot made free at the floor, at it");
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 99, 11), -ESTALE,
+		      "a slot not made yet, under the floor");
+	refuse_handle(s, mkhandle(POTAD_TYPE_EXTENT, 100, 11), -EINVAL,
+		      "a slot not made yet, at the floor");
+
+	/* Allocation takes the free slots lowest first, at the floor, then
+	 * new ones, also at the floor; never a live one. */
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		e = must_alloc(s, 4 * KiB, 0, 0);
+		ck_assert_msg(POTAD_HANDLE_SLOT(e.handle) == want[i] &&
+				  POTAD_HANDLE_GEN(e.handle) == 100,
+			      "allocation %u: handle %#" PRIx64
+			      ", expected slot %u generation 100",
+			      i, e.handle, want[i]);
+	}
+	ASSERT_RC(potad_get(s, x.handle, &g), 0);
+	same_extent(&x, &g);
+
+	/* A freed placed slot is reused with the next generation. */
+	must_free(s, x.handle);
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(e.handle, mkhandle(POTAD_TYPE_EXTENT, 10, 3));
+	refuse_handle(s, x.handle, -ESTALE, "freed placed extent");
+
+	/* A free while the list is dirty, then allocations. */
+	must_place(s, &w);
+	must_free(s, y.handle);
+	CHECK_OK(s);
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(e.handle, mkhandle(POTAD_TYPE_EXTENT, 151, 0));
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(e.handle, mkhandle(POTAD_TYPE_EXTENT, 100, 12));
+	ASSERT_RC(potad_get(s, w.handle, &g), 0);
+	same_extent(&w, &g);
+	ASSERT_RC(potad_get(s, z.handle, &g), 0);
+	same_extent(&z, &g);
+	ASSERT_U64(potad_space_gen_max(s), 151);
+	destroy(s);
+
+	/* The floor keeps 28 bits. */
+	s = mk(0, MiB, 12);
+	potad_space_set_gen_floor(s, UINT32_MAX);
+	ASSERT_U64(potad_space_gen_max(s), 0x0fffffff);
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(POTAD_HANDLE_GEN(e.handle), 0x0fffffff);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(place_gen_max)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b;
+
+	ASSERT_U64(potad_space_gen_max(s), 0);
+	a = must_alloc(s, 4 * KiB, 0, 0);
+	b = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(potad_space_gen_max(s), 0);
+	must_free(s, a.handle);
+	ASSERT_U64(potad_space_gen_max(s), 1);
+	a = must_alloc(s, 4 * KiB, 0, 0);
+	must_free(s, a.handle);
+	ASSERT_U64(potad_space_gen_max(s), 2);
+	/* A free slot's generation counts as much as a live one's. */
+	must_free(s, b.handle);
+	ASSERT_U64(potad_space_gen_max(s), 2);
+	potad_space_set_gen_floor(s, 7);
+	ASSERT_U64(potad_space_gen_max(s), 7);
+	destroy(s);
+}
+END_TEST
+
+/* Snapshot a space and restore it elsewhere: every stale handle stays
+ * stale, every live one stays live, and allocation goes on alike. */
+struct snapshot {
+	uint32_t gen_max;
+	size_t n, np;
+	struct potad_extent e[512];
+	uint64_t ps[64], pl[64];
+};
+
+static int snap_fn(const struct potad_extent *e, void *arg)
+{
+	struct snapshot *sn = arg;
+
+	ck_assert_msg(sn->n < 512, "snapshot: more than 512 extents");
+	sn->e[sn->n++] = *e;
+	return 0;
+}
+
+static void snap_take(const struct potad_space *s, struct snapshot *sn)
+{
+	uint64_t off = 0;
+
+	sn->n = sn->np = 0;
+	sn->gen_max = potad_space_gen_max(s);
+	while (potad_poison_next(s, off, &sn->ps[sn->np], &sn->pl[sn->np]) ==
+	       0) {
+		off = sn->ps[sn->np] + sn->pl[sn->np];
+		ck_assert_msg(++sn->np < 64,
+			      "snapshot: too many poison ranges");
+	}
+	ASSERT_RC(potad_extent_foreach(s, 0, 0, snap_fn, sn), 0);
+}
+
+static struct potad_space *snap_restore(const struct snapshot *sn,
+					uint64_t base, uint64_t size)
+{
+	struct potad_space *s = mk(base, size, 12);
+
+	potad_space_set_gen_floor(s, sn->gen_max);
+	for (size_t i = 0; i < sn->np; i++)
+		ck_assert_int_ge(
+		    potad_poison(s, sn->ps[i], sn->pl[i], NULL, NULL), 0);
+	for (size_t i = 0; i < sn->n; i++)
+		must_place(s, &sn->e[i]);
+	return s;
+}
+
+START_TEST(place_restore)
+{
+	struct potad_space *a = mk(0, 64 * MiB, 12), *b;
+	struct potad_extent live[512], dead[2048], ea, eb;
+	struct snapshot *sn = calloc(1, sizeof(*sn));
+	uint64_t seed = 12345;
+	size_t nl = 0, nd = 0;
+
+	ck_assert_ptr_nonnull(sn);
+	/* Churn, so that slots carry generations and holes are left. */
+	for (int i = 0; i < 2000; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		if (nl < 400 && (nl == 0 || (seed >> 33) % 3)) {
+			uint64_t size = ((seed >> 40) % 16 + 1) * 4 * KiB;
+
+			live[nl++] = must_alloc(a, size, 0, 0);
+		} else {
+			size_t k = (seed >> 20) % nl;
+
+			must_free(a, live[k].handle);
+			if (nd < 2048)
+				dead[nd++] = live[k];
+			live[k] = live[--nl];
+		}
+	}
+	ASSERT_RC(potad_poison(a, 60 * MiB, 64 * KiB, NULL, NULL), 0);
+	ck_assert_int_ge(potad_poison(a, live[0].offset, 4 * KiB, NULL, NULL),
+			 1);
+	snap_take(a, sn);
+	ASSERT_U64(sn->n, nl);
+	b = snap_restore(sn, 0, 64 * MiB);
+	same_space(a, b);
+	ASSERT_U64(potad_space_gen_max(b), sn->gen_max);
+	for (size_t i = 0; i < nd; i++)
+		refuse_handle(b, dead[i].handle, -ESTALE,
+			      "stale handle after a restore");
+	for (size_t i = 0; i < nl; i++) {
+		ASSERT_RC(potad_get(a, live[i].handle, &ea), 0);
+		ASSERT_RC(potad_get(b, live[i].handle, &eb), 0);
+		same_extent(&ea, &eb);
+	}
+	/* The same requests land in the same places, and no new handle is
+	 * one that was stale. */
+	for (int i = 0; i < 300; i++) {
+		uint64_t size = (uint64_t)(i % 23 + 1) * 4 * KiB;
+
+		ea = must_alloc(a, size, 0, 0);
+		eb = must_alloc(b, size, 0, 0);
+		ASSERT_U64(eb.offset, ea.offset);
+		ASSERT_U64(eb.length, ea.length);
+		for (size_t k = 0; k < nd; k++)
+			ck_assert_msg(eb.handle != dead[k].handle,
+				      "stale handle %#" PRIx64 " issued again",
+				      eb.handle);
+		if (i % 3 == 0 && nl) {
+			must_free(a, live[nl - 1].handle);
+			must_free(b, live[nl - 1].handle);
+			nl--;
+		}
+	}
+	for (size_t i = 0; i < nd; i++)
+		refuse_handle(b, dead[i].handle, -ESTALE,
+			      "stale handle after more allocations");
+	destroy(a);
+	destroy(b);
+	free(sn);
+}
+END_TEST
+
+START_TEST(poison_next_walk)
+{
+	uint64_t base = 64 * KiB, s0, l0;
+	struct potad_space *s = mk(base, MiB, 12);
+
+	ASSERT_RC(potad_poison_next(s, 0, &s0, &l0), -ENOENT);
+	ASSERT_RC(potad_poison(s, base + 8 * KiB, 4 * KiB, NULL, NULL), 0);
+	ASSERT_RC(potad_poison(s, base + 100 * KiB, 1, NULL, NULL), 0);
+	ASSERT_RC(potad_poison(s, base + MiB - 4 * KiB, 4 * KiB, NULL, NULL),
+		  0);
+
+	ASSERT_RC(potad_poison_next(s, 0, &s0, &l0), 0);
+	ASSERT_U64(s0, base + 8 * KiB);
+	ASSERT_U64(l0, 4 * KiB);
+	/* A range that holds the offset is returned whole. */
+	ASSERT_RC(potad_poison_next(s, base + 12 * KiB - 1, &s0, &l0), 0);
+	ASSERT_U64(s0, base + 8 * KiB);
+	ASSERT_U64(l0, 4 * KiB);
+	ASSERT_RC(potad_poison_next(s, base + 12 * KiB, &s0, &l0), 0);
+	ASSERT_U64(s0, base + 100 * KiB);
+	ASSERT_U64(l0, 4 * KiB);
+	ASSERT_RC(potad_poison_next(s, s0 + l0, &s0, &l0), 0);
+	ASSERT_U64(s0, base + MiB - 4 * KiB);
+	ASSERT_U64(l0, 4 * KiB);
+	ASSERT_RC(potad_poison_next(s, s0 + l0, &s0, &l0), -ENOENT);
+	ASSERT_RC(potad_poison_next(s, UINT64_MAX, &s0, &l0), -ENOENT);
+	ASSERT_RC(potad_poison_next(s, base, NULL, NULL), 0);
+
+	/* Ranges that touch come back as one. */
+	ASSERT_RC(potad_poison(s, base + 12 * KiB, 8 * KiB, NULL, NULL), 0);
+	ASSERT_RC(potad_poison_next(s, 0, &s0, &l0), 0);
+	ASSERT_U64(s0, base + 8 * KiB);
+	ASSERT_U64(l0, 12 * KiB);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(poison_again_same)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL;
+	struct potad_extent a, b, h;
+	struct potad_stats s1, s2, c1, c2;
+	uint64_t off = 0, cs[16], cl[16];
+	int n = 0, hits;
+
+	a = must_claim(s, 0, 64 * KiB);
+	b = must_claim(s, 128 * KiB, 64 * KiB);
+	h = must_claim(s, MiB, MiB);
+	ASSERT_RC(potad_child_new(s, h.handle, 13, &c), 0);
+	must_claim(c, MiB + 64 * KiB, 64 * KiB);
+
+	/* Over a, free space, b and (forwarded) the child. */
+	hits = potad_poison(s, 32 * KiB, 128 * KiB, NULL, NULL);
+	ASSERT_RC(hits, 2);
+	ASSERT_RC(potad_poison(s, MiB + 60 * KiB, 12 * KiB, NULL, NULL), 2);
+	CHECK_OK(s);
+	s1 = stats(s);
+	c1 = stats(c);
+	ASSERT_RC(potad_poison(s, 32 * KiB, 128 * KiB, NULL, NULL), hits);
+	ASSERT_RC(potad_poison(s, 40 * KiB, 8 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_poison(s, MiB + 60 * KiB, 12 * KiB, NULL, NULL), 2);
+	s2 = stats(s);
+	c2 = stats(c);
+	s1.meta_bytes = s2.meta_bytes;
+	c1.meta_bytes = c2.meta_bytes;
+	stats_same(&s1, &s2, "parent poisoned again");
+	stats_same(&c1, &c2, "child poisoned again through its parent");
+	CHECK_OK(s);
+
+	/* The child's poison applied to it once more, as a restore does
+	 * after potad_child_new has copied the parent's. */
+	while (potad_poison_next(c, off, &cs[n], &cl[n]) == 0) {
+		off = cs[n] + cl[n];
+		n++;
+	}
+	ck_assert_int_eq(n, 1);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_ge(potad_poison(c, cs[i], cl[i], NULL, NULL), 0);
+	c2 = stats(c);
+	c1.meta_bytes = c2.meta_bytes;
+	stats_same(&c1, &c2, "child poisoned again");
+	CHECK_OK(s);
+	CHECK_OK(c);
+	must_free(s, a.handle);
+	must_free(s, b.handle);
+	destroy(c);
+	destroy(s);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -2208,6 +2814,17 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, stats_buddyinfo);
 	tcase_add_test(tc, frag_score);
 	tcase_add_test(tc, frag_largest_run);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("replay");
+	tcase_add_test(tc, place_fresh);
+	tcase_add_test(tc, place_poisoned);
+	tcase_add_test(tc, place_refusals);
+	tcase_add_test(tc, place_handles);
+	tcase_add_test(tc, place_gen_max);
+	tcase_add_test(tc, place_restore);
+	tcase_add_test(tc, poison_next_walk);
+	tcase_add_test(tc, poison_again_same);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("edge64");

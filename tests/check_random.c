@@ -18,6 +18,10 @@
  * potad_space_check() runs every few steps, so a failed call that changed
  * something is caught where it happened.
  *
+ * The replay case also snapshots each space as the daemon's journal does,
+ * restores it into a fresh one with potad_place() and replays the calls
+ * logged after the snapshot; see "Journal replay" below.
+ *
  * Environment:
  *   POTAD_SEED=N        the seed (default DEFAULT_SEED); each case mixes in
  *                       its own name, so a case replays on its own
@@ -951,31 +955,48 @@ static int rand_poisoned_unit(struct run *r, const struct rig *g, uint64_t *u)
  * The operations a step picks from.
  */
 
-static void op_alloc(struct run *r, struct rig *g)
+/* A random allocation request; returns 1 when min or max is ragged. */
+static int rand_req(struct run *r, const struct rig *g,
+		    struct potad_alloc_req *q)
 {
-	struct potad_alloc_req q = {0};
-	struct potad_extent e;
 	uint64_t units = rand_units(r, g);
 	int ragged = 0;
 
-	q.size = size_for(r, g, units);
-	q.align = rand_align(r, g, units);
-	q.owner = (uint32_t)below(r, 4);
-	q.tag = (uint32_t)rnd(r);
+	memset(q, 0, sizeof(*q));
+	q->size = size_for(r, g, units);
+	q->align = rand_align(r, g, units);
+	q->owner = (uint32_t)below(r, 4);
+	q->tag = (uint32_t)rnd(r);
 	if (chance(r, 300))
-		q.flags |= POTAD_ALLOC_TOPDOWN;
+		q->flags |= POTAD_ALLOC_TOPDOWN;
 	if (chance(r, 150))
-		q.flags |= POTAD_ALLOC_WHOLE;
+		q->flags |= POTAD_ALLOC_WHOLE;
 	if (chance(r, 200))
-		ragged = rand_range(r, g, &q);
-	do_alloc(r, g, &q, ragged, &e);
+		ragged = rand_range(r, g, q);
+	return ragged;
 }
 
-static void op_claim(struct run *r, struct rig *g)
+/* A random allocation, checked against the model; its result. */
+static int rand_alloc(struct run *r, struct rig *g, struct potad_extent *e)
+{
+	struct potad_alloc_req q;
+	int ragged = rand_req(r, g, &q);
+
+	return do_alloc(r, g, &q, ragged, e);
+}
+
+static void op_alloc(struct run *r, struct rig *g)
+{
+	struct potad_extent e;
+
+	rand_alloc(r, g, &e);
+}
+
+/* A random claim, checked against the model; its result. */
+static int rand_claim(struct run *r, struct rig *g, struct potad_extent *e)
 {
 	const struct ref_model *m = &g->m;
 	uint64_t len, at = 0, pick = below(r, 100);
-	struct potad_extent e;
 
 	len = chance(r, 700) ? log_uniform(r, g->units < 16 ? g->units : 16)
 			     : rand_units(r, g);
@@ -1006,7 +1027,14 @@ static void op_claim(struct run *r, struct rig *g)
 			break;
 		}
 	}
-	do_fixed(r, g, at, size_for(r, g, len), chance(r, 500), &e);
+	return do_fixed(r, g, at, size_for(r, g, len), chance(r, 500), e);
+}
+
+static void op_claim(struct run *r, struct rig *g)
+{
+	struct potad_extent e;
+
+	rand_claim(r, g, &e);
 }
 
 static void op_free(struct run *r, struct rig *g)
@@ -1157,7 +1185,10 @@ static void op_next(struct run *r, struct rig *g)
 	EXPECT_DESC(r, &e, &g->m.ext[i].desc, ~0u, "extent_next");
 }
 
-static void op_poison(struct run *r, struct rig *g)
+/* Random poison, checked against the model.  Returns 0 when it made no
+ * call, else 1 with the unit and the byte length it passed. */
+static int rand_poison(struct run *r, struct rig *g, uint64_t *at,
+		       uint64_t *nbytes)
 {
 	const struct ref_model *m = &g->m;
 	uint64_t start, len, bytes, pick = below(r, 100);
@@ -1169,7 +1200,7 @@ static void op_poison(struct run *r, struct rig *g)
 		const struct ref_range *pr;
 
 		if (m->n_poison == 0)
-			return;
+			return 0;
 		pr = &m->poison[below(r, m->n_poison)];
 		start = between(r, pr->start, pr->end - 1);
 		if (len > pr->end - start)
@@ -1192,6 +1223,16 @@ static void op_poison(struct run *r, struct rig *g)
 	if (g->gran > 1 && chance(r, 200))
 		bytes -= below(r, g->gran);
 	do_poison(r, g, start, len, bytes);
+	*at = start;
+	*nbytes = bytes;
+	return 1;
+}
+
+static void op_poison(struct run *r, struct rig *g)
+{
+	uint64_t at, bytes;
+
+	rand_poison(r, g, &at, &bytes);
 }
 
 static void op_is_poisoned(struct run *r, struct rig *g)
@@ -1775,6 +1816,518 @@ static void child_close(struct run *r, struct rig *p)
 }
 
 /*
+ * Journal replay.  A space, and the child space it may host, is driven at
+ * random and snapshotted as the daemon's journal does: its highest
+ * generation, its poison through potad_poison_next() and its extents
+ * through potad_extent_foreach().  A fresh copy is rebuilt from that with
+ * potad_place(), then the calls made on the original after the snapshot
+ * are logged and replayed onto the copy.  Each time the copy must be the
+ * original: extents, handles, counters, free blocks, poison; a handle
+ * that was stale must stay stale; and the same allocations made on both
+ * afterwards must land in the same places, since placement may depend on
+ * nothing but the free space.
+ */
+
+struct evec {
+	struct potad_extent *v;
+	size_t n, cap;
+};
+
+static void evec_push(struct evec *ev, const struct potad_extent *e)
+{
+	if (ev->n == ev->cap) {
+		size_t cap = ev->cap ? 2 * ev->cap : 64;
+		struct potad_extent *v = realloc(ev->v, cap * sizeof(*v));
+
+		ck_assert_msg(v != NULL, "out of memory");
+		ev->v = v;
+		ev->cap = cap;
+	}
+	ev->v[ev->n++] = *e;
+}
+
+static int on_snap(const struct potad_extent *e, void *arg)
+{
+	evec_push(arg, e);
+	return 0;
+}
+
+/* One space's snapshot; poison ranges as offset and length. */
+struct snap {
+	uint32_t gen_max;
+	struct evec ext;
+	struct evec poison;
+};
+
+/* One logged call: LOG_PLACE an extent (e), LOG_FREE a handle
+ * (e.handle), LOG_POISON bytes (e.offset, e.length) that hit rc extents. */
+enum { LOG_PLACE, LOG_FREE, LOG_POISON };
+
+struct logrec {
+	int op;
+	int in_child;
+	int rc;
+	struct potad_extent e;
+};
+
+struct logv {
+	struct logrec *v;
+	size_t n, cap;
+};
+
+static void log_push(struct logv *lv, const struct logrec *l)
+{
+	if (lv->n == lv->cap) {
+		size_t cap = lv->cap ? 2 * lv->cap : 64;
+		struct logrec *v = realloc(lv->v, cap * sizeof(*v));
+
+		ck_assert_msg(v != NULL, "out of memory");
+		lv->v = v;
+		lv->cap = cap;
+	}
+	lv->v[lv->n++] = *l;
+}
+
+/* Snapshot g, checking the poison list against the model. */
+static void snap_take(struct run *r, const struct rig *g, struct snap *sn)
+{
+	struct potad_extent p = {0};
+	uint64_t off = g->base, a, l, a2, l2;
+	size_t j = 0;
+	int rc;
+
+	sn->gen_max = potad_space_gen_max(g->s);
+	sn->ext.n = 0;
+	sn->poison.n = 0;
+	note(r, g->name, "snapshot (poison_next from %#" PRIx64 ")", off, 0, 0,
+	     0, 0);
+	while ((rc = potad_poison_next(g->s, off, &a, &l)) == 0) {
+		const struct ref_range *pr =
+		    j < g->m.n_poison ? &g->m.poison[j] : NULL;
+
+		EXPECT(r,
+		       pr != NULL && a == pr->start << g->shift &&
+			   l == (pr->end - pr->start) << g->shift,
+		       "%s: poison_next(%#" PRIx64 ") gave [%#" PRIx64
+		       ", +%#" PRIx64 "), the model's range %zu is units "
+		       "[%#" PRIx64 ", %#" PRIx64 ")",
+		       g->name, off, a, l, j, pr ? pr->start : 0,
+		       pr ? pr->end : 0);
+		/* Any offset inside the range finds the whole of it. */
+		rc = potad_poison_next(g->s, a + below(r, l), &a2, &l2);
+		EXPECT(r, rc == 0 && a2 == a && l2 == l,
+		       "%s: poison_next inside [%#" PRIx64 ", +%#" PRIx64
+		       ") returned %d with [%#" PRIx64 ", +%#" PRIx64 ")",
+		       g->name, a, l, rc, a2, l2);
+		p.offset = a;
+		p.length = l;
+		evec_push(&sn->poison, &p);
+		off = a + l;
+		j++;
+	}
+	EXPECT_RC(r, rc, R_ENOENT, "poison_next after the last range");
+	EXPECT(r, j == g->m.n_poison,
+	       "%s: poison_next listed %zu ranges, the model has %zu", g->name,
+	       j, g->m.n_poison);
+	rc = potad_extent_foreach(g->s, 0, 0, on_snap, &sn->ext);
+	EXPECT(r, rc == 0 && sn->ext.n == g->m.n_ext,
+	       "%s: foreach returned %d with %zu extents, the model has %zu",
+	       g->name, rc, sn->ext.n, g->m.n_ext);
+}
+
+/* Rebuild a snapshot into s, a space with nothing in it yet. */
+static void snap_restore(struct run *r, const char *name, struct potad_space *s,
+			 const struct snap *sn)
+{
+	int rc;
+
+	note(r, name, "set_gen_floor %" PRIu64, sn->gen_max, 0, 0, 0, 0);
+	potad_space_set_gen_floor(s, sn->gen_max);
+	for (size_t i = 0; i < sn->poison.n; i++) {
+		const struct potad_extent *p = &sn->poison.v[i];
+
+		note(r, name, "poison offset %#" PRIx64 " length %#" PRIx64,
+		     p->offset, p->length, 0, 0, 0);
+		rc = done(r, potad_poison(s, p->offset, p->length, NULL, NULL));
+		EXPECT(r, rc >= 0, "%s: restoring poison returned %d (%s)",
+		       name, rc, rc_name(rc));
+	}
+	for (size_t i = 0; i < sn->ext.n; i++) {
+		struct potad_extent e = sn->ext.v[i];
+
+		/* A host is placed as an extent; child_new makes it one. */
+		if (e.type == POTAD_TYPE_CHILD) {
+			e.handle &= ~(0xfull << 60);
+			e.handle |= (uint64_t)POTAD_TYPE_EXTENT << 60;
+			e.type = POTAD_TYPE_EXTENT;
+		}
+		note(r, name,
+		     "place offset %#" PRIx64 " length %#" PRIx64
+		     " handle %#" PRIx64,
+		     e.offset, e.length, e.handle, 0, 0);
+		rc = done(r, potad_place(s, &e));
+		EXPECT_RC(r, rc, R_OK, "place of a snapshotted extent");
+	}
+}
+
+/* b must be a, but for the handles of extents allocated on each apart. */
+static void same_spaces(struct run *r, const char *what,
+			const struct potad_space *a,
+			const struct potad_space *b, int same_handles)
+{
+	struct potad_stats x, y;
+	struct evec ea = {0}, eb = {0};
+	uint64_t off = 0, pa, la, pb, lb, ra, rb;
+	double fa, fb;
+	char msg[512] = "";
+	int rc;
+
+	potad_space_stats(a, &x);
+	potad_space_stats(b, &y);
+	EXPECT(r,
+	       x.base == y.base && x.size == y.size && x.units == y.units &&
+		   x.free_units == y.free_units &&
+		   x.used_units == y.used_units &&
+		   x.poison_units == y.poison_units && x.extents == y.extents &&
+		   x.free_blocks == y.free_blocks &&
+		   x.largest_free_block == y.largest_free_block &&
+		   x.children == y.children,
+	       "%s: counters differ: free %" PRIu64 "/%" PRIu64 " used %" PRIu64
+	       "/%" PRIu64 " poison %" PRIu64 "/%" PRIu64 " extents %" PRIu64
+	       "/%" PRIu64 " blocks %" PRIu64 "/%" PRIu64,
+	       what, x.free_units, y.free_units, x.used_units, y.used_units,
+	       x.poison_units, y.poison_units, x.extents, y.extents,
+	       x.free_blocks, y.free_blocks);
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		EXPECT(r, x.free_per_order[k] == y.free_per_order[k],
+		       "%s: %" PRIu64 " and %" PRIu64
+		       " free blocks of order %u",
+		       what, x.free_per_order[k], y.free_per_order[k], k);
+	potad_extent_foreach(a, 0, 0, on_snap, &ea);
+	potad_extent_foreach(b, 0, 0, on_snap, &eb);
+	EXPECT(r, ea.n == eb.n, "%s: %zu and %zu extents", what, ea.n, eb.n);
+	for (size_t i = 0; i < ea.n; i++) {
+		if (!same_handles)
+			eb.v[i].handle = ea.v[i].handle;
+		EXPECT_DESC(r, &eb.v[i], &ea.v[i], ~0u, what);
+	}
+	free(ea.v);
+	free(eb.v);
+	while ((rc = potad_poison_next(a, off, &pa, &la)) == 0) {
+		rc = potad_poison_next(b, off, &pb, &lb);
+		EXPECT(r, rc == 0 && pa == pb && la == lb,
+		       "%s: poison [%#" PRIx64 ", +%#" PRIx64
+		       ") in one, [%#" PRIx64 ", +%#" PRIx64 ") in the other",
+		       what, pa, la, pb, lb);
+		off = pa + la;
+	}
+	EXPECT(r, potad_poison_next(b, off, &pb, &lb) == -ENOENT,
+	       "%s: the copy has poison past the original's", what);
+	potad_space_frag(a, &ra, &fa);
+	potad_space_frag(b, &rb, &fb);
+	EXPECT(r, ra == rb && fa == fb,
+	       "%s: frag %#" PRIx64 " %g and %#" PRIx64 " %g", what, ra, fa, rb,
+	       fb);
+	rc = potad_space_check(b, msg, sizeof(msg));
+	EXPECT(r, rc == 0, "%s: potad_space_check of the copy: %d: %s", what,
+	       rc, msg);
+}
+
+/* Every handle freed lately in g's space is stale in the copy b. */
+static void stale_stays(struct run *r, const struct rig *g,
+			const struct potad_space *b)
+{
+	unsigned n = g->n_dead < DEAD_RING ? g->n_dead : DEAD_RING;
+	struct potad_extent e;
+	int rc;
+
+	for (unsigned i = 0; i < n; i++) {
+		note(r, g->name, "get (copy) handle %#" PRIx64, g->dead[i], 0,
+		     0, 0, 0);
+		rc = done(r, potad_get(b, g->dead[i], &e));
+		EXPECT_RC(r, rc, R_ESTALE, "get of a stale handle in the copy");
+	}
+}
+
+/* One call on the original after the snapshot, logged. */
+static void log_step(struct run *r, struct rig *p, struct logv *lv)
+{
+	struct rig *g = p->child != NULL && chance(r, 300) ? p->child : p;
+	struct logrec l;
+	uint64_t pick = below(r, 100), at, bytes;
+	size_t i;
+
+	memset(&l, 0, sizeof(l));
+	l.in_child = g != p;
+	if (pick < (r->filling ? 55u : 30u)) {
+		if (rand_alloc(r, g, &l.e) != 0)
+			return;
+		l.op = LOG_PLACE;
+	} else if (pick < (r->filling ? 65u : 40u)) {
+		if (rand_claim(r, g, &l.e) != 0)
+			return;
+		l.op = LOG_PLACE;
+	} else if (pick < 95) {
+		if (g->m.n_ext == 0)
+			return;
+		i = below(r, g->m.n_ext);
+		if (is_host(g, i))
+			return;
+		l.e.handle = g->m.ext[i].desc.handle;
+		do_free(r, g, i);
+		l.op = LOG_FREE;
+	} else {
+		if (!rand_poison(r, g, &at, &bytes))
+			return;
+		l.op = LOG_POISON;
+		l.e.offset = at << g->shift;
+		l.e.length = bytes;
+		l.rc = (int)r->rep.n;
+	}
+	log_push(lv, &l);
+}
+
+static void log_replay(struct run *r, struct potad_space *b,
+		       struct potad_space *bc, const struct logv *lv)
+{
+	for (size_t i = 0; i < lv->n; i++) {
+		const struct logrec *l = &lv->v[i];
+		struct potad_space *s = l->in_child ? bc : b;
+		const char *name = l->in_child ? "child copy" : "copy";
+		int rc;
+
+		switch (l->op) {
+		case LOG_PLACE:
+			note(r, name,
+			     "place offset %#" PRIx64 " length %#" PRIx64
+			     " handle %#" PRIx64,
+			     l->e.offset, l->e.length, l->e.handle, 0, 0);
+			rc = done(r, potad_place(s, &l->e));
+			EXPECT_RC(r, rc, R_OK, "place of a logged allocation");
+			break;
+		case LOG_FREE:
+			note(r, name, "free handle %#" PRIx64, l->e.handle, 0,
+			     0, 0, 0);
+			rc = done(r, potad_free(s, l->e.handle, NULL));
+			EXPECT_RC(r, rc, R_OK, "free of a logged handle");
+			break;
+		default:
+			note(r, name,
+			     "poison offset %#" PRIx64 " length %#" PRIx64,
+			     l->e.offset, l->e.length, 0, 0, 0);
+			rc = done(r, potad_poison(s, l->e.offset, l->e.length,
+						  NULL, NULL));
+			EXPECT(r, rc == l->rc,
+			       "%s: logged poison returned %d (%s), the "
+			       "original %d",
+			       name, rc, rc_name(rc), l->rc);
+			break;
+		}
+	}
+}
+
+/* The same random calls on the original (whose model is left behind
+ * from here on) and on the copy must get the same answers. */
+static void same_future(struct run *r, struct rig *g, struct potad_space *b,
+			uint64_t steps)
+{
+	struct evec ha = {0}, hb = {0};
+	struct potad_alloc_req q;
+	struct potad_extent ea, eb;
+	int ra, rb;
+
+	potad_extent_foreach(g->s, 0, 0, on_snap, &ha);
+	potad_extent_foreach(b, 0, 0, on_snap, &hb);
+	for (uint64_t k = 0; k < steps; k++, r->step++) {
+		uint64_t pick = below(r, 100), u, len;
+		size_t i;
+
+		if (pick < 60) {
+			rand_req(r, g, &q);
+			note(r, g->name,
+			     "alloc (both) size %#" PRIx64 " align %#" PRIx64
+			     " min %#" PRIx64 " max %#" PRIx64
+			     " flags %#" PRIx64,
+			     q.size, q.align, q.min, q.max, q.flags);
+			ra = potad_alloc(g->s, &q, &ea);
+			rb = done(r, potad_alloc(b, &q, &eb));
+			EXPECT(r,
+			       ra == rb &&
+				   (ra != 0 || (ea.offset == eb.offset &&
+						ea.length == eb.length)),
+			       "%s: alloc gave %d [%#" PRIx64 ", +%#" PRIx64
+			       ") in the original, %d [%#" PRIx64 ", +%#" PRIx64
+			       ") in the copy",
+			       g->name, ra, ea.offset, ea.length, rb, eb.offset,
+			       eb.length);
+			if (ra != 0)
+				continue;
+			EXPECT(r, !is_dead(g, eb.handle),
+			       "%s: the copy issued stale handle %#" PRIx64,
+			       g->name, eb.handle);
+			evec_push(&ha, &ea);
+			evec_push(&hb, &eb);
+		} else if (pick < 90) {
+			if (ha.n == 0)
+				continue;
+			i = below(r, ha.n);
+			note(r, g->name,
+			     "free (both) handles %#" PRIx64 " and %#" PRIx64,
+			     ha.v[i].handle, hb.v[i].handle, 0, 0, 0);
+			ra = potad_free(g->s, ha.v[i].handle, NULL);
+			rb = done(r, potad_free(b, hb.v[i].handle, NULL));
+			EXPECT(r, ra == rb,
+			       "%s: free returned %d in the original, %d in "
+			       "the copy",
+			       g->name, ra, rb);
+			if (ra != 0)
+				continue;
+			ha.v[i] = ha.v[--ha.n];
+			hb.v[i] = hb.v[--hb.n];
+		} else {
+			u = between(r, g->m.first, g->m.last - 1);
+			len = between(r, 1, 4);
+			if (len > g->m.last - u)
+				len = g->m.last - u;
+			note(r, g->name,
+			     "poison (both) offset %#" PRIx64
+			     " length %#" PRIx64,
+			     u << g->shift, len << g->shift, 0, 0, 0);
+			ra = potad_poison(g->s, u << g->shift, len << g->shift,
+					  NULL, NULL);
+			rb = done(r, potad_poison(b, u << g->shift,
+						  len << g->shift, NULL, NULL));
+			EXPECT(r, ra == rb,
+			       "%s: poison returned %d in the original, %d in "
+			       "the copy",
+			       g->name, ra, rb);
+		}
+	}
+	same_spaces(r, "after the same calls on both", g->s, b, 0);
+	free(ha.v);
+	free(hb.v);
+}
+
+/* A parent shape as the child case uses: room for a child space. */
+static void shape_parent(struct run *r, struct shape *sh)
+{
+	sh->shift = chance(r, 500) ? 12 : 9;
+	sh->base = (2 * below(r, 1u << 24) + 1) << sh->shift;
+	sh->size = between(r, 4096, 65536) << sh->shift;
+}
+
+static void replay_round(struct run *r)
+{
+	struct rig p, c;
+	struct shape sh;
+	struct snap sp = {0}, sc = {0};
+	struct logv lv = {0};
+	struct potad_space *b = NULL, *bc = NULL;
+	int kids = chance(r, 500), rc;
+	uint64_t k1 = between(r, 200, 3000), k2 = between(r, 100, 1500);
+
+	switch (kids ? 4 : below(r, 4)) {
+	case 0:
+		shape_small_page(r, &sh);
+		break;
+	case 1:
+		shape_small_byte(r, &sh);
+		break;
+	case 2:
+		shape_odd(r, &sh);
+		break;
+	case 3:
+		shape_huge(r, &sh);
+		break;
+	default:
+		shape_parent(r, &sh);
+		break;
+	}
+	rig_open(r, &p, "space", &sh, 64);
+	for (uint64_t k = 0; k < k1; k++, r->step++) {
+		if (kids && p.child == NULL && chance(r, 20))
+			child_open(r, &p, &c);
+		else if (p.child != NULL && chance(r, 1))
+			child_close(r, &p);
+		if (p.child != NULL && chance(r, 300))
+			step(r, p.child);
+		else
+			step(r, &p);
+		verify(r, &p, 0);
+	}
+	verify(r, &p, 1);
+
+	/* Snapshot and restore. */
+	snap_take(r, &p, &sp);
+	if (p.child != NULL)
+		snap_take(r, p.child, &sc);
+	note(r, "copy",
+	     "space_new base %#" PRIx64 " size %#" PRIx64 " shift %" PRIu64,
+	     sh.base, sh.size, sh.shift, 0, 0);
+	rc = done(r, potad_space_new(&b, sh.base, sh.size, sh.shift));
+	EXPECT_RC(r, rc, R_OK, "space_new of the copy");
+	snap_restore(r, "copy", b, &sp);
+	if (p.child != NULL) {
+		note(r, "copy", "child_new handle %#" PRIx64 " shift %" PRIu64,
+		     p.host, p.child->shift, 0, 0, 0);
+		rc = done(r, potad_child_new(b, p.host, p.child->shift, &bc));
+		EXPECT_RC(r, rc, R_OK, "child_new in the copy");
+		snap_restore(r, "child copy", bc, &sc);
+		same_spaces(r, "child restored", p.child->s, bc, 1);
+		EXPECT(r, potad_space_gen_max(bc) == sc.gen_max,
+		       "child copy: gen_max %u, snapshot %u",
+		       potad_space_gen_max(bc), sc.gen_max);
+		stale_stays(r, p.child, bc);
+	}
+	same_spaces(r, "restored", p.s, b, 1);
+	EXPECT(r, potad_space_gen_max(b) == sp.gen_max,
+	       "copy: gen_max %u, snapshot %u", potad_space_gen_max(b),
+	       sp.gen_max);
+	stale_stays(r, &p, b);
+
+	/* Log what the original does next, then replay it. */
+	for (uint64_t k = 0; k < k2; k++, r->step++) {
+		if (--r->phase_left == 0) {
+			r->filling = !r->filling;
+			r->phase_left = between(r, 500, 4000);
+		}
+		log_step(r, &p, &lv);
+		verify(r, &p, 0);
+	}
+	verify(r, &p, 1);
+	log_replay(r, b, bc, &lv);
+	same_spaces(r, "log replayed", p.s, b, 1);
+	EXPECT(r, potad_space_gen_max(b) >= potad_space_gen_max(p.s),
+	       "copy: gen_max %u below the original's %u",
+	       potad_space_gen_max(b), potad_space_gen_max(p.s));
+	stale_stays(r, &p, b);
+	if (p.child != NULL) {
+		same_spaces(r, "child log replayed", p.child->s, bc, 1);
+		stale_stays(r, p.child, bc);
+	}
+
+	/* From here on the models fall behind. */
+	same_future(r, &p, b, 300);
+	if (p.child != NULL) {
+		same_future(r, p.child, bc, 100);
+		same_spaces(r, "parent after child calls", p.s, b, 0);
+		EXPECT_RC(r, potad_space_destroy(p.child->s), R_OK,
+			  "space_destroy of a child");
+		EXPECT_RC(r, potad_space_destroy(bc), R_OK,
+			  "space_destroy of the child copy");
+		ref_fini(&p.child->m);
+	}
+	EXPECT_RC(r, potad_space_destroy(p.s), R_OK, "space_destroy");
+	EXPECT_RC(r, potad_space_destroy(b), R_OK, "space_destroy of the copy");
+	ref_fini(&p.m);
+	free(sp.ext.v);
+	free(sp.poison.v);
+	free(sc.ext.v);
+	free(sc.poison.v);
+	free(lv.v);
+}
+
+/*
  * Test cases.
  */
 
@@ -1985,6 +2538,17 @@ START_TEST(test_child)
 }
 END_TEST
 
+START_TEST(test_replay)
+{
+	struct run r;
+
+	run_init(&r, "replay", 1000000);
+	while (r.step < r.steps)
+		replay_round(&r);
+	run_fini(&r);
+}
+END_TEST
+
 static void add_case(Suite *su, const char *name, const TTest *test)
 {
 	TCase *tc = tcase_create(name);
@@ -2027,6 +2591,7 @@ int main(void)
 	add_case(su, "odd", test_odd);
 	add_case(su, "huge", test_huge);
 	add_case(su, "child", test_child);
+	add_case(su, "replay", test_replay);
 
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_ENV);

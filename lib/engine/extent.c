@@ -23,33 +23,87 @@ uint64_t potad__desc_handle(const struct potad_space *s, uint32_t slot)
 	return (uint64_t)DESC_TYPE(d) << 60 | (uint64_t)DESC_GEN(d) << 32 | slot;
 }
 
+int potad__slab_reserve(struct potad_space *s, uint64_t n)
+{
+	uint64_t want = n / SLAB_CHUNK + (n % SLAB_CHUNK != 0);
+	uint32_t had = s->nslabs;
+
+	if (want <= s->nslabs)
+		return 0;
+	if (want > SLAB_LIMIT)
+		return -ENOMEM;
+	if (want > s->capslabs) {
+		uint64_t cap = s->capslabs ? s->capslabs : 1;
+		struct desc **t;
+
+		while (cap < want)
+			cap *= 2;
+		t = realloc(s->slab, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		s->slab = t;
+		s->capslabs = (uint32_t)cap;
+	}
+	while (s->nslabs < want) {
+		s->slab[s->nslabs] = malloc(SLAB_CHUNK * sizeof(struct desc));
+		if (!s->slab[s->nslabs]) {
+			potad__slab_trim(s, had);
+			return -ENOMEM;
+		}
+		s->nslabs++;
+	}
+	return 0;
+}
+
+void potad__slab_trim(struct potad_space *s, uint32_t n)
+{
+	while (s->nslabs > n)
+		free(s->slab[--s->nslabs]);
+}
+
+/* Thread every free slot onto the list again, lowest first, after
+ * potad_place() took slots out of the middle of it or made new ones past
+ * its end.  Linear in the slots, once per restore, instead of a linear
+ * unlink per placed extent. */
+static void slots_rebuild(struct potad_space *s)
+{
+	uint32_t head = SLOT_NIL;
+
+	for (uint32_t i = s->nslots; i-- > 0;) {
+		struct desc *d = DESC(s, i);
+
+		if (DESC_TYPE(d) == 0) {
+			d->start = head;
+			head = i;
+		}
+	}
+	s->freeslot = head;
+	s->slots_dirty = false;
+}
+
+int potad__index_reserve(struct potad_space *s)
+{
+	int rc = potad__rpool_reserve(&s->inodes,
+				      potad__rtree_insert_need(&s->index));
+
+	if (rc == 0)
+		rc = potad__rpool_reserve(&s->vals, 64);
+	return rc;
+}
+
 int potad__extents_reserve(struct potad_space *s)
 {
 	int rc;
 
-	if (s->freeslot == SLOT_NIL &&
-	    s->nslots == (uint64_t)s->nslabs * SLAB_CHUNK) {
-		if ((uint64_t)(s->nslabs + 1) * SLAB_CHUNK >= SLOT_NIL)
-			return -ENOMEM;
-		if (s->nslabs == s->capslabs) {
-			uint32_t cap = s->capslabs ? s->capslabs * 2 : 1;
-			struct desc **t = realloc(s->slab, cap * sizeof(*t));
-
-			if (!t)
-				return -ENOMEM;
-			s->slab = t;
-			s->capslabs = cap;
-		}
-		s->slab[s->nslabs] = malloc(SLAB_CHUNK * sizeof(struct desc));
-		if (!s->slab[s->nslabs])
-			return -ENOMEM;
-		s->nslabs++;
+	/* Whether a free slot exists is only known from a clean list. */
+	if (s->slots_dirty)
+		slots_rebuild(s);
+	if (s->freeslot == SLOT_NIL) {
+		rc = potad__slab_reserve(s, (uint64_t)s->nslots + 1);
+		if (rc < 0)
+			return rc;
 	}
-	rc = potad__rpool_reserve(&s->inodes,
-				  potad__rtree_insert_need(&s->index));
-	if (rc == 0)
-		rc = potad__rpool_reserve(&s->vals, 64);
-	return rc;
+	return potad__index_reserve(s);
 }
 
 uint64_t potad__extents_bytes(const struct potad_space *s)
@@ -84,33 +138,59 @@ void potad__desc_fill(const struct potad_space *s, uint32_t slot,
 		out->flags |= POTAD_EXTENT_POISONED;
 }
 
+/* Fill the free slot `slot` and index it. */
+static void desc_set(struct potad_space *s, uint32_t slot, uint64_t start,
+		     uint64_t len, uint32_t owner, uint32_t tag, uint32_t word)
+{
+	struct desc *d = DESC(s, slot);
+
+	d->start = start;
+	d->len = len;
+	d->owner = owner;
+	d->tag = tag;
+	d->word = word;
+	potad__rtree_insert(&s->index, &s->inodes, &s->vals, start - s->ub,
+			    slot);
+	s->used_units += len;
+	s->extents++;
+}
+
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
 		    uint32_t owner, uint32_t tag, unsigned type,
 		    struct potad_extent *out)
 {
-	uint32_t slot = s->freeslot;
+	uint32_t slot;
 	struct desc *d;
 
+	/* potad__extents_reserve() has run and cleaned the list; this only
+	 * keeps a caller that skipped it from taking a live slot. */
+	if (s->slots_dirty)
+		slots_rebuild(s);
+	slot = s->freeslot;
 	if (slot != SLOT_NIL) {
 		d = DESC(s, slot);
 		s->freeslot = (uint32_t)d->start;
 	} else {
 		slot = s->nslots++;
 		d = DESC(s, slot);
-		d->word = 0;
+		d->word = s->genfloor;
 	}
-	d->start = start;
-	d->len = len;
-	d->owner = owner;
-	d->tag = tag;
-	d->word = (uint32_t)type << 28 | DESC_GEN(d);
-	potad__rtree_insert(&s->index, &s->inodes, &s->vals, start - s->ub,
-			    slot);
-	s->used_units += len;
-	s->extents++;
+	desc_set(s, slot, start, len, owner, tag,
+		 (uint32_t)type << 28 | DESC_GEN(d));
 	if (out)
 		potad__desc_fill(s, slot, out);
 	return 0;
+}
+
+void potad__desc_put(struct potad_space *s, uint32_t slot, uint64_t start,
+		     uint64_t len, uint32_t owner, uint32_t tag, uint32_t word)
+{
+	/* Only a slot appended right at the end leaves the list intact. */
+	if (slot != s->nslots)
+		s->slots_dirty = true;
+	for (; s->nslots <= slot; s->nslots++)
+		DESC(s, s->nslots)->word = s->genfloor;
+	desc_set(s, slot, start, len, owner, tag, word);
 }
 
 void potad__desc_drop(struct potad_space *s, uint32_t slot)
@@ -120,7 +200,9 @@ void potad__desc_drop(struct potad_space *s, uint32_t slot)
 	potad__rtree_remove(&s->index, &s->inodes, &s->vals, d->start - s->ub);
 	s->used_units -= d->len;
 	s->extents--;
-	d->word = (DESC_GEN(d) + 1) & 0x0fffffffu;
+	d->word = (DESC_GEN(d) + 1) & GEN_MASK;
+	/* While the list is dirty this link is thrown away by the rebuild,
+	 * which finds the slot free anyway. */
 	d->start = s->freeslot;
 	s->freeslot = slot;
 }
@@ -135,9 +217,17 @@ int potad__desc_find(const struct potad_space *s, uint64_t handle,
 	/* The slot and generation decide; the type bits must only name a
 	 * known type, since creating a child space changes an extent's type
 	 * under a handle the caller already holds. */
-	if ((type != POTAD_TYPE_EXTENT && type != POTAD_TYPE_CHILD) ||
-	    i >= s->nslots)
+	if (type != POTAD_TYPE_EXTENT && type != POTAD_TYPE_CHILD)
 		return -EINVAL;
+	/* A slot not made yet will start at the generation floor, so a
+	 * lower generation names a slot of the space this one was restored
+	 * from: stale, not malformed. */
+	if (i >= s->nslots) {
+		if (POTAD_HANDLE_GEN(handle) < s->genfloor &&
+		    i / SLAB_CHUNK < SLAB_LIMIT)
+			return -ESTALE;
+		return -EINVAL;
+	}
 	d = DESC(s, i);
 	if (DESC_TYPE(d) == 0 || DESC_GEN(d) != POTAD_HANDLE_GEN(handle))
 		return -ESTALE;

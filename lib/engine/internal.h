@@ -27,8 +27,12 @@ struct desc {
 #define SLAB_CHUNK 256 /* descriptors per slab chunk */
 #define DESC(s, i) (&(s)->slab[(i) / SLAB_CHUNK][(i) % SLAB_CHUNK])
 #define DESC_TYPE(d) ((d)->word >> 28)
-#define DESC_GEN(d) ((d)->word & 0x0fffffffu)
+#define DESC_GEN(d) ((d)->word & GEN_MASK)
+#define GEN_MASK 0x0fffffffu
 #define SLOT_NIL UINT32_MAX
+/* Most slab chunks a space may have: every slot number stays below
+ * SLOT_NIL, which ends the free-slot list. */
+#define SLAB_LIMIT ((SLOT_NIL - 1) / SLAB_CHUNK)
 
 /* A poisoned range of units [s, e). */
 struct ival {
@@ -46,9 +50,14 @@ struct potad_space {
 	struct rpool nodes;
 
 	/* Descriptors, in chunks that never move, and the address index
-	 * over them with its own pools (so its cost can be told apart). */
+	 * over them with its own pools (so its cost can be told apart).
+	 * Free slots form a list through freeslot; potad_place() takes slots
+	 * out of its middle, so it only marks the list dirty and the next
+	 * allocation rebuilds it.  New slots start at generation genfloor. */
 	struct desc **slab;
 	uint32_t nslots, nslabs, capslabs, freeslot;
+	uint32_t genfloor;
+	bool slots_dirty;
 	uint64_t extents;
 	struct rtree index; /* key: start - ub, value: slot */
 	struct rpool inodes, vals;
@@ -119,8 +128,12 @@ bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
 			   uint64_t b);
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b);
+uint64_t potad__take_need(const struct potad_space *s, uint64_t a, uint64_t b);
 int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b);
 void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b);
+/* Take [a, b), every unit of it free, out of the free lists; x is the end
+ * of the last extent below a (or ub).  -ENOMEM leaves them as they were. */
+int potad__take_free(struct potad_space *s, uint64_t a, uint64_t b, uint64_t x);
 int potad__reserve(struct potad_space *s, uint64_t inserts);
 
 /* Descriptors (extent.c). */
@@ -136,6 +149,16 @@ bool potad__desc_covering(const struct potad_space *s, uint64_t u,
 			  uint32_t *slot);
 uint64_t potad__desc_handle(const struct potad_space *s, uint32_t slot);
 int potad__extents_reserve(struct potad_space *s);
+/* Room for one more key in the extent index. */
+int potad__index_reserve(struct potad_space *s);
+/* Make the slab hold n slots; on failure it is as it was. */
+int potad__slab_reserve(struct potad_space *s, uint64_t n);
+/* Free the slab chunks from the n-th on (none may hold a slot in use). */
+void potad__slab_trim(struct potad_space *s, uint32_t n);
+/* Make the free slot `slot` (the slab holds it) live with this descriptor;
+ * the index must have room. */
+void potad__desc_put(struct potad_space *s, uint32_t slot, uint64_t start,
+		     uint64_t len, uint32_t owner, uint32_t tag, uint32_t word);
 uint64_t potad__extents_bytes(const struct potad_space *s);
 void potad__extents_fini(struct potad_space *s);
 
@@ -145,6 +168,11 @@ bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
 void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
 				uint64_t b);
+/* Take the unpoisoned units of [a, b), all free, out of the free lists,
+ * and what that needs reserved first. */
+void potad__take_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);
+uint64_t potad__take_unpoisoned_need(const struct potad_space *s, uint64_t a,
+				     uint64_t b);
 /* The run edge after poison: the end of the last poisoned range in [x, a),
  * or x; the start of the first poisoned range in [b, x), or x. */
 uint64_t potad__poison_floor(const struct potad_space *s, uint64_t x,

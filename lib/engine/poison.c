@@ -121,6 +121,30 @@ void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b)
 	each_gap(s, a, b, gap_free);
 }
 
+static uint64_t gap_take_need(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	return potad__take_need(s, a, b);
+}
+
+static uint64_t gap_take(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	potad__take_range(s, a, b);
+	return 0;
+}
+
+/* The stretches lie in different free blocks (poison parts them), so what
+ * each one needs can be added up before any of them is taken. */
+uint64_t potad__take_unpoisoned_need(const struct potad_space *s, uint64_t a,
+				     uint64_t b)
+{
+	return each_gap((struct potad_space *)s, a, b, gap_take_need);
+}
+
+void potad__take_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	each_gap(s, a, b, gap_take);
+}
+
 int potad__poison_room(struct potad_space *s, uint64_t more)
 {
 	uint64_t cap = s->cappoison;
@@ -312,4 +336,20 @@ int potad_is_poisoned(const struct potad_space *s, uint64_t offset,
 	if (length == 0 || offset + length - 1 < offset)
 		return 0;
 	return s->npoison && potad__poison_overlaps(s, a, b);
+}
+
+int potad_poison_next(const struct potad_space *s, uint64_t offset,
+		      uint64_t *start, uint64_t *length)
+{
+	/* A range of units [a, e) ends after byte offset exactly when
+	 * e > offset >> g. */
+	uint64_t i = first_after(s, offset >> s->g);
+
+	if (i >= s->npoison)
+		return -ENOENT;
+	if (start)
+		*start = s->poison[i].s << s->g;
+	if (length)
+		*length = (s->poison[i].e - s->poison[i].s) << s->g;
+	return 0;
 }

@@ -164,9 +164,9 @@ static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b)
 	return true;
 }
 
-/* Reserve what taking the free units of [a, b) out will insert: only the
- * free blocks at either edge leave pieces behind. */
-int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b)
+/* What taking the free units of [a, b) out will insert: only the free
+ * blocks at either edge leave pieces behind. */
+uint64_t potad__take_need(const struct potad_space *s, uint64_t a, uint64_t b)
 {
 	uint64_t u, need = 0;
 	unsigned k;
@@ -178,7 +178,12 @@ int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b)
 	}
 	if (potad__fb_find(s, b - 1, &u, &k) && u >= a)
 		need += potad__range_need(s, b, u + pow2(k));
-	return potad__reserve(s, need);
+	return need;
+}
+
+int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	return potad__reserve(s, potad__take_need(s, a, b));
 }
 
 void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b)
@@ -386,6 +391,15 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 	add_range(s, ra, a);
 	add_range(s, b, rb);
 	return 0;
+}
+
+/* The caller found the extent below a already, so of run_floor() only the
+ * poison is left to look at. */
+int potad__take_free(struct potad_space *s, uint64_t a, uint64_t b, uint64_t x)
+{
+	uint64_t lo = s->npoison ? potad__poison_floor(s, x, a) : x;
+
+	return take_in_run(s, a, b, lo, run_ceil(s, b, s->ue));
 }
 
 /*

@@ -212,6 +212,32 @@ static int check_free(const struct potad_space *s, char *msg, size_t len)
 	return 0;
 }
 
+/* The free-slot list holds every free slot once.  potad_place() leaves it
+ * dirty, to be rebuilt before the next allocation takes a slot, and until
+ * then there is nothing to check. */
+static int check_slots(const struct potad_space *s, uint64_t live, char *msg,
+		       size_t len)
+{
+	uint64_t n = 0;
+
+	if (s->slots_dirty)
+		return 0;
+	for (uint32_t i = s->freeslot; i != SLOT_NIL;
+	     i = (uint32_t)DESC(s, i)->start) {
+		if (i >= s->nslots || DESC_TYPE(DESC(s, i)) != 0)
+			return fail(msg, len, "free-slot list: slot %u is live",
+				    i);
+		if (++n > s->nslots - live)
+			return fail(msg, len, "free-slot list: a loop");
+	}
+	if (n != s->nslots - live)
+		return fail(msg, len,
+			    "free-slot list: %" PRIu64 " of %" PRIu64
+			    " free slots",
+			    n, s->nslots - live);
+	return 0;
+}
+
 static int check_extents(const struct potad_space *s, char *msg, size_t len)
 {
 	uint64_t key = 0, n = 0, units = 0, end = s->ub, live = 0;
@@ -258,7 +284,7 @@ static int check_extents(const struct potad_space *s, char *msg, size_t len)
 			    " units, found %" PRIu64 " (%" PRIu64
 			    " live slots) and %" PRIu64,
 			    s->extents, s->used_units, n, live, units);
-	return 0;
+	return check_slots(s, live, msg, len);
 }
 
 static int check_tiling(const struct potad_space *s, char *msg, size_t len)

@@ -150,7 +150,9 @@ POTAD_API int potad_claim(struct potad_space *s, uint64_t offset,
  * Poisoned units stay out of the free lists.  If out is not NULL it gets
  * the freed descriptor.  -EINVAL for a malformed handle (bad type, slot out
  * of range), -ESTALE for a handle that is not live (double free, stale
- * generation), -EBUSY for an extent that hosts a child space. */
+ * generation, or a slot out of range with a generation below the floor set
+ * by potad_space_set_gen_floor()), -EBUSY for an extent that hosts a child
+ * space. */
 POTAD_API int potad_free(struct potad_space *s, uint64_t handle,
 			 struct potad_extent *out);
 
@@ -209,6 +211,42 @@ POTAD_API int potad_child_new(struct potad_space *parent, uint64_t handle,
 /* The child space hosted by the extent named by handle, or NULL. */
 POTAD_API struct potad_space *potad_child_of(const struct potad_space *parent,
 					     uint64_t handle);
+
+/*
+ * Journal replay.
+ */
+
+/* Put back an extent exactly as a journal recorded it: [e->offset,
+ * e->offset + e->length) under handle e->handle (its slot and generation),
+ * with e->owner and e->tag; e->type and e->flags are not read.  The handle
+ * must be of type POTAD_TYPE_EXTENT (a host becomes POTAD_TYPE_CHILD again
+ * through potad_child_new()).  Every unit of the range must be free or
+ * poisoned and not held, so poison may be restored first; poisoned units
+ * stay poisoned inside the extent.  The free lists end up as if the extent
+ * had been allocated.  Slots between the last one and the named one are
+ * made free at the generation floor.  Checked in this order:
+ * -EINVAL: a bad handle type, a slot that no slab can hold (UINT32_MAX
+ *          among them), length 0, an offset or length off the granule;
+ * -ERANGE: outside the space;
+ * -EEXIST: the slot is live;
+ * -EBUSY:  a unit of the range is held by an extent; -ENOMEM. */
+POTAD_API int potad_place(struct potad_space *s, const struct potad_extent *e);
+
+/* The highest generation any slot of the space carries, live or free, or
+ * the generation floor if that is higher; O(slots).  A snapshot stores it:
+ * every stale handle a client may hold has a lower generation. */
+POTAD_API uint32_t potad_space_gen_max(const struct potad_space *s);
+
+/* Slots made from now on (by potad_place() or by allocation) start at
+ * generation gen (28 bits; higher bits are dropped).  Restore a snapshot
+ * with its potad_space_gen_max() so that no stale handle becomes live. */
+POTAD_API void potad_space_set_gen_floor(struct potad_space *s, uint32_t gen);
+
+/* The first poisoned range that ends after offset, whole, in bytes: its
+ * first byte in *start and its length in *length (either may be NULL).
+ * -ENOENT when there is none.  Iterate with offset = start + length. */
+POTAD_API int potad_poison_next(const struct potad_space *s, uint64_t offset,
+				uint64_t *start, uint64_t *length);
 
 /*
  * Statistics and checking.
