@@ -13,7 +13,8 @@
 
 /*
  * [daemon]          socket, socket_mode, state_dir, admin_group, max_frame,
- *                   max_connections, max_queue, low_water, log_level
+ *                   max_connections, max_queue, low_water, log_level,
+ *                   journal, journal_io, checkpoint_bytes, journal_chunk
  * [space NAME]      kind (range|file), base, size, granule, path,
  *                   allow (uids, @groups, or "all"; space-separated)
  *
@@ -21,6 +22,17 @@
  * one built-in space, "default": a 1 GiB range with 4 KiB units that anyone
  * may allocate from, so a fresh install answers at once.
  */
+
+int potad__parse_journal_io(const char *s)
+{
+	if (strcmp(s, "auto") == 0)
+		return POTAD_JIO_AUTO;
+	if (strcmp(s, "uring") == 0 || strcmp(s, "io_uring") == 0)
+		return POTAD_JIO_URING;
+	if (strcmp(s, "sync") == 0)
+		return POTAD_JIO_SYNC;
+	return -1;
+}
 
 int potad__parse_size(const char *s, uint64_t *out)
 {
@@ -170,6 +182,23 @@ static int daemon_key(struct loader *ld, const char *key, const char *v)
 		cfg->log_level = l;
 		return 1;
 	}
+	if (strcmp(key, "journal") == 0) {
+		if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0)
+			cfg->journal = true;
+		else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0)
+			cfg->journal = false;
+		else
+			return 0;
+		return 1;
+	}
+	if (strcmp(key, "journal_io") == 0) {
+		int m = potad__parse_journal_io(v);
+
+		if (m < 0)
+			return 0;
+		cfg->journal_io = m;
+		return 1;
+	}
 	if (strcmp(key, "socket_mode") == 0) {
 		char *end;
 		unsigned long m = strtoul(v, &end, 8);
@@ -189,6 +218,11 @@ static int daemon_key(struct loader *ld, const char *key, const char *v)
 		cfg->max_queue = n;
 	else if (strcmp(key, "low_water") == 0 && n <= 100)
 		cfg->low_water = (unsigned)n;
+	else if (strcmp(key, "checkpoint_bytes") == 0 && n >= 4096)
+		cfg->checkpoint_bytes = n;
+	else if (strcmp(key, "journal_chunk") == 0 && n >= 65536 &&
+		 n <= (1ull << 34))
+		cfg->journal_chunk = n;
 	else
 		return 0;
 	return 1;
@@ -256,6 +290,9 @@ int potad__config_load(struct potad_config *cfg, const char *file,
 	cfg->max_queue = 4u << 20;
 	cfg->low_water = 10;
 	cfg->log_level = POTAD_LOG_INFO;
+	cfg->journal = true;
+	cfg->checkpoint_bytes = 64ull << 20;
+	cfg->journal_chunk = 8ull << 20;
 	*decls = NULL;
 	*ndecls = 0;
 	if (!cfg->socket_path || !cfg->state_dir)

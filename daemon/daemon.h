@@ -33,6 +33,10 @@ struct potad_config {
 			    * and the most one request's replies may take */
 	unsigned low_water; /* default low-space watermark, percent */
 	int log_level;
+	bool journal;       /* durability on (default) */
+	int journal_io;     /* enum potad_jio */
+	uint64_t checkpoint_bytes; /* log size that starts a checkpoint */
+	uint64_t journal_chunk;    /* preallocation step of a log */
 	bool foreground;
 };
 
@@ -55,6 +59,9 @@ int potad__config_load(struct potad_config *cfg, const char *file,
 		       struct potad_space_decl **decls, size_t *ndecls);
 void potad__config_free(struct potad_config *cfg,
 			struct potad_space_decl *decls, size_t ndecls);
+/* The writer named by s ("auto", "uring", "sync"), or -1. */
+int potad__parse_journal_io(const char *s);
+enum potad_jio { POTAD_JIO_AUTO, POTAD_JIO_URING, POTAD_JIO_SYNC };
 /* Parse "4K", "2M", "1G", "1T", decimal or 0x hex; -EINVAL on junk. */
 int potad__parse_size(const char *s, uint64_t *out);
 
@@ -156,6 +163,13 @@ struct powner {
 int potad__registry_init(const struct potad_config *cfg);
 void potad__registry_fini(void);
 struct pspace *potad__space_find(const char *name);
+struct pspace *potad__space_by_id(uint64_t id);
+/* The id the next registered space gets. */
+uint64_t potad__space_next_id(void);
+/* Register a space exactly as a journal record describes it (id, salt,
+ * ACL, parent and host extent); -EEXIST, -ENOENT (no parent), -errno. */
+struct potad_jspace;
+int potad__space_restore(const struct potad_jspace *js, struct pspace **out);
 /* Spaces in registration order: index 0 .. count-1. */
 size_t potad__space_count(void);
 struct pspace *potad__space_at(size_t i);
@@ -176,6 +190,14 @@ int potad__space_declare(const struct potad_space_decl *d,
 /* The shift of a power-of-two granule from 1 to 1G; -EINVAL otherwise. */
 int potad__granule_shift(uint64_t granule, unsigned *shift);
 const char *potad__kind_name(int kind);
+/* Whether declaration d no longer matches ps (kind, granule, geometry or
+ * path); says how in msg. */
+bool potad__space_differs(const struct pspace *ps,
+			  const struct potad_space_decl *d, char *msg,
+			  size_t len);
+/* Whether ps's ACL is the one d declares. */
+bool potad__space_acl_is(const struct pspace *ps,
+			 const struct potad_space_decl *d);
 /* Unregister (children first); -EBUSY if it has children. */
 int potad__space_remove(struct pspace *ps);
 /* Set the ACL from arrays (copied). */
@@ -190,12 +212,19 @@ const struct powner *potad__owner(uint32_t id);
 /* Forget the session owners of connection conn (its extents are gone). */
 void potad__owner_drop_conn(uint64_t conn);
 
-/* Idempotency tokens, in memory until the journal keeps them. */
+/* Longest owner label or idempotency token a client may give. */
+#define POTAD_LABEL_MAX 1024
+/* Idempotency tokens: (uid, token) -> the extent a first attempt made. */
 int potad__token_find(uid_t uid, const char *token, struct pspace **ps,
 		      uint64_t *handle);
 int potad__token_add(uid_t uid, const char *token, struct pspace *ps,
 		     uint64_t handle);
 void potad__token_forget(struct pspace *ps, uint64_t handle);
+typedef int (*potad__token_fn)(uid_t uid, const char *token,
+			       const struct pspace *ps, uint64_t handle,
+			       void *arg);
+/* Call fn for every token until it returns non-zero; returns that. */
+int potad__token_foreach(potad__token_fn fn, void *arg);
 
 /*
  * Requests (rpc.c).

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "journal/journal.h"
 
 /*
  * The engine knows owners as small integers; the daemon maps each
@@ -209,6 +210,22 @@ int potad__token_add(uid_t uid, const char *token, struct pspace *ps,
 	return 0;
 }
 
+int potad__token_foreach(potad__token_fn fn, void *arg)
+{
+	for (uint32_t i = 0; i < tokens.n; i++) {
+		const struct hent *e = &tokens.ents[i];
+		int rc;
+
+		if (!e->live)
+			continue;
+		rc = fn((uid_t)e->a, e->s ? e->s : "", e->v.tok.ps,
+			e->v.tok.handle, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 void potad__token_forget(struct pspace *ps, uint64_t handle)
 {
 	/* Tokens are few next to extents; a scan on free of a tokened
@@ -247,6 +264,19 @@ void potad__registry_fini(void)
 	nspaces = capspaces = 0;
 	hmap_free(&owners);
 	hmap_free(&tokens);
+}
+
+struct pspace *potad__space_by_id(uint64_t id)
+{
+	for (size_t i = 0; i < nspaces; i++)
+		if (spaces[i]->id == id)
+			return spaces[i];
+	return NULL;
+}
+
+uint64_t potad__space_next_id(void)
+{
+	return next_id + 1;
 }
 
 struct pspace *potad__space_find(const char *name)
@@ -360,6 +390,55 @@ int potad__space_add_child(struct pspace *parent, const char *name,
 	(*out)->host_handle = handle;
 	(*out)->reserve = reserve;
 	parent->nchildren++;
+	return 0;
+}
+
+int potad__space_restore(const struct potad_jspace *js, struct pspace **out)
+{
+	struct pspace *parent = NULL;
+	struct potad_space *eng;
+	int rc;
+
+	*out = NULL;
+	if (!name_ok(js->name) || potad__space_find(js->name) ||
+	    potad__space_by_id(js->id) || js->id == 0)
+		return -EEXIST;
+	if (js->parent) {
+		parent = potad__space_by_id(js->parent);
+		if (!parent)
+			return -ENOENT;
+		rc = potad_child_new(parent->eng, js->host, js->granule_shift,
+				     &eng);
+	} else {
+		rc = potad_space_new(&eng, js->base, js->size,
+				     js->granule_shift);
+	}
+	if (rc < 0)
+		return rc;
+	potad_space_set_gen_floor(eng, js->genfloor);
+	rc = insert(js->name, (int)js->kind, *js->source ? js->source : NULL,
+		    eng, out);
+	if (rc == 0)
+		rc = potad__space_set_acl(*out, js->flags & POTAD_JS_ALLOW_ALL,
+					  (const uid_t *)js->uids, js->nuids,
+					  (const gid_t *)js->gids, js->ngids);
+	if (rc < 0) {
+		if (*out)
+			potad__space_remove(*out);
+		else
+			potad_space_destroy(eng);
+		return rc;
+	}
+	(*out)->id = js->id;
+	(*out)->salt = js->salt;
+	if (js->id > next_id)
+		next_id = js->id;
+	if (parent) {
+		(*out)->parent = parent;
+		(*out)->host_handle = js->host;
+		(*out)->reserve = js->flags & POTAD_JS_RESERVE;
+		parent->nchildren++;
+	}
 	return 0;
 }
 
@@ -500,12 +579,64 @@ int potad__space_declare(const struct potad_space_decl *d,
 	return 0;
 }
 
+bool potad__space_differs(const struct pspace *ps,
+			  const struct potad_space_decl *d, char *msg,
+			  size_t len)
+{
+	struct potad_stats st;
+	unsigned g = 12;
+
+	potad_space_stats(ps->eng, &st);
+	if (d->granule && potad__granule_shift(d->granule, &g) < 0)
+		g = 0;
+	if (d->kind != ps->kind) {
+		snprintf(msg, len, "kind %s, the journal has %s",
+			 potad__kind_name(d->kind), potad__kind_name(ps->kind));
+		return true;
+	}
+	if (st.granule != 1ull << g) {
+		snprintf(msg, len, "granule %llu, the journal has %llu",
+			 1ull << g, (unsigned long long)st.granule);
+		return true;
+	}
+	if (d->kind == POTAD__V1__SPACE_KIND__FILE &&
+	    strcmp(d->path ? d->path : "", ps->source ? ps->source : "")) {
+		snprintf(msg, len, "path %s, the journal has %s",
+			 d->path ? d->path : "", ps->source ? ps->source : "");
+		return true;
+	}
+	if (d->kind == POTAD__V1__SPACE_KIND__RANGE &&
+	    (d->base != st.base || (d->size >> g << g) != st.size)) {
+		snprintf(msg, len, "[%#llx, +%#llx), the journal has [%#llx, "
+			 "+%#llx)", (unsigned long long)d->base,
+			 (unsigned long long)d->size,
+			 (unsigned long long)st.base,
+			 (unsigned long long)st.size);
+		return true;
+	}
+	return false;
+}
+
+bool potad__space_acl_is(const struct pspace *ps,
+			 const struct potad_space_decl *d)
+{
+	return ps->allow_all == d->allow_all && ps->nuids == d->nuids &&
+	       ps->ngids == d->ngids &&
+	       (!d->nuids ||
+		memcmp(ps->uids, d->uids, d->nuids * sizeof(uid_t)) == 0) &&
+	       (!d->ngids ||
+		memcmp(ps->gids, d->gids, d->ngids * sizeof(gid_t)) == 0);
+}
+
 int potad__space_set_acl(struct pspace *ps, bool allow_all, const uid_t *uids,
 			 size_t nuids, const gid_t *gids, size_t ngids)
 {
 	uid_t *u = NULL;
 	gid_t *g = NULL;
 
+	/* The journal keeps at most 65535 of each. */
+	if (nuids > 4096 || ngids > 4096)
+		return -E2BIG;
 	if (nuids && !(u = malloc(nuids * sizeof(*u))))
 		return -ENOMEM;
 	if (ngids && !(g = malloc(ngids * sizeof(*g)))) {

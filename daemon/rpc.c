@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "journal.h"
 #include "rpc.h"
 
 /*
@@ -355,7 +356,7 @@ static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
 	h->uid = x->peer->uid;
 	h->gid = x->peer->gid;
 	h->admin = x->peer->admin;
-	h->durable = false;
+	h->durable = potad__journal_on();
 	if (m->protocol > 1)
 		log_debug("client speaks protocol %u; answering with 1",
 			  m->protocol);
@@ -363,13 +364,6 @@ static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
 	r->hello = h;
 }
 
-static struct pspace *space_by_id(uint64_t id)
-{
-	for (size_t i = 0; i < potad__space_count(); i++)
-		if (potad__space_at(i)->id == id)
-			return potad__space_at(i);
-	return NULL;
-}
 
 /* Remember a session extent so the connection's close frees it. */
 static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
@@ -382,7 +376,7 @@ static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
 
 		/* Drop entries already freed before growing. */
 		for (size_t i = 0; i < st->nsess; i++) {
-			struct pspace *sp = space_by_id(st->sess[i].space_id);
+			struct pspace *sp = potad__space_by_id(st->sess[i].space_id);
 
 			if (sp &&
 			    potad_get(sp->eng, st->sess[i].handle, NULL) == 0)
@@ -457,6 +451,13 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 			return;
 		}
 	}
+	if ((m->label && strlen(m->label) > POTAD_LABEL_MAX) ||
+	    (m->token && strlen(m->token) > POTAD_LABEL_MAX)) {
+		potad__rpc_refuse(x, r, -EINVAL,
+				  "labels and tokens are at most %d bytes",
+				  POTAD_LABEL_MAX);
+		return;
+	}
 	if (m->token && *m->token) {
 		struct pspace *tps;
 		uint64_t th;
@@ -484,6 +485,10 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	q.flags = (m->top_down ? POTAD_ALLOC_TOPDOWN : 0) |
 		  (m->whole ? POTAD_ALLOC_WHOLE : 0) |
 		  (m->fixed ? POTAD_ALLOC_FIXED : 0);
+	if (potad__journal_room(256 + 2 * POTAD_LABEL_MAX) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	rc = potad_alloc(ps->eng, &q, &e);
 	if (rc == -ENOSPC && rs) {
 		/* The reserve is only for when the parent cannot serve. */
@@ -531,6 +536,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 				  strerror(-rc));
 		return;
 	}
+	potad__jr_alloc(ps, &e, m->token);
 	if (m->token && *m->token &&
 	    potad__token_add(x->peer->uid, m->token, ps, e.handle) < 0)
 		log_warn("out of memory remembering a token; a retry will "
@@ -593,11 +599,16 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 				  (unsigned long long)wire, c ? c->name : "?");
 		return;
 	}
+	if (potad__journal_room(64) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	rc = potad_free(ps->eng, handle, &e);
 	if (rc < 0) {
 		potad__rpc_refuse(x, r, rc, "free failed: %s", strerror(-rc));
 		return;
 	}
+	potad__jr_free(ps, handle);
 	potad__token_forget(ps, handle);
 	r->extent = extent_msg(x, ps, &e);
 	if (r->extent)
@@ -732,6 +743,10 @@ static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
 
 	if (!ps || !potad__rpc_admin(x, r, "poisoning"))
 		return;
+	if (potad__journal_room(64) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	rc = potad_poison(ps->eng, m->offset, m->length, on_hit, &h);
 	if (rc < 0) {
 		free(h.v);
@@ -745,6 +760,7 @@ static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
 				  (unsigned long long)m->length, ps->name);
 		return;
 	}
+	potad__jr_poison(ps, m->offset, m->length);
 	log_warn("poisoned [%#llx, +%llu) in %s: %d extent(s) hit",
 		 (unsigned long long)m->offset, (unsigned long long)m->length,
 		 ps->name, rc);
@@ -894,9 +910,12 @@ void potad__rpc_conn_closed(struct potad_conn *c)
 		return;
 	sub_del(c, st);
 	for (size_t i = 0; i < st->nsess; i++) {
-		struct pspace *ps = space_by_id(st->sess[i].space_id);
+		struct pspace *ps = potad__space_by_id(st->sess[i].space_id);
 
-		if (ps && potad_free(ps->eng, st->sess[i].handle, NULL) == 0) {
+		if (ps && potad__journal_room(64) == 0 &&
+		    potad_free(ps->eng, st->sess[i].handle, NULL) == 0) {
+			potad__jr_free(ps, st->sess[i].handle);
+			potad__token_forget(ps, st->sess[i].handle);
 			freed++;
 			check_low_water(ps);
 		}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "rpc.h"
 
 static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
@@ -118,11 +119,16 @@ void potad__op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
 
 	if (!potad__rpc_admin(x, r, "registering a space"))
 		return;
+	if (potad__journal_room(8192 + 4 * (d.nuids + d.ngids)) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	rc = potad__space_declare(&d, &ps, msg, sizeof(msg));
 	if (rc < 0) {
 		potad__rpc_refuse(x, r, rc, "%s", msg);
 		return;
 	}
+	potad__jr_space(ps);
 	log_info("space %s registered by uid %u: %s", ps->name,
 		 (unsigned)x->peer->uid, msg);
 	r->space = space_info(x, ps, false);
@@ -135,6 +141,7 @@ void potad__op_space_remove(struct ctx *x, const Potad__V1__SpaceRemove *m,
 {
 	struct pspace *ps = potad__rpc_space(x, r, m->name);
 	struct potad_stats st;
+	uint64_t id;
 	int rc;
 
 	if (!ps || !potad__rpc_admin(x, r, "removing a space"))
@@ -160,11 +167,18 @@ void potad__op_space_remove(struct ctx *x, const Potad__V1__SpaceRemove *m,
 		    ps->name, (unsigned long long)st.extents);
 		return;
 	}
+	if (potad__journal_room(64) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	log_info("space %s removed by uid %u (%llu extents dropped)", ps->name,
 		 (unsigned)x->peer->uid, (unsigned long long)st.extents);
+	id = ps->id;
 	rc = potad__space_remove(ps);
 	if (rc < 0)
 		potad__rpc_refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
+	else
+		potad__jr_space_del(id);
 }
 
 void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
@@ -212,6 +226,11 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 	q.size = m->size;
 	q.align = m->align ? m->align : (1ull << g);
 	q.owner = (uint32_t)owner;
+	if (potad__journal_room(16384 + 4 * (m->n_allow_uids +
+					     m->n_allow_gids)) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	rc = potad_alloc(parent->eng, &q, &e);
 	if (rc < 0) {
 		potad__rpc_refuse(
@@ -232,6 +251,8 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 				  m->name, strerror(-rc));
 		return;
 	}
+	potad__jr_alloc(parent, &e, NULL);
+	potad__jr_space(c);
 	log_info("%s %s carved from %s at [%#llx, +%#llx) by uid %u",
 		 m->reserve ? "reserve" : "child space", c->name, parent->name,
 		 (unsigned long long)e.offset, (unsigned long long)e.length,
@@ -246,6 +267,7 @@ void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 {
 	struct pspace *ps = potad__rpc_space(x, r, m->name);
 	struct potad_stats st;
+	uint64_t id;
 	int rc;
 
 	if (!ps || !potad__rpc_admin(x, r, "removing a child space"))
@@ -265,9 +287,16 @@ void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 				  ps->nchildren);
 		return;
 	}
+	if (potad__journal_room(64) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
 	log_info("child space %s removed by uid %u", ps->name,
 		 (unsigned)x->peer->uid);
+	id = ps->id;
 	rc = potad__space_remove(ps);
+	if (rc == 0)
+		potad__jr_space_del(id);
 	if (rc < 0)
 		potad__rpc_refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
 }

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "daemon.h"
+#include "journal.h"
 #include "wire/frame.h"
 
 /*
@@ -22,6 +23,12 @@
  * frame is answered at once, in order, into the connection's output buffer,
  * and everything answered in one read is sent with one write.  A length
  * over the frame limit is refused before any buffer of that size exists.
+ *
+ * Durability: a reply (or event) made while journal records are not yet
+ * durable waits in the output buffer until they are: nothing goes out
+ * that a crash could take back, and the replies keep their order.  The
+ * waiting bytes are kept as groups, each with the seq it needs; the
+ * journal calls potad__server_durable() after every commit.
  *
  * Backpressure: while a connection has more than half its queue limit
  * unsent, the daemon stops reading from it, so a client that pipelines
@@ -46,6 +53,12 @@ struct potad_conn {
 	bool dirty;      /* on the dirty list: has output to send */
 	struct potad_conn *dirty_next;
 	uint64_t write_since; /* loop time the current write started */
+	/* obuf[0, free_len) may go now; group i ends at hold_off[i] and
+	 * waits for seq hold_seq[i] to be durable. */
+	size_t free_len;
+	uint64_t hold_seq[4];
+	size_t hold_off[4];
+	unsigned nhold;
 	struct potad_arena arena;
 	struct potad_conn *prev, *next;
 };
@@ -81,6 +94,68 @@ void **potad__conn_state(struct potad_conn *c)
 
 static void conn_close(struct potad_conn *c);
 static void conn_flush(struct potad_conn *c);
+static void flush_dirty(void);
+
+/* The message just put at the end of obuf waits for every record made so
+ * far, and for whatever waits before it. */
+static void hold(struct potad_conn *c)
+{
+	uint64_t need = potad__journal_made();
+	unsigned last = c->nhold - 1;
+
+	if (!c->nhold) {
+		if (need <= potad__journal_durable()) {
+			c->free_len = c->olen;
+			return;
+		}
+	} else if (c->hold_seq[last] >= potad__journal_filling() ||
+		   need <= c->hold_seq[last] || c->nhold == 4) {
+		/* Same commit as the last group (or no later): join it. */
+		if (need > c->hold_seq[last])
+			c->hold_seq[last] = need;
+		c->hold_off[last] = c->olen;
+		return;
+	}
+	c->hold_seq[c->nhold] = need;
+	c->hold_off[c->nhold++] = c->olen;
+}
+
+/* Bytes of obuf that may go now. */
+static size_t sendable(const struct potad_conn *c)
+{
+	return c->nhold ? c->free_len : c->olen;
+}
+
+/* Drop the first n bytes of obuf (they are sent or being sent). */
+static void consume(struct potad_conn *c, size_t n)
+{
+	memmove(c->obuf, c->obuf + n, c->olen - n);
+	c->olen -= n;
+	c->free_len -= n;
+	for (unsigned i = 0; i < c->nhold; i++)
+		c->hold_off[i] -= n;
+}
+
+void potad__server_durable(uint64_t seq)
+{
+	for (struct potad_conn *c = srv.conns; c; c = c->next) {
+		unsigned k = 0;
+
+		while (k < c->nhold && c->hold_seq[k] <= seq)
+			k++;
+		if (!k)
+			continue;
+		c->free_len = c->hold_off[k - 1];
+		memmove(c->hold_seq, c->hold_seq + k,
+			(c->nhold - k) * sizeof(c->hold_seq[0]));
+		memmove(c->hold_off, c->hold_off + k,
+			(c->nhold - k) * sizeof(c->hold_off[0]));
+		c->nhold -= k;
+		if (!c->processing)
+			conn_flush(c);
+	}
+	flush_dirty();
+}
 
 /* Append one framed ServerMessage to c's output. */
 static int conn_put(struct potad_conn *c, const Potad__V1__ServerMessage *m)
@@ -102,6 +177,7 @@ static int conn_put(struct potad_conn *c, const Potad__V1__ServerMessage *m)
 	}
 	c->olen += potad__varint_put(size, c->obuf + c->olen);
 	c->olen += potad__v1__server_message__pack(m, c->obuf + c->olen);
+	hold(c);
 	return 0;
 }
 
@@ -169,6 +245,7 @@ static void flush_dirty(void)
 
 static void stop_handles(void)
 {
+	potad__journal_stop();
 	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_close((uv_handle_t *)&srv.sigint, NULL);
 	uv_close((uv_handle_t *)&srv.stop_timer, NULL);
@@ -250,16 +327,16 @@ static void conn_flush(struct potad_conn *c)
 {
 	uv_buf_t b;
 	uint8_t *t;
-	size_t tc, sent = 0;
+	size_t tc, sent = 0, lim = sendable(c);
 	int rc;
 
 	if (c->closing)
 		return;
-	if (!c->writing && c->olen) {
+	if (!c->writing && lim) {
 		/* Most replies fit the socket buffer: write them now, and
 		 * leave libuv only what did not fit (a queued write costs
 		 * an extra epoll_ctl even when it completes at once). */
-		b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+		b = uv_buf_init((char *)c->obuf, (unsigned)lim);
 		rc = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
 		if (rc < 0 && rc != UV_EAGAIN) {
 			conn_close(c);
@@ -267,7 +344,7 @@ static void conn_flush(struct potad_conn *c)
 		}
 		sent = rc > 0 ? (size_t)rc : 0;
 	}
-	if (!c->writing && c->olen > sent) {
+	if (!c->writing && lim > sent && lim == c->olen) {
 		/* Swap the buffers: fill one while the other is written. */
 		t = c->wbuf;
 		tc = c->wcap;
@@ -277,6 +354,7 @@ static void conn_flush(struct potad_conn *c)
 		c->obuf = t;
 		c->ocap = tc;
 		c->olen = 0;
+		c->free_len = 0;
 		b = uv_buf_init((char *)c->wbuf + sent,
 				(unsigned)(c->wlen - sent));
 		c->wreq.data = c;
@@ -288,8 +366,33 @@ static void conn_flush(struct potad_conn *c)
 		}
 		c->writing = true;
 		c->write_since = uv_now(srv.loop);
+	} else if (!c->writing && lim > sent) {
+		/* Part of obuf still waits for the journal: copy out what
+		 * may go. */
+		if (c->wcap < lim - sent) {
+			t = realloc(c->wbuf, lim - sent);
+			if (!t) {
+				conn_close(c);
+				return;
+			}
+			c->wbuf = t;
+			c->wcap = lim - sent;
+		}
+		memcpy(c->wbuf, c->obuf + sent, lim - sent);
+		c->wlen = lim - sent;
+		consume(c, lim);
+		b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+		c->wreq.data = c;
+		rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1,
+			      on_written);
+		if (rc < 0) {
+			conn_close(c);
+			return;
+		}
+		c->writing = true;
+		c->write_since = uv_now(srv.loop);
 	} else if (sent) {
-		c->olen = 0;
+		consume(c, sent);
 	}
 	if (c->writing && c->olen > srv.cfg->max_queue) {
 		log_warn("client pid %d uid %u is not reading its replies; "
@@ -299,7 +402,7 @@ static void conn_flush(struct potad_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!c->writing && c->close_after_flush) {
+	if (!c->writing && !c->olen && c->close_after_flush) {
 		conn_close(c);
 		return;
 	}
@@ -309,7 +412,7 @@ static void conn_flush(struct potad_conn *c)
 		/* Room again: answer what arrived while we held back. */
 		if (c->rlen && !c->processing) {
 			process(c);
-			if (c->olen && !c->writing && !c->closing) {
+			if (sendable(c) && !c->writing && !c->closing) {
 				conn_flush(c);
 				return;
 			}

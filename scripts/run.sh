@@ -44,9 +44,20 @@ echo "\$ potadctl free default $h   # again: refused, nothing changes"
 echo
 ctl space stat default --frag
 
+# Every acknowledged change is in the journal: a restart finds it again.
 pid=$(pgrep -f "potad --socket $POTAD_SOCKET" | head -n 1 || true)
+if [ -n "$pid" ]; then
+	echo "\$ kill $pid; potad ...   # restart: the extents come back"
+	kill "$pid"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	./daemon/potad --socket "$POTAD_SOCKET" --state-dir "$run/state" \
+		2>>"$run/potad.log"
+	ctl list default --label demo
+	pid=$(pgrep -f "potad --socket $POTAD_SOCKET" | head -n 1 || true)
+fi
 cat <<MSG
-potad is serving on $POTAD_SOCKET (pid ${pid:-?}); state is in memory only.
+potad is serving on $POTAD_SOCKET (pid ${pid:-?}); its journal is in
+$run/state (potad --check --state-dir $run/state inspects it).
   export POTAD_SOCKET=$POTAD_SOCKET; ./clients/potadctl --help
   stop it with: kill ${pid:-<pid>}
 MSG

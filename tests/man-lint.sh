@@ -5,7 +5,7 @@ command -v groff >/dev/null 2>&1 || { echo "SKIP: groff not installed"; exit 77;
 status=0 n=0
 for page in "${srcdir:-.}"/man/*.[1-8]; do
 	n=$((n + 1))
-	out=$(groff -ww -z -man "$page" 2>&1)
+	out=$(groff -t -ww -z -man "$page" 2>&1)
 	if [ -n "$out" ]; then
 		echo "FAIL: $page"
 		echo "$out"

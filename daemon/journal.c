@@ -1,0 +1,798 @@
+/* SPDX-License-Identifier: MIT */
+/* The journal writer: group commit through io_uring (or pwrite+fdatasync),
+ * preallocation, and checkpoints. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+#include <dirent.h>
+
+#include "daemon.h"
+#include "journal.h"
+#include "journal/journal.h"
+
+/*
+ * Group commit.  The dispatcher changes the engine first, then appends a
+ * record to the batch being filled; its reply waits in the server until
+ * the record is durable.  Once per loop turn (a check handle, after the
+ * poll phase) the filled batch goes out as one write linked to one data
+ * sync.  Only one batch is in flight: while it is, the next one fills, and
+ * it is submitted the moment the first completes.  So a crash can only
+ * tear the last batch, which is what lets recovery tell a torn tail from
+ * damage (see lib/journal/format.c).
+ *
+ * CRCs are computed when a batch is submitted, not when its records are
+ * made, because a checkpoint may move the batch to a new log file whose
+ * salt seeds them.
+ *
+ * A failed write or sync is fatal: after a failed fdatasync the kernel may
+ * have dropped the dirty pages, so retrying could report success for data
+ * that is gone.  The daemon logs the file and offset and exits; nothing
+ * that was not durable was acknowledged.
+ */
+
+struct batch {
+	uint8_t *p;
+	size_t len, cap;
+	uint64_t first, last; /* seqs */
+	uint32_t n;
+};
+
+enum { UD_WRITE = 1, UD_SYNC = 2 };
+
+static struct {
+	bool on, uring, stopping, closed;
+	uv_loop_t *loop;
+	char *dir;
+	int dirfd;
+	/* The log being appended to. */
+	int fd;
+	char *path;
+	uint64_t salt, start;
+	uint64_t off;       /* end of the durable records */
+	uint64_t alloc_end; /* preallocated up to here */
+	uint64_t chunk, ckpt_bytes, ckpt_next;
+	uint64_t next_seq, durable;
+	struct batch fill, flight;
+	bool busy;          /* a batch is in flight */
+	size_t done;        /* bytes of it written */
+	/* io_uring */
+	struct io_uring ring;
+	int efd;
+	uv_poll_t poll;
+	uv_check_t check;
+	/* the fallback and background work */
+	uv_work_t wwork;
+	int werr;
+	const char *wwhat;
+	bool growing;
+	uv_work_t gwork;
+	int gfd, gerr;
+	uint64_t gfrom, glen;
+	/* a checkpoint being written */
+	bool ckpt;
+	uv_work_t cwork;
+	uint8_t *snap;
+	size_t snaplen;
+	uint64_t snap_seq, snap_extents, new_start, ckpt_t0;
+	int cerr;
+	const char *cwhat;
+} J = {.fd = -1, .dirfd = -1, .efd = -1};
+
+bool potad__journal_on(void)
+{
+	return J.on;
+}
+
+uint64_t potad__journal_made(void)
+{
+	return J.on ? J.next_seq - 1 : 0;
+}
+
+uint64_t potad__journal_durable(void)
+{
+	return J.on ? J.durable : 0;
+}
+
+uint64_t potad__journal_filling(void)
+{
+	return J.fill.n ? J.fill.first : J.next_seq;
+}
+
+static void __attribute__((noreturn)) fatal(const char *what, int err)
+{
+	log_err("journal: %s: %s; stopping now (no reply for unwritten "
+		"changes was sent; restart to recover from the journal)",
+		what, strerror(err));
+	exit(1);
+}
+
+static int grow(struct batch *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 65536;
+	uint8_t *t;
+
+	if (b->len + n <= b->cap)
+		return 0;
+	while (cap < b->len + n)
+		cap *= 2;
+	t = realloc(b->p, cap);
+	if (!t)
+		return -ENOMEM;
+	b->p = t;
+	b->cap = cap;
+	return 0;
+}
+
+int potad__journal_room(size_t n)
+{
+	if (!J.on)
+		return 0;
+	/* Headers and padding for a few records besides the payloads. */
+	return grow(&J.fill, n + 8 * 32);
+}
+
+/* Frame a record of len payload bytes in the filling batch and return
+ * where its payload goes.  Room was made before the change. */
+static uint8_t *rec(unsigned type, size_t len)
+{
+	uint8_t *p;
+	uint64_t seq = J.next_seq++;
+
+	if (grow(&J.fill, potad__jrec_size(len)) < 0)
+		fatal("out of memory for a record whose change is made", ENOMEM);
+	p = J.fill.p + J.fill.len;
+	J.fill.len += potad__jrec_frame(p, seq, type, J.fill.n, (uint32_t)len);
+	if (!J.fill.n)
+		J.fill.first = seq;
+	J.fill.last = seq;
+	J.fill.n++;
+	return p + POTAD_J_REC_HDR;
+}
+
+void potad__jr_space(const struct pspace *ps)
+{
+	struct potad_jspace js;
+
+	if (!J.on)
+		return;
+	potad__jspace_of(ps, &js);
+	potad__jenc_space(rec(POTAD_J_SPACE, potad__jenc_space(NULL, &js)),
+			  &js);
+}
+
+void potad__jr_space_del(uint64_t id)
+{
+	if (J.on)
+		potad__jenc_ids(rec(POTAD_J_SPACE_DEL, 24), id, 0, 0);
+}
+
+void potad__jr_acl(const struct pspace *ps)
+{
+	struct potad_jspace js;
+
+	if (!J.on)
+		return;
+	potad__jspace_of(ps, &js);
+	potad__jenc_acl(rec(POTAD_J_ACL, potad__jenc_acl(NULL, &js)), &js);
+}
+
+void potad__jr_alloc(const struct pspace *ps, const struct potad_extent *e,
+		     const char *token)
+{
+	const struct powner *o = potad__owner(e->owner);
+	struct potad_jalloc a = {
+		.space = ps->id,
+		.handle = e->handle,
+		.offset = e->offset,
+		.length = e->length,
+		.tag = e->tag,
+		.uid = o ? (uint32_t)o->uid : 0,
+		.flags = o && o->conn ? POTAD_JA_SESSION : 0,
+		.label = o ? o->label : NULL,
+		.token = token,
+	};
+
+	if (J.on)
+		potad__jenc_alloc(rec(POTAD_J_ALLOC, potad__jenc_alloc(NULL, &a)),
+				  &a);
+}
+
+void potad__jr_free(const struct pspace *ps, uint64_t handle)
+{
+	if (J.on)
+		potad__jenc_ids(rec(POTAD_J_FREE, 24), ps->id, handle, 0);
+}
+
+void potad__jr_poison(const struct pspace *ps, uint64_t offset,
+		      uint64_t length)
+{
+	if (J.on)
+		potad__jenc_ids(rec(POTAD_J_POISON, 24), ps->id, offset, length);
+}
+
+/*
+ * Files.
+ */
+static char *path_of(uint64_t start)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/journal.%016llx", J.dir,
+		     (unsigned long long)start) < 0)
+		return NULL;
+	return p;
+}
+
+static uint64_t random64(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^
+		    (uint64_t)uv_hrtime();
+	return v ? v : 1;
+}
+
+/* Create the log that starts at seq start, durable with its directory
+ * entry, and make it the one appended to. */
+static int create_log(uint64_t start)
+{
+	struct potad_jfile h = {.seq = start, .salt = random64()};
+	uint8_t hdr[POTAD_J_HDR];
+	char *path = path_of(start);
+	int fd, rc;
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		rc = -errno;
+		log_err("journal: cannot create %s: %s", path, strerror(-rc));
+		free(path);
+		return rc;
+	}
+	potad__jfile_encode(&h, hdr);
+	J.alloc_end = J.chunk;
+	if (fallocate(fd, 0, 0, (off_t)J.chunk) < 0) {
+		log_debug("journal: %s: no preallocation (%s)", path,
+			  strerror(errno));
+		J.alloc_end = POTAD_J_HDR;
+	}
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    fdatasync(fd) < 0 || fsync(J.dirfd) < 0) {
+		rc = errno ? -errno : -EIO;
+		log_err("journal: cannot initialise %s: %s", path,
+			strerror(-rc));
+		close(fd);
+		unlink(path);
+		free(path);
+		return rc;
+	}
+	if (J.fd >= 0)
+		close(J.fd);
+	free(J.path);
+	J.fd = fd;
+	J.path = path;
+	J.salt = h.salt;
+	J.start = start;
+	J.off = POTAD_J_HDR;
+	return 0;
+}
+
+/* Continue the newest log after recovery, zeroing a torn tail first so
+ * that its bytes can never be read as records again. */
+static int open_log(const struct potad_recovery *r)
+{
+	struct stat sb;
+	int fd = open(r->last_log, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		log_err("journal: cannot open %s: %s", r->last_log,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	if (r->dirty_end > r->append_off) {
+		size_t n = r->dirty_end - r->append_off;
+		uint8_t *z = calloc(1, n);
+
+		if (!z || pwrite(fd, z, n, (off_t)r->append_off) != (ssize_t)n ||
+		    fdatasync(fd) < 0) {
+			log_err("journal: cannot clear the torn tail of %s: %s",
+				r->last_log, strerror(z ? errno : ENOMEM));
+			free(z);
+			close(fd);
+			return -EIO;
+		}
+		free(z);
+	}
+	J.fd = fd;
+	J.path = strdup(r->last_log);
+	J.salt = r->last_salt;
+	J.start = r->last_start;
+	J.off = r->append_off;
+	J.alloc_end = (uint64_t)sb.st_size;
+	return J.path ? 0 : -ENOMEM;
+}
+
+/*
+ * Preallocation: keep at least half a chunk of allocated, zeroed space
+ * ahead of the writes, so a data sync does not also have to commit a new
+ * file size.  fallocate runs off the loop.
+ */
+static void grow_work(uv_work_t *w)
+{
+	J.gerr = fallocate(J.gfd, 0, (off_t)J.gfrom, (off_t)J.glen) < 0 ? errno
+									 : 0;
+}
+
+static void grow_done(uv_work_t *w, int status)
+{
+	J.growing = false;
+	if (J.gerr) {
+		log_warn("journal: cannot preallocate %s past %llu: %s; writes "
+			 "go on, each sync also commits the file size",
+			 J.path, (unsigned long long)J.gfrom, strerror(J.gerr));
+		J.alloc_end = UINT64_MAX; /* do not try again for this log */
+		return;
+	}
+	if (J.gfd == J.fd)
+		J.alloc_end = J.gfrom + J.glen;
+}
+
+static void maybe_grow(void)
+{
+	uint64_t end = J.off + J.flight.len + J.fill.len;
+
+	if (J.growing || J.alloc_end == UINT64_MAX ||
+	    end + J.chunk / 2 < J.alloc_end)
+		return;
+	J.growing = true;
+	J.gfd = J.fd;
+	J.gfrom = J.alloc_end;
+	J.glen = J.chunk;
+	uv_queue_work(J.loop, &J.gwork, grow_work, grow_done);
+}
+
+/*
+ * Checkpoints.
+ */
+static void maybe_close(void);
+static void submit(void);
+
+/* Remove the logs the snapshot covers: every one older than new_start. */
+static void drop_old_logs(uint64_t new_start)
+{
+	DIR *d = opendir(J.dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		unsigned long long s;
+		char *end;
+
+		if (strncmp(e->d_name, "journal.", 8) || strlen(e->d_name) != 24)
+			continue;
+		s = strtoull(e->d_name + 8, &end, 16);
+		if (*end || s >= new_start)
+			continue;
+		if (unlinkat(J.dirfd, e->d_name, 0) < 0)
+			log_warn("journal: cannot remove %s/%s: %s", J.dir,
+				 e->d_name, strerror(errno));
+	}
+	closedir(d);
+}
+
+static void ckpt_work(uv_work_t *w)
+{
+	char tmp[] = "snapshot.tmp";
+	size_t done = 0;
+	int fd;
+
+	J.cwhat = "create snapshot.tmp";
+	fd = openat(J.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0640);
+	if (fd < 0)
+		goto fail;
+	J.cwhat = "write snapshot.tmp";
+	while (done < J.snaplen) {
+		ssize_t n = pwrite(fd, J.snap + done, J.snaplen - done,
+				   (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	J.cwhat = "sync snapshot.tmp";
+	if (fsync(fd) < 0) {
+		close(fd);
+		goto fail;
+	}
+	close(fd);
+	J.cwhat = "rename snapshot.tmp to snapshot";
+	if (renameat(J.dirfd, tmp, J.dirfd, "snapshot") < 0)
+		goto fail;
+	J.cwhat = "sync the state directory";
+	if (fsync(J.dirfd) < 0)
+		goto fail;
+	drop_old_logs(J.new_start);
+	J.cerr = 0;
+	return;
+fail:
+	J.cerr = errno ? errno : EIO;
+}
+
+static void ckpt_done(uv_work_t *w, int status)
+{
+	double ms = (double)(uv_hrtime() - J.ckpt_t0) / 1e6;
+
+	J.ckpt = false;
+	if (J.cerr) {
+		log_err("journal: checkpoint failed (%s: %s); the logs are kept "
+			"and it is tried again later",
+			J.cwhat, strerror(J.cerr));
+		J.ckpt_next = J.off + J.ckpt_bytes;
+	} else {
+		log_info("journal: checkpoint at seq %llu: %llu extents, %zu "
+			 "bytes, %.1f ms; older logs removed",
+			 (unsigned long long)J.snap_seq,
+			 (unsigned long long)J.snap_extents, J.snaplen, ms);
+	}
+	free(J.snap);
+	J.snap = NULL;
+	maybe_close();
+}
+
+/*
+ * Start a checkpoint between batches: the state in memory (which already
+ * holds the filling batch's changes) goes to a buffer, new records go to
+ * a new log that starts with the filling batch, and the snapshot is
+ * written, synced and renamed into place off the loop while serving goes
+ * on.  Until the rename, recovery still has the old snapshot and every
+ * log; after it, the logs before the new one are removed.
+ */
+static void maybe_checkpoint(void)
+{
+	uint64_t t0 = uv_hrtime();
+	uint64_t start = J.fill.n ? J.fill.first : J.next_seq;
+	int rc;
+
+	if (J.ckpt || J.growing || J.stopping || J.off < J.ckpt_next)
+		return;
+	rc = potad__snapshot_build(J.next_seq, &J.snap, &J.snaplen,
+				   &J.snap_extents);
+	if (rc == 0)
+		rc = create_log(start);
+	if (rc < 0) {
+		log_err("journal: cannot start a checkpoint: %s; retrying "
+			"later", strerror(-rc));
+		free(J.snap);
+		J.snap = NULL;
+		J.ckpt_next = J.off + J.ckpt_bytes;
+		return;
+	}
+	J.ckpt = true;
+	J.ckpt_t0 = t0;
+	J.snap_seq = J.next_seq;
+	J.new_start = start;
+	J.ckpt_next = J.ckpt_bytes;
+	log_debug("journal: checkpoint started at seq %llu (%.1f ms on the "
+		  "loop); now writing %s",
+		  (unsigned long long)J.snap_seq,
+		  (double)(uv_hrtime() - t0) / 1e6, J.path);
+	uv_queue_work(J.loop, &J.cwork, ckpt_work, ckpt_done);
+}
+
+/*
+ * Writing a batch.
+ */
+static void committed(void)
+{
+	J.off += J.flight.len;
+	J.durable = J.flight.last;
+	J.busy = false;
+	if (J.uring)
+		uv_unref((uv_handle_t *)&J.poll);
+	potad__server_durable(J.durable);
+	maybe_checkpoint();
+	submit();
+	maybe_close();
+}
+
+static void write_rest(void);
+
+static void on_cqe(uv_poll_t *h, int status, int events)
+{
+	struct io_uring_cqe *cqe;
+	uint64_t v;
+	char what[4200];
+
+	if (read(J.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("journal: eventfd: %s", strerror(errno));
+	while (io_uring_peek_cqe(&J.ring, &cqe) == 0) {
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&J.ring, cqe);
+		if (ud == UD_WRITE) {
+			if (res < 0) {
+				snprintf(what, sizeof(what),
+					 "write to %s at offset %llu", J.path,
+					 (unsigned long long)(J.off + J.done));
+				fatal(what, -res);
+			}
+			J.done += (size_t)res;
+			if (res == 0)
+				fatal("write returned 0 bytes", EIO);
+			continue;
+		}
+		if (res == -ECANCELED && J.done < J.flight.len) {
+			/* A short write breaks the link: write the rest. */
+			log_debug("journal: short write at %llu; resubmitting",
+				  (unsigned long long)(J.off + J.done));
+			write_rest();
+			continue;
+		}
+		if (res < 0) {
+			snprintf(what, sizeof(what),
+				 "fdatasync of %s after writing up to offset "
+				 "%llu", J.path,
+				 (unsigned long long)(J.off + J.flight.len));
+			fatal(what, -res);
+		}
+		if (J.done < J.flight.len) {
+			write_rest();
+			continue;
+		}
+		committed();
+	}
+}
+
+static void sync_work(uv_work_t *w)
+{
+	J.werr = 0;
+	while (J.done < J.flight.len) {
+		ssize_t n = pwrite(J.fd, J.flight.p + J.done,
+				   J.flight.len - J.done,
+				   (off_t)(J.off + J.done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			J.werr = n < 0 ? errno : EIO;
+			J.wwhat = "write to";
+			return;
+		}
+		J.done += (size_t)n;
+	}
+	if (fdatasync(J.fd) < 0) {
+		J.werr = errno;
+		J.wwhat = "fdatasync of";
+	}
+}
+
+static void sync_done(uv_work_t *w, int status)
+{
+	char what[4200];
+
+	if (J.werr) {
+		snprintf(what, sizeof(what), "%s %s at offset %llu", J.wwhat,
+			 J.path, (unsigned long long)(J.off + J.done));
+		fatal(what, J.werr);
+	}
+	committed();
+}
+
+static void write_rest(void)
+{
+	struct io_uring_sqe *w, *s;
+	int rc;
+
+	if (!J.uring) {
+		uv_queue_work(J.loop, &J.wwork, sync_work, sync_done);
+		return;
+	}
+	w = io_uring_get_sqe(&J.ring);
+	s = io_uring_get_sqe(&J.ring);
+	if (!w || !s)
+		fatal("no free io_uring submission entries", EBUSY);
+	io_uring_prep_write(w, J.fd, J.flight.p + J.done,
+			    (unsigned)(J.flight.len - J.done),
+			    J.off + J.done);
+	w->flags |= IOSQE_IO_LINK;
+	w->user_data = UD_WRITE;
+	io_uring_prep_fsync(s, J.fd, IORING_FSYNC_DATASYNC);
+	s->user_data = UD_SYNC;
+	do
+		rc = io_uring_submit(&J.ring);
+	while (rc == -EINTR);
+	if (rc < 0)
+		fatal("io_uring_submit", -rc);
+}
+
+static void submit(void)
+{
+	struct batch t;
+
+	if (J.busy || !J.fill.n)
+		return;
+	t = J.flight;
+	J.flight = J.fill;
+	J.fill = t;
+	J.fill.len = 0;
+	J.fill.n = 0;
+	for (size_t o = 0; o < J.flight.len;)
+		o += potad__jrec_sum(J.flight.p + o, J.salt);
+	J.busy = true;
+	J.done = 0;
+	if (J.uring)
+		uv_ref((uv_handle_t *)&J.poll);
+	maybe_grow();
+	write_rest();
+}
+
+static void on_check(uv_check_t *h)
+{
+	submit();
+}
+
+/*
+ * Setting up.
+ */
+static const char *uring_cause(int err)
+{
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+	int v = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	if (v)
+		return "io_uring is disabled by the kernel.io_uring_disabled "
+		       "sysctl";
+	if (err == ENOSYS)
+		return "this kernel has no io_uring, or a seccomp filter hides "
+		       "it";
+	if (err == EPERM || err == EACCES)
+		return "io_uring is not permitted here (a seccomp filter or a "
+		       "security policy)";
+	return NULL;
+}
+
+static int uring_setup(char *why, size_t len)
+{
+	struct io_uring_probe *pr;
+	int rc = io_uring_queue_init(64, &J.ring, 0);
+
+	if (rc < 0) {
+		const char *c = uring_cause(-rc);
+
+		snprintf(why, len, "io_uring_queue_init: %s%s%s", strerror(-rc),
+			 c ? ": " : "", c ? c : "");
+		return rc;
+	}
+	pr = io_uring_get_probe_ring(&J.ring);
+	if (!pr || !io_uring_opcode_supported(pr, IORING_OP_WRITE) ||
+	    !io_uring_opcode_supported(pr, IORING_OP_FSYNC)) {
+		snprintf(why, len, "this kernel's io_uring lacks write or fsync");
+		if (pr)
+			io_uring_free_probe(pr);
+		io_uring_queue_exit(&J.ring);
+		return -EOPNOTSUPP;
+	}
+	io_uring_free_probe(pr);
+	J.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (J.efd < 0 || io_uring_register_eventfd(&J.ring, J.efd) < 0) {
+		snprintf(why, len, "cannot register an eventfd: %s",
+			 strerror(errno));
+		if (J.efd >= 0)
+			close(J.efd);
+		J.efd = -1;
+		io_uring_queue_exit(&J.ring);
+		return -EIO;
+	}
+	return 0;
+}
+
+int potad__journal_start(const struct potad_config *cfg,
+			 struct potad_recovery *rec, uv_loop_t *loop)
+{
+	char why[512];
+	int rc;
+
+	J.loop = loop;
+	J.on = true;
+	J.chunk = cfg->journal_chunk;
+	J.ckpt_bytes = cfg->checkpoint_bytes;
+	J.ckpt_next = J.ckpt_bytes;
+	J.next_seq = rec->next_seq;
+	J.durable = rec->next_seq - 1;
+	J.dir = strdup(cfg->state_dir);
+	J.dirfd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!J.dir || J.dirfd < 0) {
+		log_err("journal: cannot open %s: %s", cfg->state_dir,
+			strerror(J.dir ? errno : ENOMEM));
+		return -EIO;
+	}
+	rc = rec->last_log ? open_log(rec) : create_log(rec->next_seq);
+	if (rc < 0)
+		return rc;
+	if (cfg->journal_io == POTAD_JIO_SYNC) {
+		log_info("journal: using the pwrite+fdatasync writer (asked for "
+			 "by journal_io = sync)");
+	} else if (uring_setup(why, sizeof(why)) < 0) {
+		if (cfg->journal_io == POTAD_JIO_URING) {
+			log_err("journal: io_uring was asked for but %s", why);
+			return -EOPNOTSUPP;
+		}
+		log_warn("journal: io_uring unavailable (%s); falling back to "
+			 "pwrite+fdatasync on the thread pool", why);
+	} else {
+		J.uring = true;
+		uv_poll_init(loop, &J.poll, J.efd);
+		uv_poll_start(&J.poll, UV_READABLE, on_cqe);
+		uv_unref((uv_handle_t *)&J.poll);
+	}
+	uv_check_init(loop, &J.check);
+	uv_check_start(&J.check, on_check);
+	uv_unref((uv_handle_t *)&J.check);
+	log_info("journal: appending to %s at offset %llu (next seq %llu, "
+		 "%s writer, checkpoint every %llu bytes)",
+		 J.path, (unsigned long long)J.off,
+		 (unsigned long long)J.next_seq,
+		 J.uring ? "io_uring" : "pwrite+fdatasync",
+		 (unsigned long long)J.ckpt_bytes);
+	return 0;
+}
+
+/* Once stopping and idle, let go of the loop. */
+static void maybe_close(void)
+{
+	if (!J.stopping || J.closed || J.busy || J.fill.n || J.ckpt ||
+	    J.growing)
+		return;
+	J.closed = true;
+	uv_close((uv_handle_t *)&J.check, NULL);
+	if (J.uring) {
+		uv_close((uv_handle_t *)&J.poll, NULL);
+		io_uring_queue_exit(&J.ring);
+		close(J.efd);
+	}
+	close(J.fd);
+	close(J.dirfd);
+	free(J.fill.p);
+	free(J.flight.p);
+	free(J.path);
+	free(J.dir);
+	log_info("journal: closed at seq %llu",
+		 (unsigned long long)J.durable);
+}
+
+void potad__journal_stop(void)
+{
+	if (!J.on || J.stopping)
+		return;
+	J.stopping = true;
+	/* What the last turn made still goes out; the check handle must
+	 * keep the loop turning until it has. */
+	if (J.fill.n && !J.busy)
+		submit();
+	maybe_close();
+}

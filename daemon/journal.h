@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's journal: what the dispatcher records, what the server
+ * waits for, and start-up recovery. */
+#ifndef POTAD_DAEMON_JOURNAL_H
+#define POTAD_DAEMON_JOURNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon.h"
+
+struct uv_loop_s;
+
+/*
+ * Start-up (recover.c): lock the state directory, load the snapshot,
+ * replay the logs into the registry.  Returns 0, or -errno after logging
+ * why (damage names the file and offset).  With check set nothing is
+ * written or locked: it only reads and reports (potad --check).
+ */
+struct potad_recovery {
+	bool check;            /* in: read only (potad --check) */
+	bool verbose;          /* in: print every record */
+	uint64_t next_seq;     /* the seq the next record gets */
+	char *last_log;        /* path of the newest log, or NULL */
+	uint64_t last_start;   /* its first seq */
+	uint64_t last_salt;
+	uint64_t append_off;   /* where its valid records end */
+	uint64_t dirty_end;    /* torn tail: garbage to zero up to here */
+	uint64_t records;      /* log records replayed */
+	uint64_t spaces, extents;
+	char torn_file[4096];  /* torn tail found: file and offset */
+	uint64_t torn_off;
+	char error[512];       /* damage: what and where */
+};
+
+int potad__recover(const char *dir, struct potad_recovery *r);
+/* After the journal is open: free the extents that session owners of
+ * connections from before the restart held, journaling the frees.
+ * Returns how many. */
+size_t potad__recover_sessions(void);
+
+/*
+ * The writer (journal.c).
+ */
+/* Open the log for appending after recovery and start the writer on
+ * loop.  Returns 0 or -errno (logged). */
+int potad__journal_start(const struct potad_config *cfg,
+			 struct potad_recovery *rec, struct uv_loop_s *loop);
+/* Finish what is in flight, then release the loop's handles. */
+void potad__journal_stop(void);
+/* Whether changes are journaled (false with --memory-only). */
+bool potad__journal_on(void);
+/* Make room for records with payloads of up to n bytes in all; call
+ * before changing state so the records cannot fail.  0 or -ENOMEM. */
+int potad__journal_room(size_t n);
+/* The seq of the last record made, and the last one known durable; a
+ * reply made now may go out once durable >= made. */
+uint64_t potad__journal_made(void);
+uint64_t potad__journal_durable(void);
+/* The first seq of the batch still being filled (no write yet); replies
+ * waiting on seqs at or past it all go out together. */
+uint64_t potad__journal_filling(void);
+
+/* Records.  Each encodes from the registry's view of the change. */
+void potad__jr_space(const struct pspace *ps);
+void potad__jr_space_del(uint64_t id);
+void potad__jr_acl(const struct pspace *ps);
+void potad__jr_alloc(const struct pspace *ps, const struct potad_extent *e,
+		     const char *token);
+void potad__jr_free(const struct pspace *ps, uint64_t handle);
+void potad__jr_poison(const struct pspace *ps, uint64_t offset,
+		      uint64_t length);
+
+/* Called by the journal when records up to seq are durable (server.c). */
+void potad__server_durable(uint64_t seq);
+
+/*
+ * Snapshots (snapshot.c): the whole state as records, ready to write.
+ */
+int potad__snapshot_build(uint64_t next_seq, uint8_t **buf, size_t *len,
+			  uint64_t *extents);
+/* Fill a potad_jspace for ps (arrays point into ps). */
+struct potad_jspace;
+void potad__jspace_of(const struct pspace *ps, struct potad_jspace *js);
+
+#endif /* POTAD_DAEMON_JOURNAL_H */
