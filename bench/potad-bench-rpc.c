@@ -65,6 +65,18 @@
  * software path alone), "split" puts the servers there and the clients on
  * the others, and "none" (the default) leaves it to the scheduler.  A
  * daemon given with --socket is never moved.
+ *
+ * Durability: the daemon this program starts keeps its state in memory
+ * only (--memory-only) unless --durable is given; then every change is in
+ * the journal and synced before it is answered, so the figures include a
+ * data sync per commit batch.  Replies waiting on the same sync share it,
+ * which is what pipelining and many clients buy there.  The state
+ * directory is made on a disk under /var/tmp (or --state-dir), never on
+ * /tmp, which may be tmpfs where a sync costs nothing; its file system is
+ * printed with the figures, and a tmpfs one draws a warning.  Every line
+ * says durable=yes or no as the daemon's hello reports it, so figures of
+ * the two modes are not mixed up; against --socket that is the other
+ * daemon's own setting.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,6 +97,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -112,6 +125,7 @@ static const char usage[] =
     "Usage: " PROG " [--daemon PATH | --socket PATH] [--space NAME]\n"
     "         [--seconds S | --quick] [--clients LIST] [--depth LIST]\n"
     "         [--rounds N] [--pin none|same|split] [--json]\n"
+    "         [--durable [--state-dir DIR] [--journal-io auto|uring|sync]]\n"
     "\n"
     "Measure potad's operations/s and p50/p99 latency for each number\n"
     "of clients and pipeline depth, and the same traffic against a\n"
@@ -135,10 +149,18 @@ static const char usage[] =
     "  --clients LIST  comma-separated client counts (default 1,32)\n"
     "  --depth LIST    comma-separated requests in flight per client\n"
     "                  (default 1,16)\n"
+    "  --durable       run the daemon with its journal: every change is\n"
+    "                  synced to its state directory before it is answered\n"
+    "                  (default: --memory-only, nothing written)\n"
+    "  --state-dir DIR with --durable: make the state directory in DIR\n"
+    "                  (default /var/tmp; it should be a real disk)\n"
+    "  --journal-io M  with --durable: the daemon's writer, auto, uring\n"
+    "                  or sync\n"
     "  --json          one JSON object per line instead of key=value\n"
     "  --help          this text\n"
     "\n"
-    "Output: an rpc-env line (cpus, load, pin), then per scenario: clients,\n"
+    "Output: an rpc-env line (cpus, load, pin, durable, journal_io and the\n"
+    "state directory's file system), then per scenario: durable, clients,\n"
     "depth, ops_per_s, allocs_per_s, p50_us, p99_us, server_cpu (cores\n"
     "the server used), server_ns_per_op (its CPU time per operation),\n"
     "the same for the echo server as echo_*, and ratio = ops_per_s /\n"
@@ -153,6 +175,9 @@ struct opts {
 	const char *daemon;
 	const char *socket;
 	const char *space;
+	bool durable;
+	const char *state_parent; /* --state-dir, where --durable makes one */
+	const char *journal_io;
 	double seconds;
 	int rounds;
 	bool json;
@@ -188,6 +213,10 @@ static struct opts o = {
     .rounds = 3,
 };
 static char tmpdir[256], daemon_sock[300], echo_sock[300];
+static char statedir[4096]; /* made by --durable, removed at the end */
+static char state_fs[32] = "-";
+/* What the daemon's hello says: 1 durable, 0 not, -1 unknown. */
+static int server_durable = -1;
 static pid_t daemon_pid = -1, echo_pid = -1;
 static pid_t client_pids[MAX_CLIENTS];
 static int nclient_pids;
@@ -1154,14 +1183,84 @@ static const char *default_daemon(void)
 	return "./daemon/potad";
 }
 
+/* The name of the file system path is on, for the figures. */
+static void fs_name(const char *path, char *out, size_t n)
+{
+	static const struct {
+		long magic;
+		const char *name;
+	} fs[] = {
+	    {0xEF53, "ext4"},	   {0x58465342, "xfs"},
+	    {0x9123683E, "btrfs"}, {0x01021994, "tmpfs"},
+	    {0x858458f6, "ramfs"}, {0x794c7630, "overlay"},
+	    {0x2fc12fc1, "zfs"},   {0x6969, "nfs"},
+	    {0xF2F52010, "f2fs"},
+	};
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0) {
+		snprintf(out, n, "?");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++)
+		if ((long)sf.f_type == fs[i].magic) {
+			snprintf(out, n, "%s", fs[i].name);
+			return;
+		}
+	snprintf(out, n, "%#lx", (long)sf.f_type);
+}
+
+/* The daemon's state directory: a throwaway one beside the socket when it
+ * keeps nothing, else a fresh one on disk (see --durable). */
+static int make_state_dir(void)
+{
+	const char *parent = o.state_parent ? o.state_parent : "/var/tmp";
+
+	if (!o.durable) {
+		snprintf(statedir, sizeof(statedir), "%s/state", tmpdir);
+		return mkdir(statedir, 0700) < 0 ? -errno : 0;
+	}
+	snprintf(statedir, sizeof(statedir), "%s/" PROG ".XXXXXX", parent);
+	if (!mkdtemp(statedir)) {
+		int e = -errno;
+
+		warn("mkdtemp %s: %s", statedir, strerror(errno));
+		statedir[0] = '\0';
+		return e;
+	}
+	fs_name(statedir, state_fs, sizeof(state_fs));
+	if (strcmp(state_fs, "tmpfs") == 0 || strcmp(state_fs, "ramfs") == 0)
+		warn("warning: %s is on %s, where a data sync costs nothing; "
+		     "these are not the figures of a durable daemon (use "
+		     "--state-dir on a disk)",
+		     statedir, state_fs);
+	return 0;
+}
+
 static int start_daemon(const char *exe)
 {
-	char state[300];
+	const char *argv[16];
+	int argc = 0, rc;
 	int64_t deadline;
 
-	snprintf(state, sizeof(state), "%s/state", tmpdir);
-	if (mkdir(state, 0700) < 0)
-		return -errno;
+	rc = make_state_dir();
+	if (rc < 0)
+		return rc;
+	argv[argc++] = exe;
+	argv[argc++] = "--foreground";
+	argv[argc++] = "--socket";
+	argv[argc++] = daemon_sock;
+	argv[argc++] = "--state-dir";
+	argv[argc++] = statedir;
+	argv[argc++] = "--log-level";
+	argv[argc++] = "warn";
+	if (!o.durable) {
+		argv[argc++] = "--memory-only";
+	} else if (o.journal_io) {
+		argv[argc++] = "--journal-io";
+		argv[argc++] = o.journal_io;
+	}
+	argv[argc] = NULL;
 	daemon_pid = fork();
 	if (daemon_pid < 0)
 		return -errno;
@@ -1170,9 +1269,7 @@ static int start_daemon(const char *exe)
 		pin_self(true);
 		/* Let the daemon see its own SIGTERM; ours is for us. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl(exe, exe, "--foreground", "--socket", daemon_sock,
-		      "--state-dir", state, "--log-level", "warn",
-		      (char *)NULL);
+		execv(exe, (char *const *)argv);
 		warn("cannot run %s: %s", exe, strerror(errno));
 		_exit(127);
 	}
@@ -1211,6 +1308,77 @@ static int start_echo(const uint8_t *canned, size_t clen)
 		echo_main(lfd, canned, clen);
 	close(lfd);
 	return echo_pid < 0 ? -errno : 0;
+}
+
+/*
+ * Whether the daemon at path says it is durable: 1, 0, or -errno.  One
+ * Hello, packed and unpacked with protobuf-c.
+ */
+static int query_durable(const char *path)
+{
+	Potad__V1__Hello hello = POTAD__V1__HELLO__INIT;
+	Potad__V1__Op op = POTAD__V1__OP__INIT, *ops[1] = {&op};
+	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
+	Potad__V1__ServerMessage *m = NULL;
+	uint8_t buf[4096];
+	size_t len = 0, n;
+	int fd = connect_to(path), rc = -EPROTO;
+	int64_t deadline = now_ns() + 10 * 1000000000ll;
+
+	if (fd < 0)
+		return fd;
+	hello.protocol = 1;
+	hello.client = PROG;
+	op.op_case = POTAD__V1__OP__OP_HELLO;
+	op.hello = &hello;
+	req.id = 1;
+	req.n_ops = 1;
+	req.ops = ops;
+	n = potad__v1__request__get_packed_size(&req);
+	len = potad__varint_put(n, buf);
+	potad__v1__request__pack(&req, buf + len);
+	rc = write_all(fd, buf, len + n);
+	len = 0;
+	while (rc == 0) {
+		uint64_t flen;
+		int k = potad__varint_get(buf, len, &flen);
+		ssize_t got;
+
+		if (k < 0 || (k > 0 && flen > sizeof(buf) - (size_t)k)) {
+			rc = -EPROTO;
+			break;
+		}
+		if (k > 0 && len - (size_t)k >= flen) {
+			m = potad__v1__server_message__unpack(NULL, flen,
+							      buf + k);
+			if (!m ||
+			    m->msg_case !=
+				POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
+			    m->response->n_results != 1 ||
+			    m->response->results[0]->body_case !=
+				POTAD__V1__RESULT__BODY_HELLO)
+				rc = -EPROTO;
+			else
+				rc = m->response->results[0]->hello->durable;
+			break;
+		}
+		if (now_ns() > deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		got = read(fd, buf + len, sizeof(buf) - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			rc = got < 0 ? -errno : -ECONNRESET;
+			break;
+		}
+		len += (size_t)got;
+	}
+	if (m)
+		potad__v1__server_message__free_unpacked(m, NULL);
+	close(fd);
+	return rc;
 }
 
 /*
@@ -1434,21 +1602,36 @@ static void print_env(void)
 	static const char *pins[] = {"none", "same", "split"};
 	double load[3] = {-1, -1, -1};
 
+	const char *jio = o.socket || !o.durable ? "-"
+			  : o.journal_io	 ? o.journal_io
+						 : "auto";
+
 	getloadavg(load, 3);
 	if (o.json)
 		printf("{\"bench\":\"rpc-env\",\"cpus\":%ld,\"load1\":%.2f,"
 		       "\"load5\":%.2f,\"seconds\":%g,\"rounds\":%d,"
 		       "\"size\":%d,"
-		       "\"pin\":\"%s\",\"server\":\"%s\"}\n",
+		       "\"pin\":\"%s\",\"server\":\"%s\",\"durable\":%s,"
+		       "\"journal_io\":\"%s\",\"state_dir\":\"%s\","
+		       "\"state_fs\":\"%s\"}\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, ALLOC_SIZE, pins[o.pin],
-		       o.socket ? "external" : "spawned");
+		       o.socket ? "external" : "spawned",
+		       server_durable < 0   ? "null"
+		       : server_durable > 0 ? "true"
+					    : "false",
+		       jio, o.socket ? "" : statedir, state_fs);
 	else
 		printf("rpc-env cpus=%ld load1=%.2f load5=%.2f seconds=%g "
-		       "rounds=%d size=4K pin=%s server=%s\n",
+		       "rounds=%d size=4K pin=%s server=%s durable=%s "
+		       "journal_io=%s state_dir=%s state_fs=%s\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, pins[o.pin],
-		       o.socket ? o.socket : "spawned");
+		       o.socket ? o.socket : "spawned",
+		       server_durable < 0   ? "?"
+		       : server_durable > 0 ? "yes"
+					    : "no",
+		       jio, o.socket ? "-" : statedir, state_fs);
 	fflush(stdout);
 }
 
@@ -1458,26 +1641,29 @@ static void print_result(int clients, int depth, const struct result *d,
 	double ratio = e->ops_per_s > 0 ? d->ops_per_s / e->ops_per_s : 0;
 
 	if (o.json)
-		printf("{\"bench\":\"rpc\",\"clients\":%d,\"depth\":%d,"
+		printf("{\"bench\":\"rpc\",\"durable\":%s,"
+		       "\"clients\":%d,\"depth\":%d,"
 		       "\"ops\":%llu,\"ops_per_s\":%.0f,\"allocs_per_s\":%.0f,"
 		       "\"p50_us\":%.2f,\"p99_us\":%.2f,\"server_cpu\":%.2f,"
 		       "\"server_ns_per_op\":%.0f,\"echo_ops_per_s\":%.0f,"
 		       "\"echo_p50_us\":%.2f,\"echo_p99_us\":%.2f,"
 		       "\"echo_cpu\":%.2f,\"echo_ns_per_op\":%.0f,"
 		       "\"ratio\":%.3f}\n",
-		       clients, depth, (unsigned long long)d->ops, d->ops_per_s,
+		       server_durable > 0 ? "true" : "false", clients, depth,
+		       (unsigned long long)d->ops, d->ops_per_s,
 		       d->allocs_per_s, d->p50_us, d->p99_us, d->cpu,
 		       d->ns_per_op, e->ops_per_s, e->p50_us, e->p99_us, e->cpu,
 		       e->ns_per_op, ratio);
 	else
-		printf("rpc clients=%d depth=%d ops_per_s=%.0f "
+		printf("rpc durable=%s clients=%d depth=%d ops_per_s=%.0f "
 		       "allocs_per_s=%.0f p50_us=%.2f p99_us=%.2f "
 		       "server_cpu=%.2f server_ns_per_op=%.0f "
 		       "echo_ops_per_s=%.0f echo_p50_us=%.2f echo_p99_us=%.2f "
 		       "echo_cpu=%.2f echo_ns_per_op=%.0f ratio=%.3f\n",
-		       clients, depth, d->ops_per_s, d->allocs_per_s, d->p50_us,
-		       d->p99_us, d->cpu, d->ns_per_op, e->ops_per_s, e->p50_us,
-		       e->p99_us, e->cpu, e->ns_per_op, ratio);
+		       server_durable > 0 ? "yes" : "no", clients, depth,
+		       d->ops_per_s, d->allocs_per_s, d->p50_us, d->p99_us,
+		       d->cpu, d->ns_per_op, e->ops_per_s, e->p50_us, e->p99_us,
+		       e->cpu, e->ns_per_op, ratio);
 	fflush(stdout);
 }
 
@@ -1537,6 +1723,10 @@ static void cleanup(void)
 		}
 		daemon_pid = -1;
 	}
+	if (o.durable && statedir[0]) {
+		nftw(statedir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+		statedir[0] = '\0';
+	}
 	if (tmpdir[0]) {
 		nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 		tmpdir[0] = '\0';
@@ -1584,6 +1774,9 @@ int main(int argc, char **argv)
 	    {"clients", required_argument, NULL, 'c'},
 	    {"depth", required_argument, NULL, 'D'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"durable", no_argument, NULL, 'u'},
+	    {"state-dir", required_argument, NULL, 'P'},
+	    {"journal-io", required_argument, NULL, 'J'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1658,6 +1851,22 @@ int main(int argc, char **argv)
 		case 'j':
 			o.json = true;
 			break;
+		case 'u':
+			o.durable = true;
+			break;
+		case 'P':
+			o.state_parent = optarg;
+			break;
+		case 'J':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "uring") &&
+			    strcmp(optarg, "sync")) {
+				warn("bad --journal-io '%s': auto, uring or "
+				     "sync",
+				     optarg);
+				return 2;
+			}
+			o.journal_io = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -1672,6 +1881,16 @@ int main(int argc, char **argv)
 	}
 	if (o.daemon && o.socket) {
 		warn("--daemon and --socket exclude each other");
+		return 2;
+	}
+	if (o.socket && (o.durable || o.state_parent || o.journal_io)) {
+		warn(
+		    "--durable, --state-dir and --journal-io set up the daemon "
+		    "this program starts, not one given with --socket");
+		return 2;
+	}
+	if (!o.durable && (o.state_parent || o.journal_io)) {
+		warn("--state-dir and --journal-io go with --durable");
 		return 2;
 	}
 	if (pin_plan() < 0)
@@ -1722,6 +1941,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	dpid = server_pid(target);
+	server_durable = query_durable(target);
+	if (server_durable < 0) {
+		warn("hello to %s: %s", target, strerror(-server_durable));
+		server_durable = -1;
+	} else if (!o.socket && server_durable != o.durable) {
+		warn("the daemon says durable=%s, expected %s",
+		     server_durable ? "true" : "false",
+		     o.durable ? "true" : "false");
+		goto out;
+	}
 	print_env();
 	for (int i = 0; i < o.nclients; i++)
 		for (int j = 0; j < o.ndepth; j++)

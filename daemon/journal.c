@@ -524,7 +524,8 @@ static void on_cqe(uv_poll_t *h, int status, int events)
 
 	if (read(J.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_debug("journal: eventfd: %s", strerror(errno));
-	while (io_uring_peek_cqe(&J.ring, &cqe) == 0) {
+	/* committed() may close the ring when stopping: look no further. */
+	while (!J.closed && io_uring_peek_cqe(&J.ring, &cqe) == 0) {
 		uint64_t ud = cqe->user_data;
 		int res = cqe->res;
 

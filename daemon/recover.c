@@ -127,10 +127,14 @@ static int put_extent(struct pspace *ps, const struct potad_jalloc *a)
 	int64_t owner = potad__owner_get(a->uid, a->label,
 					 a->flags & POTAD_JA_SESSION ? ORPHAN
 								     : 0);
+	/* A snapshot holds a child's host extent with the CHILD type bits;
+	 * it goes back as an extent, and the child's space record makes it
+	 * a host again. */
 	struct potad_extent e = {
 		.offset = a->offset,
 		.length = a->length,
-		.handle = a->handle,
+		.handle = (a->handle & ~(0xfull << 60)) |
+			  (uint64_t)POTAD_TYPE_EXTENT << 60,
 		.tag = a->tag,
 		.type = POTAD_TYPE_EXTENT,
 	};
@@ -198,15 +202,22 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 				      strerror(-rc));
 		s->r->spaces++;
 		return 0;
-	case POTAD_J_SPACE_DEL:
+	case POTAD_J_SPACE_DEL: {
+		struct potad_stats st;
+
 		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = space_of(x)))
 			return damage(s, off, "removal of an unknown space");
+		/* Its extents go with it, and a child's host extent too. */
+		potad_space_stats(ps->eng, &st);
+		y = st.extents + (ps->parent != NULL);
 		rc = potad__space_remove(ps);
 		if (rc < 0)
 			return damage(s, off, "space %llu cannot be removed: %s",
 				      (unsigned long long)x, strerror(-rc));
 		s->r->spaces--;
+		s->r->extents -= y;
 		return 0;
+	}
 	case POTAD_J_ACL:
 		if (potad__jdec_acl(rec, &js, sc) < 0 || !(ps = space_of(js.id)))
 			return damage(s, off, "malformed ACL record");

@@ -251,36 +251,35 @@ static void reaped(struct daemon *d)
 	d->pid = 0;
 }
 
-/* Start the daemon on a fresh directory and wait (bounded) until its
- * socket accepts.  conf: configuration text, or NULL for none. */
-void daemon_start(struct daemon *d, const char *conf)
+/* Fork and exec the daemon on d's directory, with stdout and stderr going
+ * to the log of this start. */
+static void daemon_spawn(struct daemon *d)
 {
-	static int n;
 	const char *bin = daemon_path();
-	long deadline;
-	int fd, status;
+	const char *argv[32];
+	int argc = 0;
 
-	memset(d, 0, sizeof(*d));
 	EXPECT(access(bin, X_OK) == 0,
 	       "daemon binary %s: %s (set POTAD_DAEMON)", bin, strerror(errno));
-	snprintf(d->dir, sizeof(d->dir), "%s/d%d.%d", tmp_root, (int)getpid(),
-		 n++);
-	EXPECT(mkdir(d->dir, 0755) == 0, "mkdir %s: %s", d->dir,
-	       strerror(errno));
-	/* A peer that drops to `nobody` must reach the socket. */
-	chmod(d->dir, 0755);
-	snprintf(d->sock, sizeof(d->sock), "%s/potad.sock", d->dir);
-	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
-	snprintf(d->log, sizeof(d->log), "%s/potad.log", d->dir);
-	if (conf) {
-		FILE *f;
-
-		snprintf(d->conf, sizeof(d->conf), "%s/potad.conf", d->dir);
-		f = fopen(d->conf, "w");
-		EXPECT(f != NULL, "%s: %s", d->conf, strerror(errno));
-		fputs(conf, f);
-		fclose(f);
+	if (d->starts == 0)
+		snprintf(d->log, sizeof(d->log), "%s/potad.log", d->dir);
+	else
+		snprintf(d->log, sizeof(d->log), "%s/potad.%d.log", d->dir,
+			 d->starts);
+	d->starts++;
+	argv[argc++] = "potad";
+	argv[argc++] = "--foreground";
+	argv[argc++] = "--socket";
+	argv[argc++] = d->sock;
+	argv[argc++] = "--state-dir";
+	argv[argc++] = d->state;
+	if (d->conf[0]) {
+		argv[argc++] = "--config";
+		argv[argc++] = d->conf;
 	}
+	for (int i = 0; i < 8 && d->args[i]; i++)
+		argv[argc++] = d->args[i];
+	argv[argc] = NULL;
 	d->owner = getpid();
 	d->pid = fork();
 	EXPECT(d->pid >= 0, "fork: %s", strerror(errno));
@@ -295,30 +294,32 @@ void daemon_start(struct daemon *d, const char *conf)
 			dup2(lfd, 2);
 		}
 		signal(SIGPIPE, SIG_DFL);
-		if (conf)
-			execl(bin, "potad", "--foreground", "--socket", d->sock,
-			      "--state-dir", d->state, "--config", d->conf,
-			      (char *)NULL);
-		else
-			execl(bin, "potad", "--foreground", "--socket", d->sock,
-			      "--state-dir", d->state, (char *)NULL);
+		/* Log lines as on a terminal, whatever runs the tests. */
+		unsetenv("JOURNAL_STREAM");
+		execv(bin, (char *const *)argv);
 		dprintf(2, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
 	live_pid = d->pid;
 	live_owner = d->owner;
-	deadline = now_ms() + IO_TIMEOUT_MS;
+}
+
+/* Wait, bounded, until the daemon's socket accepts (1) or it exits (0,
+ * with *status).  Not serving in time is a failure. */
+static int daemon_wait_serving(struct daemon *d, int *status)
+{
+	long deadline = now_ms() + IO_TIMEOUT_MS;
+	int fd;
+
 	for (;;) {
 		fd = connect_to(d->sock);
 		if (fd >= 0) {
 			close(fd);
-			return;
+			return 1;
 		}
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+		if (waitpid(d->pid, status, WNOHANG) == d->pid) {
 			reaped(d);
-			FAIL("the daemon exited before serving (status %#x); "
-			     "its log:\n%s",
-			     status, log_tail(d));
+			return 0;
 		}
 		if (now_ms() > deadline)
 			FAIL("the daemon did not accept on %s within %d ms; "
@@ -326,6 +327,171 @@ void daemon_start(struct daemon *d, const char *conf)
 			     d->sock, IO_TIMEOUT_MS, log_tail(d));
 		usleep(5000);
 	}
+}
+
+void daemon_start_args(struct daemon *d, const char *conf,
+		       const char *const *args)
+{
+	static int n;
+	int status;
+
+	memset(d, 0, sizeof(*d));
+	for (int i = 0; args && args[i]; i++) {
+		EXPECT(i < 8, "more than 8 extra daemon arguments");
+		d->args[i] = args[i];
+	}
+	snprintf(d->dir, sizeof(d->dir), "%s/d%d.%d", tmp_root, (int)getpid(),
+		 n++);
+	EXPECT(mkdir(d->dir, 0755) == 0, "mkdir %s: %s", d->dir,
+	       strerror(errno));
+	/* A peer that drops to `nobody` must reach the socket. */
+	chmod(d->dir, 0755);
+	snprintf(d->sock, sizeof(d->sock), "%s/potad.sock", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	if (conf) {
+		FILE *f;
+
+		snprintf(d->conf, sizeof(d->conf), "%s/potad.conf", d->dir);
+		f = fopen(d->conf, "w");
+		EXPECT(f != NULL, "%s: %s", d->conf, strerror(errno));
+		fputs(conf, f);
+		fclose(f);
+	}
+	daemon_spawn(d);
+	if (!daemon_wait_serving(d, &status))
+		FAIL("the daemon exited before serving (status %#x); "
+		     "its log:\n%s",
+		     status, log_tail(d));
+}
+
+/* Start the daemon on a fresh directory and wait (bounded) until its
+ * socket accepts.  conf: configuration text, or NULL for none. */
+void daemon_start(struct daemon *d, const char *conf)
+{
+	daemon_start_args(d, conf, NULL);
+}
+
+int daemon_try_restart(struct daemon *d, int *status)
+{
+	EXPECT(d->pid <= 0, "restart: the daemon (pid %d) is still running",
+	       (int)d->pid);
+	daemon_spawn(d);
+	return daemon_wait_serving(d, status);
+}
+
+void daemon_restart(struct daemon *d)
+{
+	int status;
+
+	if (!daemon_try_restart(d, &status))
+		FAIL("the restarted daemon exited before serving (%s %d); "
+		     "its log:\n%s",
+		     WIFEXITED(status) ? "exit" : "signal",
+		     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+		     log_tail(d));
+}
+
+void daemon_kill(struct daemon *d)
+{
+	int status;
+
+	EXPECT(d->pid > 0, "the daemon is not running");
+	EXPECT(kill(d->pid, SIGKILL) == 0, "kill: %s", strerror(errno));
+	status = daemon_wait(d, IO_TIMEOUT_MS);
+	EXPECT(status != -1, "the daemon outlived SIGKILL by %d ms",
+	       IO_TIMEOUT_MS);
+	EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	       "expected death by SIGKILL, got status %#x; its log:\n%s",
+	       status, log_tail(d));
+}
+
+/* Read at most n - 1 bytes of path into buf, NUL-terminated. */
+static void slurp(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t k;
+
+	while (fd >= 0 && len < n - 1 &&
+	       (k = read(fd, buf + len, n - 1 - len)) != 0) {
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			break;
+		len += (size_t)k;
+	}
+	if (fd >= 0)
+		close(fd);
+	buf[len] = '\0';
+}
+
+const char *log_text(const struct daemon *d)
+{
+	static char buf[256 * 1024];
+
+	slurp(d->log, buf, sizeof(buf));
+	return buf;
+}
+
+int potad_run(char *out, size_t outsz, char *err, size_t errsz, int timeout_ms,
+	      ...)
+{
+	static int n;
+	const char *bin = daemon_path();
+	const char *argv[32];
+	char opath[256], epath[256];
+	int argc = 0, status;
+	long deadline = now_ms() + timeout_ms;
+	va_list ap;
+	pid_t pid;
+
+	argv[argc++] = "potad";
+	va_start(ap, timeout_ms);
+	while (argc < 31 && (argv[argc] = va_arg(ap, const char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	snprintf(opath, sizeof(opath), "%s/run%d.%d.out", tmp_root,
+		 (int)getpid(), n);
+	snprintf(epath, sizeof(epath), "%s/run%d.%d.err", tmp_root,
+		 (int)getpid(), n++);
+	pid = fork();
+	EXPECT(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int ofd = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int efd = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ofd < 0 || efd < 0)
+			_exit(127);
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		signal(SIGPIPE, SIG_DFL);
+		unsetenv("JOURNAL_STREAM");
+		execv(bin, (char *const *)argv);
+		dprintf(2, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	for (;;) {
+		pid_t p = waitpid(pid, &status, WNOHANG);
+
+		if (p == pid)
+			break;
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			FAIL("potad %s did not exit within %d ms", argv[1],
+			     timeout_ms);
+		}
+		usleep(2000);
+	}
+	if (out && outsz)
+		slurp(opath, out, outsz);
+	if (err && errsz)
+		slurp(epath, err, errsz);
+	unlink(opath);
+	unlink(epath);
+	return status;
 }
 
 /* Wait (bounded) for the daemon to exit; its wait status or -1. */

@@ -138,8 +138,13 @@ struct daemon {
 	char dir[160];
 	char sock[256];
 	char state[256];
-	char conf[256];
-	char log[256];
+	char conf[256]; /* "" when started without --config */
+	char log[256];	/* this start's stdout and stderr */
+	/* Extra command-line arguments, NULL-terminated and borrowed
+	 * (string literals, or storage that outlives d). */
+	const char *args[9];
+	int starts; /* starts so far: the first logs to potad.log, the kth
+		     * after it to potad.k.log */
 };
 
 /* The daemon binary this run tests. */
@@ -153,6 +158,29 @@ const char *admin_conf(void);
 /* Start the daemon on a fresh directory with configuration text conf
  * (NULL: no --config) and wait, bounded, until its socket accepts. */
 void daemon_start(struct daemon *d, const char *conf);
+/* The same with extra arguments (NULL-terminated, at most 8, borrowed:
+ * d keeps the pointers for restarts). */
+void daemon_start_args(struct daemon *d, const char *conf,
+		       const char *const *args);
+/* Start it again on the same directory, socket, state, configuration and
+ * arguments, logging to a fresh file (d->log names it), and wait, bounded,
+ * until it serves. */
+void daemon_restart(struct daemon *d);
+/* The same for a start that may fail: 1 once it serves, 0 when it exited
+ * first (reaped, its wait status in *status). */
+int daemon_try_restart(struct daemon *d, int *status);
+/* SIGKILL, as a crash would stop it, and reap it. */
+void daemon_kill(struct daemon *d);
+/* The whole of the current start's log, NUL-terminated (static buffer). */
+const char *log_text(const struct daemon *d);
+/*
+ * Run the daemon binary once with the arguments given (NULL-terminated),
+ * for a mode that exits by itself (--check), bounded by timeout_ms: its
+ * wait status, with its stdout and stderr copied into out and err
+ * (NUL-terminated, cut to their sizes; either may be NULL).
+ */
+int potad_run(char *out, size_t outsz, char *err, size_t errsz, int timeout_ms,
+	      ...) __attribute__((sentinel));
 /* Wait, bounded, for the daemon to exit and reap it: its wait status, or
  * -1 if it is still running. */
 int daemon_wait(struct daemon *d, int timeout_ms);
