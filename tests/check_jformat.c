@@ -52,14 +52,14 @@ START_TEST(file_header)
 }
 END_TEST
 
-/* A log image: header, then records of the given batch positions. */
+/* A log image: header, then records with the given lags. */
 struct img {
 	uint8_t buf[8192];
 	size_t len;
 	size_t off[32];
 };
 
-static void build(struct img *m, int n, const uint32_t *batch)
+static void build(struct img *m, int n, const uint32_t *lag)
 {
 	struct potad_jfile f = {.seq = 1, .salt = SALT};
 
@@ -73,7 +73,7 @@ static void build(struct img *m, int n, const uint32_t *batch)
 		m->off[i] = m->len;
 		m->len += potad__jrec_seal(m->buf + m->len, SALT,
 					   (uint64_t)i + 1, POTAD_J_FREE,
-					   batch[i], (uint32_t)len);
+					   (uint64_t)i + 1 - lag[i], (uint32_t)len);
 	}
 }
 
@@ -93,8 +93,12 @@ static int scan(const struct img *m, size_t len, struct potad_jscan *s)
 	return n;
 }
 
-/* Records 1-2 in batch one, 3-5 in batch two. */
-static const uint32_t two_batches[] = {0, 1, 0, 1, 2};
+/* Records 1-2 in batch one, 3-5 in batch two, written once batch one was
+ * durable. */
+static const uint32_t two_batches[] = {1, 2, 1, 2, 3};
+/* Batch two (3-4) written while batch one (1-2) was still in flight,
+ * batch three (5) once batch one was durable. */
+static const uint32_t overlapped[] = {1, 2, 3, 4, 3};
 
 START_TEST(scan_clean)
 {
@@ -151,6 +155,21 @@ START_TEST(scan_damaged)
 	ck_assert_int_eq(scan(&m, sizeof(m.buf), &s), 1);
 	ck_assert_int_eq(s.end, POTAD_JEND_DAMAGED);
 	ck_assert_uint_eq(s.bad_off, m.off[1]);
+	/* Two batches in flight at once: a hole in the first, the second
+	 * whole — torn, cut at the hole.  But the batch written once the
+	 * first was durable makes a hole there damage. */
+	build(&m, 4, overlapped);
+	memset(m.buf + m.off[0] + 24, 0xee, 8);
+	ck_assert_int_eq(scan(&m, sizeof(m.buf), &s), 0);
+	ck_assert_int_eq(s.end, POTAD_JEND_TORN);
+	build(&m, 5, overlapped);
+	memset(m.buf + m.off[2] + 24, 0xee, 8);
+	ck_assert_int_eq(scan(&m, sizeof(m.buf), &s), 2);
+	ck_assert_int_eq(s.end, POTAD_JEND_TORN);
+	build(&m, 5, overlapped);
+	memset(m.buf + m.off[1] + 24, 0xee, 8);
+	ck_assert_int_eq(scan(&m, sizeof(m.buf), &s), 1);
+	ck_assert_int_eq(s.end, POTAD_JEND_DAMAGED);
 	/* A valid record out of sequence. */
 	build(&m, 5, two_batches);
 	memcpy(m.buf + m.off[4], m.buf + m.off[3], m.off[4] - m.off[3]);
@@ -159,7 +178,7 @@ START_TEST(scan_damaged)
 	ck_assert_uint_eq(s.bad_off, m.off[4]);
 	/* A record written under another file's salt is not valid here. */
 	build(&m, 5, two_batches);
-	potad__jrec_sum(m.buf + m.off[4], SALT + 1);
+	potad__jrec_sum(m.buf + m.off[4], SALT + 1, 4);
 	ck_assert_int_eq(scan(&m, sizeof(m.buf), &s), 4);
 	ck_assert_int_eq(s.end, POTAD_JEND_TORN);
 }
@@ -190,6 +209,8 @@ START_TEST(payload_roundtrip)
 	n = potad__jenc_space(rec + POTAD_J_REC_HDR, &js);
 	ck_assert_uint_eq(n, potad__jenc_space(NULL, &js));
 	potad__jrec_seal(rec, SALT, 1, POTAD_J_SPACE, 0, (uint32_t)n);
+	ck_assert(potad__jrec_parse(rec, sizeof(rec), SALT, &r));
+	ck_assert_uint_eq(r.lag, 1);
 	ck_assert(potad__jrec_parse(rec, sizeof(rec), SALT, &r));
 	ck_assert_int_eq(potad__jdec_space(&r, &out, scratch), 0);
 	ck_assert_uint_eq(out.id, 9);

@@ -6,15 +6,16 @@
 #include "journal/journal.h"
 
 /*
- * A log is written in commit batches, one at a time: batch N+1 is written
- * only after batch N's data sync completed.  So after a crash only the last
- * batch can be partly on disk, in any order of its sectors.  Each record
- * carries its position in its batch, so a reader that meets a bad record
- * can tell the two cases apart: valid records after it that belong to the
- * same batch (their batch began at or before the bad one) are the rest of
- * an unsynced batch, and the whole tail is torn; a valid record from a
- * later batch means a record that had been synced went bad, which is
- * damage, and start-up must stop rather than guess.
+ * A log is written in commit batches, each one write and one data sync;
+ * a few may be in flight at once.  After a crash the batches in flight
+ * can be partly on disk, in any order of their sectors, and nothing else.
+ * Each record carries its lag: how far its seq is past the highest seq
+ * that was durable when it was written.  So a reader that meets a bad
+ * record at seq E can tell the two cases apart: a valid record after it
+ * that was written while E was not yet durable (seq - lag < E) may have
+ * been in flight with it, and the tail is torn; one written after E was
+ * durable means a synced record went bad, which is damage, and start-up
+ * must stop rather than guess.
  */
 
 static void le16(uint8_t *p, uint16_t v)
@@ -93,7 +94,7 @@ int potad__jfile_decode(const uint8_t *p, size_t n, struct potad_jfile *f)
 }
 
 size_t potad__jrec_frame(uint8_t *out, uint64_t seq, unsigned type,
-			 uint32_t batch, uint32_t len)
+			 uint32_t len)
 {
 	size_t size = potad__jrec_size(len);
 
@@ -102,26 +103,28 @@ size_t potad__jrec_frame(uint8_t *out, uint64_t seq, unsigned type,
 	le64(out + 8, seq);
 	le16(out + 16, (uint16_t)type);
 	le16(out + 18, 0);
-	le32(out + 20, batch);
+	le32(out + 20, 0);
 	memset(out + POTAD_J_REC_HDR + len, 0,
 	       size - POTAD_J_REC_HDR - len);
 	return size;
 }
 
-size_t potad__jrec_sum(uint8_t *rec, uint64_t salt)
+size_t potad__jrec_sum(uint8_t *rec, uint64_t salt, uint64_t durable)
 {
 	uint32_t len = rd32(rec);
+	uint64_t lag = rd64(rec + 8) - durable;
 
+	le32(rec + 20, lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag);
 	le32(rec + 4, potad__crc32c(seed(salt), rec + 8,
 				    POTAD_J_REC_HDR - 8 + len));
 	return potad__jrec_size(len);
 }
 
 size_t potad__jrec_seal(uint8_t *out, uint64_t salt, uint64_t seq,
-			unsigned type, uint32_t batch, uint32_t len)
+			unsigned type, uint64_t durable, uint32_t len)
 {
-	potad__jrec_frame(out, seq, type, batch, len);
-	return potad__jrec_sum(out, salt);
+	potad__jrec_frame(out, seq, type, len);
+	return potad__jrec_sum(out, salt, durable);
 }
 
 bool potad__jrec_parse(const uint8_t *p, size_t n, uint64_t salt,
@@ -143,7 +146,7 @@ bool potad__jrec_parse(const uint8_t *p, size_t n, uint64_t salt,
 	r->seq = rd64(p + 8);
 	r->type = rd16(p + 16);
 	r->flags = rd16(p + 18);
-	r->batch = rd32(p + 20);
+	r->lag = rd32(p + 20);
 	r->payload = p + POTAD_J_REC_HDR;
 	r->size = potad__jrec_size(len);
 	return true;
@@ -185,14 +188,14 @@ static void classify(struct potad_jscan *s)
 		if (o == s->off || !potad__jrec_parse(s->buf + o, s->len - o,
 						      s->salt, &r))
 			continue;
-		if (r.seq >= r.batch && r.seq - r.batch <= s->next_seq &&
-		    r.seq >= s->next_seq)
-			continue; /* the rest of the unsynced batch */
+		if (r.seq >= s->next_seq && r.lag &&
+		    r.seq - r.lag < s->next_seq)
+			continue; /* in flight with the bad one */
 		s->end = POTAD_JEND_DAMAGED;
 		s->why = r.seq < s->next_seq
 				 ? "a bad record followed by an older one"
-				 : "a bad record followed by records of a "
-				   "later, committed batch";
+				 : "a bad record followed by records written "
+				   "after it was synced";
 		return;
 	}
 	s->end = POTAD_JEND_TORN;

@@ -40,7 +40,9 @@ int potad__jfile_decode(const uint8_t *p, size_t n, struct potad_jfile *f);
 /*
  * Records: u32 payload length, u32 CRC-32C (seeded from the file's salt,
  * over the rest of the header and the payload), u64 seq, u16 type,
- * u16 flags, u32 position in its commit batch (0 = first), payload.
+ * u16 flags, u32 lag, payload.  The lag is seq minus the highest seq that
+ * was durable when the record was written (>= 1; capped at 2^32 - 1): it
+ * tells recovery which records a crash could have caught in flight.
  */
 enum potad_jtype {
 	POTAD_J_SPACE = 1,     /* a space (or child space) registered */
@@ -58,7 +60,7 @@ struct potad_jrec {
 	uint64_t seq;
 	unsigned type;
 	unsigned flags;
-	uint32_t batch;     /* records before this one in its commit batch */
+	uint32_t lag;       /* seq - the durable seq when it was written */
 	const uint8_t *payload;
 	uint32_t len;       /* payload bytes */
 	size_t size;        /* the whole record on disk, padded */
@@ -71,14 +73,15 @@ static inline size_t potad__jrec_size(size_t len)
 }
 
 /* Frame the payload already at out + POTAD_J_REC_HDR (len bytes): fill the
- * header but its CRC, zero the padding.  Returns the size on disk. */
+ * header but its lag and CRC, zero the padding.  Returns the size. */
 size_t potad__jrec_frame(uint8_t *out, uint64_t seq, unsigned type,
-			 uint32_t batch, uint32_t len);
-/* Set a framed record's CRC for a file with this salt; returns its size. */
-size_t potad__jrec_sum(uint8_t *rec, uint64_t salt);
-/* Both at once. */
+			 uint32_t len);
+/* Set a framed record's lag (from durable, the highest durable seq) and
+ * its CRC for a file with this salt; returns its size on disk. */
+size_t potad__jrec_sum(uint8_t *rec, uint64_t salt, uint64_t durable);
+/* All at once. */
 size_t potad__jrec_seal(uint8_t *out, uint64_t salt, uint64_t seq,
-			unsigned type, uint32_t batch, uint32_t len);
+			unsigned type, uint64_t durable, uint32_t len);
 /* Whether a valid record starts at p (n bytes available); fills r. */
 bool potad__jrec_parse(const uint8_t *p, size_t n, uint64_t salt,
 		       struct potad_jrec *r);
@@ -89,10 +92,12 @@ bool potad__jrec_parse(const uint8_t *p, size_t n, uint64_t salt,
  */
 enum potad_jend {
 	POTAD_JEND_CLEAN,   /* only zeros (or nothing) after the last record */
-	POTAD_JEND_TORN,    /* an incomplete or bad record, nothing valid
-			     * after it but its own unsynced batch */
-	POTAD_JEND_DAMAGED, /* a bad record with committed records after it,
-			     * or a record out of sequence */
+	POTAD_JEND_TORN,    /* an incomplete or bad record, and nothing valid
+			     * after it but records written while it was not
+			     * yet durable */
+	POTAD_JEND_DAMAGED, /* a bad record with records after it that were
+			     * written once it was durable, or a record out
+			     * of sequence */
 };
 
 struct potad_jscan {
