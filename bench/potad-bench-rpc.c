@@ -77,6 +77,22 @@
  * says durable=yes or no as the daemon's hello reports it, so figures of
  * the two modes are not mixed up; against --socket that is the other
  * daemon's own setting.
+ *
+ * Redis: with --redis the same clients, counts, depths, slices and rounds
+ * also drive a redis-server (from PATH, or --redis-server) with the
+ * journal the daemon is held against: --appendonly yes --appendfsync
+ * always, no snapshots, TCP off, its directory made beside the daemon's
+ * state directory (under /var/tmp or --state-dir, even without
+ * --durable) and its Unix socket in it.  Redis's operation is one
+ * "SET key value" in RESP, with a key per client and a 16-byte value,
+ * answered "+OK"; a client pipelines them as it does its requests to
+ * potad, and they are timed and counted the same way.  Redis, too, syncs
+ * its file before it answers the writes of one event-loop pass and shares
+ * the sync among them.  vs_redis is ops_per_s over Redis's ops_per_s:
+ * at least 1 is what "durable potad keeps up with Redis" means, and only
+ * with --durable is it that comparison.  Without redis-server the
+ * comparison is skipped with a line saying so, and the run goes on; so
+ * it does when Redis does not start.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -121,11 +137,16 @@
 #define HIST_MAX_NS ((1ull << 40) - 1)
 #define HIST_N ((40 - HIST_SUB_BITS + 2) * HIST_SUB)
 
+/* What Redis stores per operation: SET potad-bench:<client> <value>. */
+#define REDIS_KEY "potad-bench:"
+#define REDIS_VALUE "0123456789abcdef"
+
 static const char usage[] =
     "Usage: " PROG " [--daemon PATH | --socket PATH] [--space NAME]\n"
     "         [--seconds S | --quick] [--clients LIST] [--depth LIST]\n"
     "         [--rounds N] [--pin none|same|split] [--json]\n"
     "         [--durable [--state-dir DIR] [--journal-io auto|uring|sync]]\n"
+    "         [--redis [--redis-server PATH]]\n"
     "\n"
     "Measure potad's operations/s and p50/p99 latency for each number\n"
     "of clients and pipeline depth, and the same traffic against a\n"
@@ -152,23 +173,38 @@ static const char usage[] =
     "  --durable       run the daemon with its journal: every change is\n"
     "                  synced to its state directory before it is answered\n"
     "                  (default: --memory-only, nothing written)\n"
-    "  --state-dir DIR with --durable: make the state directory in DIR\n"
-    "                  (default /var/tmp; it should be a real disk)\n"
+    "  --state-dir DIR with --durable: make the state directory in DIR,\n"
+    "                  and with --redis Redis's (default /var/tmp; it\n"
+    "                  should be a real disk)\n"
     "  --journal-io M  with --durable: the daemon's writer, auto, uring\n"
     "                  or sync\n"
+    "  --redis         also measure redis-server, with --appendonly yes\n"
+    "                  --appendfsync always, on the same traffic: one\n"
+    "                  SET of a 16-byte value per operation (skipped,\n"
+    "                  with a line saying why, when there is none)\n"
+    "  --redis-server PATH\n"
+    "                  the redis-server to run (implies --redis; default:\n"
+    "                  redis-server on PATH)\n"
     "  --json          one JSON object per line instead of key=value\n"
     "  --help          this text\n"
     "\n"
-    "Output: an rpc-env line (cpus, load, pin, durable, journal_io and the\n"
-    "state directory's file system), then per scenario: durable, clients,\n"
-    "depth, ops_per_s, allocs_per_s, p50_us, p99_us, server_cpu (cores\n"
-    "the server used), server_ns_per_op (its CPU time per operation),\n"
-    "the same for the echo server as echo_*, and ratio = ops_per_s /\n"
-    "echo_ops_per_s.\n"
+    "Output: an rpc-env line (cpus, load, pin, durable, journal_io, the\n"
+    "state directory's file system, and redis=yes|no with Redis's version\n"
+    "and file system), then per scenario: durable, clients, depth,\n"
+    "ops_per_s, allocs_per_s, p50_us, p99_us, server_cpu (cores the\n"
+    "server used), server_ns_per_op (its CPU time per operation), the\n"
+    "same for the echo server as echo_*, ratio = ops_per_s /\n"
+    "echo_ops_per_s, and when Redis ran redis_ops_per_s, redis_p50_us,\n"
+    "redis_p99_us, redis_cpu, redis_ns_per_op and vs_redis = ops_per_s /\n"
+    "redis_ops_per_s.\n"
     "Exit status: 0; 1 when an operation or a server fails; 2 on bad\n"
     "usage; 130 when interrupted.\n";
 
 enum pin { PIN_NONE, PIN_SAME, PIN_SPLIT };
+
+/* What a server speaks: potad's protocol (the daemon and the echo
+ * server) or RESP (Redis). */
+enum kind { KIND_POTAD, KIND_REDIS };
 
 struct opts {
 	enum pin pin;
@@ -178,6 +214,8 @@ struct opts {
 	bool durable;
 	const char *state_parent; /* --state-dir, where --durable makes one */
 	const char *journal_io;
+	bool redis;
+	const char *redis_server; /* --redis-server */
 	double seconds;
 	int rounds;
 	bool json;
@@ -215,6 +253,10 @@ static struct opts o = {
 static char tmpdir[256], daemon_sock[300], echo_sock[300];
 static char statedir[4096]; /* made by --durable, removed at the end */
 static char state_fs[32] = "-";
+/* Redis's directory and socket; redis_pid > 0 when it runs. */
+static char redisdir[4096], redis_sock[4200];
+static char redis_fs[32] = "-", redis_version[32] = "-";
+static pid_t redis_pid = -1;
 /* What the daemon's hello says: 1 durable, 0 not, -1 unknown. */
 static int server_durable = -1;
 static pid_t daemon_pid = -1, echo_pid = -1;
@@ -335,8 +377,11 @@ struct flight {
 
 struct client {
 	int fd, index;
+	enum kind kind;
 	unsigned depth;
 	const char *space;
+	char set[96]; /* KIND_REDIS: the one command it sends */
+	size_t setlen;
 	uint64_t next_id;
 	uint8_t *rbuf;
 	size_t rlen;
@@ -453,14 +498,18 @@ static uint8_t *encode_request(uint8_t *out, uint64_t id, const char *space,
 	return put_uint(out, 2, arg); /* Alloc.size, Free.handle */
 }
 
-/* Queue the next request of slot s: free what it holds, else allocate. */
+/*
+ * Queue the next request of slot s: free what it holds, else allocate.
+ * Redis's slots hold nothing and send the client's SET each time.
+ */
 static void client_queue(struct client *c, unsigned s)
 {
 	size_t slen = strlen(c->space);
+	size_t most = c->kind == KIND_REDIS ? c->setlen : ENCODE_MAX(slen);
 	struct flight *fl;
 
-	if (c->wlen + ENCODE_MAX(slen) > c->wcap) {
-		size_t cap = c->wcap * 2 + ENCODE_MAX(slen);
+	if (c->wlen + most > c->wcap) {
+		size_t cap = c->wcap * 2 + most;
 		uint8_t *t = realloc(c->wbuf, cap);
 
 		if (!t)
@@ -472,9 +521,15 @@ static void client_queue(struct client *c, unsigned s)
 	fl->id = ++c->next_id;
 	fl->slot = s;
 	fl->is_free = c->handle[s] != 0;
-	c->wlen = (size_t)(encode_request(c->wbuf + c->wlen, fl->id, c->space,
-					  slen, fl->is_free, c->handle[s]) -
-			   c->wbuf);
+	if (c->kind == KIND_REDIS) {
+		memcpy(c->wbuf + c->wlen, c->set, c->setlen);
+		c->wlen += c->setlen;
+	} else {
+		c->wlen =
+		    (size_t)(encode_request(c->wbuf + c->wlen, fl->id, c->space,
+					    slen, fl->is_free, c->handle[s]) -
+			     c->wbuf);
+	}
 	c->count++;
 }
 
@@ -741,6 +796,59 @@ static void encoder_selftest(struct client *c)
 }
 
 /*
+ * The length of the complete reply frame at p, or 0 while it is not all
+ * there; *fl is the request it answers, checked by client_check().
+ */
+static size_t potad_next(struct client *c, const uint8_t *p, size_t n,
+			 struct flight *fl)
+{
+	uint64_t len;
+	int k = potad__varint_get(p, n, &len);
+
+	if (k < 0 || (k > 0 && len > MAX_REPLY))
+		client_fail(c, "bad frame length from the server");
+	if (k == 0 || n - (size_t)k < len)
+		return 0;
+	if (!c->count)
+		client_fail(c, "a reply with nothing in flight");
+	*fl = client_check(c, p + k, (size_t)len);
+	return (size_t)k + (size_t)len;
+}
+
+/*
+ * The same for Redis: every reply to SET is "+OK\r\n"; an error (or
+ * anything else) ends the client with the line Redis sent.
+ */
+static size_t redis_next(struct client *c, const uint8_t *p, size_t n,
+			 struct flight *fl)
+{
+	const uint8_t *nl = memchr(p, '\n', n);
+	size_t len, shown;
+
+	if (!nl) {
+		if (n > MAX_REPLY)
+			client_fail(c,
+				    "a reply line of over %d bytes from "
+				    "Redis",
+				    MAX_REPLY);
+		return 0;
+	}
+	len = (size_t)(nl - p) + 1;
+	if (!c->count)
+		client_fail(c, "a reply with nothing in flight");
+	*fl = c->ring[c->head];
+	if (len != 5 || memcmp(p, "+OK\r\n", 5) != 0) {
+		shown = len - 1 - (len > 1 && p[len - 2] == '\r');
+		client_fail(c, "SET #%llu: Redis answered \"%.*s\"",
+			    (unsigned long long)fl->id,
+			    (int)(shown > 200 ? 200 : shown), (const char *)p);
+	}
+	c->head = (c->head + 1) % c->depth;
+	c->count--;
+	return len;
+}
+
+/*
  * Read once and settle every complete response in it; those read inside
  * [t_start, t_end) count in r.  Before t_end each answered slot queues its
  * next request.  Returns how many were queued.
@@ -763,18 +871,15 @@ static unsigned client_read(struct client *c, struct cres *r, int64_t t_start,
 	t = now_ns();
 	c->rlen += (size_t)n;
 	for (;;) {
-		uint64_t len;
-		int k = potad__varint_get(c->rbuf + off, c->rlen - off, &len);
 		struct flight fl;
+		size_t used =
+		    c->kind == KIND_REDIS
+			? redis_next(c, c->rbuf + off, c->rlen - off, &fl)
+			: potad_next(c, c->rbuf + off, c->rlen - off, &fl);
 
-		if (k < 0 || (k > 0 && len > MAX_REPLY))
-			client_fail(c, "bad frame length from the server");
-		if (k == 0 || c->rlen - off - (size_t)k < len)
+		if (!used)
 			break;
-		if (!c->count)
-			client_fail(c, "a reply with nothing in flight");
-		fl = client_check(c, c->rbuf + off + k, (size_t)len);
-		off += (size_t)k + (size_t)len;
+		off += used;
 		if (fl.slot == UINT32_MAX)
 			continue;
 		if (t >= t_start && t < t_end) {
@@ -792,13 +897,22 @@ static unsigned client_read(struct client *c, struct cres *r, int64_t t_start,
 	return queued;
 }
 
-static void client_init(struct client *c, int fd, int index, unsigned depth,
-			char *err)
+static void client_init(struct client *c, int fd, int index, enum kind kind,
+			unsigned depth, char *err)
 {
+	char key[32];
+	int klen;
+
 	memset(c, 0, offsetof(struct client, arena));
 	c->fd = fd;
 	c->index = index;
+	c->kind = kind;
 	c->depth = depth;
+	klen = snprintf(key, sizeof(key), REDIS_KEY "%d", index);
+	c->setlen = (size_t)snprintf(
+	    c->set, sizeof(c->set),
+	    "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n" REDIS_VALUE "\r\n", klen,
+	    key, strlen(REDIS_VALUE));
 	c->space = o.space;
 	c->err = err;
 	c->canned_fd = -1;
@@ -877,8 +991,9 @@ static void child_signals(void)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
-static void client_main(int index, const char *path, unsigned depth,
-			int ready_fd, int go_fd, struct shared *sh)
+static void client_main(int index, const char *path, enum kind kind,
+			unsigned depth, int ready_fd, int go_fd,
+			struct shared *sh)
 {
 	struct cres *r = &sh->res[index];
 	struct client *c = malloc(sizeof(*c));
@@ -898,7 +1013,7 @@ static void client_main(int index, const char *path, unsigned depth,
 			 index, path, strerror(-fd));
 		_exit(1);
 	}
-	client_init(c, fd, index, depth, r->err);
+	client_init(c, fd, index, kind, depth, r->err);
 	if (write(ready_fd, "r", 1) != 1)
 		_exit(1);
 	close(ready_fd);
@@ -1128,7 +1243,7 @@ static int capture_reply(const char *path, uint8_t *canned, size_t cap,
 			     strerror(c ? -fd : ENOMEM));
 			_exit(1);
 		}
-		client_init(c, fd, -1, 1, err);
+		client_init(c, fd, -1, KIND_POTAD, 1, err);
 		encoder_selftest(c);
 		c->canned_fd = pfd[1];
 		client_queue(c, 0);
@@ -1210,31 +1325,47 @@ static void fs_name(const char *path, char *out, size_t n)
 	snprintf(out, n, "%#lx", (long)sf.f_type);
 }
 
+/*
+ * A fresh directory name.XXXXXX for files that must reach a disk, under
+ * --state-dir or else /var/tmp (never /tmp, see --durable), in dir; the
+ * name of its file system in fs.  A tmpfs draws a warning that these are
+ * not the figures of a durable `who`.  0, or -errno with the template
+ * left in dir.
+ */
+static int make_disk_dir(const char *name, char *dir, size_t n, char *fs,
+			 size_t fsn, const char *who)
+{
+	const char *parent = o.state_parent ? o.state_parent : "/var/tmp";
+
+	snprintf(dir, n, "%s/%s.XXXXXX", parent, name);
+	if (!mkdtemp(dir))
+		return -errno;
+	fs_name(dir, fs, fsn);
+	if (strcmp(fs, "tmpfs") == 0 || strcmp(fs, "ramfs") == 0)
+		warn("warning: %s is on %s, where a data sync costs nothing; "
+		     "these are not the figures of a durable %s (use "
+		     "--state-dir on a disk)",
+		     dir, fs, who);
+	return 0;
+}
+
 /* The daemon's state directory: a throwaway one beside the socket when it
  * keeps nothing, else a fresh one on disk (see --durable). */
 static int make_state_dir(void)
 {
-	const char *parent = o.state_parent ? o.state_parent : "/var/tmp";
+	int rc;
 
 	if (!o.durable) {
 		snprintf(statedir, sizeof(statedir), "%s/state", tmpdir);
 		return mkdir(statedir, 0700) < 0 ? -errno : 0;
 	}
-	snprintf(statedir, sizeof(statedir), "%s/" PROG ".XXXXXX", parent);
-	if (!mkdtemp(statedir)) {
-		int e = -errno;
-
-		warn("mkdtemp %s: %s", statedir, strerror(errno));
+	rc = make_disk_dir(PROG, statedir, sizeof(statedir), state_fs,
+			   sizeof(state_fs), "daemon");
+	if (rc < 0) {
+		warn("mkdtemp %s: %s", statedir, strerror(-rc));
 		statedir[0] = '\0';
-		return e;
 	}
-	fs_name(statedir, state_fs, sizeof(state_fs));
-	if (strcmp(state_fs, "tmpfs") == 0 || strcmp(state_fs, "ramfs") == 0)
-		warn("warning: %s is on %s, where a data sync costs nothing; "
-		     "these are not the figures of a durable daemon (use "
-		     "--state-dir on a disk)",
-		     statedir, state_fs);
-	return 0;
+	return rc;
 }
 
 static int start_daemon(const char *exe)
@@ -1308,6 +1439,247 @@ static int start_echo(const uint8_t *canned, size_t clen)
 		echo_main(lfd, canned, clen);
 	close(lfd);
 	return echo_pid < 0 ? -errno : 0;
+}
+
+/* Stop a server this program started: SIGTERM lets it finish its
+ * connections and clean up; SIGKILL after 3 s. */
+static void stop_server(pid_t *pid)
+{
+	int64_t deadline = now_ns() + 3 * 1000000000ll;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	while (waitpid(*pid, NULL, WNOHANG) == 0) {
+		struct timespec ts = {0, 10 * 1000000};
+
+		if (now_ns() > deadline) {
+			kill(*pid, SIGKILL);
+			waitpid(*pid, NULL, 0);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	*pid = -1;
+}
+
+/*
+ * Redis, for --redis.
+ */
+
+/* The redis-server to run, in exe: --redis-server's, else the first on
+ * PATH.  0, or -1 with the reason in why. */
+static int find_redis(char *exe, size_t n, char *why, size_t wn)
+{
+	const char *path = getenv("PATH"), *p, *colon;
+
+	if (o.redis_server) {
+		snprintf(exe, n, "%s", o.redis_server);
+		if (access(exe, X_OK) == 0)
+			return 0;
+		snprintf(why, wn, "cannot run --redis-server %s: %s", exe,
+			 strerror(errno));
+		return -1;
+	}
+	for (p = path ? path : ""; *p; p = *colon ? colon + 1 : colon) {
+		colon = strchrnul(p, ':');
+		/* An empty entry is the current directory. */
+		if (colon == p)
+			snprintf(exe, n, "./redis-server");
+		else
+			snprintf(exe, n, "%.*s/redis-server", (int)(colon - p),
+				 p);
+		if (access(exe, X_OK) == 0)
+			return 0;
+	}
+	snprintf(why, wn,
+		 "no redis-server on PATH (install the Debian package "
+		 "redis-server, or give --redis-server PATH)");
+	return -1;
+}
+
+/*
+ * Send one RESP command to the Redis at path and read its reply, one
+ * line or one bulk string, into buf, NUL-terminated: its length, or
+ * -errno.
+ */
+static int redis_ask(const char *path, const char *cmd, char *buf, size_t cap)
+{
+	struct timeval tv = {.tv_sec = 2};
+	int fd = connect_to(path), rc;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return fd;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	rc = write_all(fd, cmd, strlen(cmd));
+	while (rc == 0) {
+		char *eol = memchr(buf, '\n', len);
+		size_t need = eol ? (size_t)(eol - buf) + 1 : 0;
+		ssize_t got;
+
+		/* "$n" heads a bulk string of n bytes and CRLF. */
+		if (eol && buf[0] == '$' && atol(buf + 1) > 0)
+			need += (size_t)atol(buf + 1) + 2;
+		if (eol && len >= need) {
+			rc = (int)need;
+			break;
+		}
+		if (need >= cap || len + 1 >= cap) {
+			rc = -EMSGSIZE;
+			break;
+		}
+		got = read(fd, buf + len, cap - 1 - len);
+		if (got < 0 && errno == EINTR && !interrupted)
+			continue;
+		if (got <= 0) {
+			rc = got < 0 ? -errno : -ECONNRESET;
+			break;
+		}
+		len += (size_t)got;
+		buf[len] = '\0';
+	}
+	close(fd);
+	return rc;
+}
+
+/* The last line of the file at path, for a message; "" if none. */
+static void last_line(const char *path, char *out, size_t n)
+{
+	char buf[4096], *p, *nl;
+	size_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size = fd < 0 ? 0 : lseek(fd, 0, SEEK_END);
+	off_t at =
+	    size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t got = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, at);
+
+	out[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	if (got <= 0)
+		return;
+	buf[got] = '\0';
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r'))
+		buf[--got] = '\0';
+	nl = strrchr(buf, '\n');
+	p = nl ? nl + 1 : buf;
+	len = strlen(p) < n ? strlen(p) : n - 1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+}
+
+/*
+ * Start redis-server with an fsync'ed append-only file in a fresh
+ * directory on disk and wait until it answers PING.  Whatever keeps it
+ * from running skips the comparison with one line saying why; the run
+ * goes on without it.
+ */
+static void start_redis(void)
+{
+	static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+	static const char info[] = "*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n";
+	char exe[4096], why[16384], log[4200], line[512], reply[8192], *v;
+	const char *argv[24];
+	int argc = 0, rc, st;
+	bool up = false;
+	int64_t deadline;
+
+	if (find_redis(exe, sizeof(exe), why, sizeof(why)) < 0)
+		goto skip;
+	rc = make_disk_dir(PROG "-redis", redisdir, sizeof(redisdir), redis_fs,
+			   sizeof(redis_fs), "Redis");
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "mkdtemp %s: %s", redisdir,
+			 strerror(-rc));
+		redisdir[0] = '\0';
+		goto skip;
+	}
+	snprintf(redis_sock, sizeof(redis_sock), "%s/redis.sock", redisdir);
+	snprintf(log, sizeof(log), "%s/redis.log", redisdir);
+	if (strlen(redis_sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		snprintf(why, sizeof(why), "the socket path %s is too long",
+			 redis_sock);
+		goto skip;
+	}
+	argv[argc++] = exe;
+	argv[argc++] = "--port";
+	argv[argc++] = "0";
+	argv[argc++] = "--unixsocket";
+	argv[argc++] = redis_sock;
+	argv[argc++] = "--unixsocketperm";
+	argv[argc++] = "700";
+	argv[argc++] = "--dir";
+	argv[argc++] = redisdir;
+	argv[argc++] = "--appendonly";
+	argv[argc++] = "yes";
+	argv[argc++] = "--appendfsync";
+	argv[argc++] = "always";
+	argv[argc++] = "--save";
+	argv[argc++] = "";
+	argv[argc++] = "--daemonize";
+	argv[argc++] = "no";
+	argv[argc] = NULL;
+	redis_pid = fork();
+	if (redis_pid < 0) {
+		snprintf(why, sizeof(why), "fork: %s", strerror(errno));
+		goto skip;
+	}
+	if (redis_pid == 0) {
+		int fd =
+		    open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		child_signals();
+		pin_self(true);
+		/* Let Redis see its own SIGTERM; ours is for us. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Its banner and log go to its directory, not our output. */
+		if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 ||
+		    dup2(fd, 2) < 0)
+			_exit(126);
+		execv(exe, (char *const *)argv);
+		dprintf(2, "cannot run %s: %s\n", exe, strerror(errno));
+		_exit(127);
+	}
+	deadline = now_ns() + 10 * 1000000000ll;
+	while (!interrupted && now_ns() < deadline) {
+		struct timespec ts = {0, 20 * 1000000};
+
+		if (redis_ask(redis_sock, ping, reply, sizeof(reply)) > 0 &&
+		    strcmp(reply, "+PONG\r\n") == 0) {
+			up = true;
+			break;
+		}
+		if (waitpid(redis_pid, &st, WNOHANG) == redis_pid) {
+			redis_pid = -1;
+			last_line(log, line, sizeof(line));
+			snprintf(why, sizeof(why),
+				 "%s exited (%s %d) before serving%s%s", exe,
+				 WIFEXITED(st) ? "status" : "signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+				 line[0] ? ": " : "", line);
+			goto skip;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (interrupted)
+		return;
+	if (!up) {
+		snprintf(why, sizeof(why),
+			 "%s does not answer PING on %s after 10 s", exe,
+			 redis_sock);
+		goto skip;
+	}
+	if (redis_ask(redis_sock, info, reply, sizeof(reply)) > 0 &&
+	    (v = strstr(reply, "redis_version:")))
+		snprintf(redis_version, sizeof(redis_version), "%.*s",
+			 (int)strcspn(v + 14, "\r\n"), v + 14);
+	return;
+skip:
+	stop_server(&redis_pid);
+	warn("--redis: %s; skipping the Redis comparison", why);
 }
 
 /*
@@ -1450,10 +1822,32 @@ static void kill_clients(void)
 	nclient_pids = 0;
 }
 
-/* Run `clients` clients of `depth` against path; 0, or -1 after a
- * message. */
-static int run_one(const char *path, pid_t server, int clients, int depth,
-		   double seconds, struct shared *sh, struct result *acc)
+/*
+ * Which server pid was, forgotten now that it has exited; NULL if none.
+ * run_one() reaps any child, so it hears of servers exiting first.
+ */
+static const char *server_exited(pid_t pid)
+{
+	if (pid == daemon_pid) {
+		daemon_pid = -1;
+		return "daemon";
+	}
+	if (pid == echo_pid) {
+		echo_pid = -1;
+		return "echo server";
+	}
+	if (pid == redis_pid) {
+		redis_pid = -1;
+		return "redis-server";
+	}
+	return NULL;
+}
+
+/* Run `clients` clients of `depth` against the server of this kind at
+ * path; 0, or -1 after a message. */
+static int run_one(const char *path, enum kind kind, pid_t server, int clients,
+		   int depth, double seconds, struct shared *sh,
+		   struct result *acc)
 {
 	int ready[2], go[2], rc = -1, got = 0;
 	double warmup = seconds / 5, cpu0, cpu1;
@@ -1470,8 +1864,8 @@ static int run_one(const char *path, pid_t server, int clients, int depth,
 		if (pid == 0) {
 			close(ready[0]);
 			close(go[1]);
-			client_main(i, path, (unsigned)depth, ready[1], go[0],
-				    sh);
+			client_main(i, path, kind, (unsigned)depth, ready[1],
+				    go[0], sh);
 		}
 		if (pid < 0) {
 			warn("fork: %s", strerror(errno));
@@ -1514,20 +1908,16 @@ static int run_one(const char *path, pid_t server, int clients, int depth,
 		struct timespec ts = {0, 10 * 1000000};
 		int st;
 		pid_t pid = waitpid(-1, &st, WNOHANG);
+		const char *gone;
 
 		if (pid > 0) {
 			for (int i = 0; i < nclient_pids; i++)
 				if (client_pids[i] == pid)
 					client_pids[i] =
 					    client_pids[--nclient_pids];
-			if (pid == daemon_pid || pid == echo_pid) {
-				warn("the %s exited during the run",
-				     pid == daemon_pid ? "daemon"
-						       : "echo server");
-				if (pid == daemon_pid)
-					daemon_pid = -1;
-				else
-					echo_pid = -1;
+			gone = server_exited(pid);
+			if (gone) {
+				warn("the %s exited during the run", gone);
 				goto failed;
 			}
 			if (!WIFEXITED(st) || WEXITSTATUS(st))
@@ -1613,32 +2003,39 @@ static void print_env(void)
 		       "\"size\":%d,"
 		       "\"pin\":\"%s\",\"server\":\"%s\",\"durable\":%s,"
 		       "\"journal_io\":\"%s\",\"state_dir\":\"%s\","
-		       "\"state_fs\":\"%s\"}\n",
+		       "\"state_fs\":\"%s\",\"redis\":%s,"
+		       "\"redis_version\":\"%s\",\"redis_fs\":\"%s\"}\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, ALLOC_SIZE, pins[o.pin],
 		       o.socket ? "external" : "spawned",
 		       server_durable < 0   ? "null"
 		       : server_durable > 0 ? "true"
 					    : "false",
-		       jio, o.socket ? "" : statedir, state_fs);
+		       jio, o.socket ? "" : statedir, state_fs,
+		       redis_pid > 0 ? "true" : "false", redis_version,
+		       redis_fs);
 	else
 		printf("rpc-env cpus=%ld load1=%.2f load5=%.2f seconds=%g "
 		       "rounds=%d size=4K pin=%s server=%s durable=%s "
-		       "journal_io=%s state_dir=%s state_fs=%s\n",
+		       "journal_io=%s state_dir=%s state_fs=%s redis=%s "
+		       "redis_version=%s redis_fs=%s\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, pins[o.pin],
 		       o.socket ? o.socket : "spawned",
 		       server_durable < 0   ? "?"
 		       : server_durable > 0 ? "yes"
 					    : "no",
-		       jio, o.socket ? "-" : statedir, state_fs);
+		       jio, o.socket ? "-" : statedir, state_fs,
+		       redis_pid > 0 ? "yes" : "no", redis_version, redis_fs);
 	fflush(stdout);
 }
 
+/* One line for a scenario; rd is Redis's figures, or NULL. */
 static void print_result(int clients, int depth, const struct result *d,
-			 const struct result *e)
+			 const struct result *e, const struct result *rd)
 {
 	double ratio = e->ops_per_s > 0 ? d->ops_per_s / e->ops_per_s : 0;
+	double vs = rd && rd->ops_per_s > 0 ? d->ops_per_s / rd->ops_per_s : 0;
 
 	if (o.json)
 		printf("{\"bench\":\"rpc\",\"durable\":%s,"
@@ -1648,7 +2045,7 @@ static void print_result(int clients, int depth, const struct result *d,
 		       "\"server_ns_per_op\":%.0f,\"echo_ops_per_s\":%.0f,"
 		       "\"echo_p50_us\":%.2f,\"echo_p99_us\":%.2f,"
 		       "\"echo_cpu\":%.2f,\"echo_ns_per_op\":%.0f,"
-		       "\"ratio\":%.3f}\n",
+		       "\"ratio\":%.3f",
 		       server_durable > 0 ? "true" : "false", clients, depth,
 		       (unsigned long long)d->ops, d->ops_per_s,
 		       d->allocs_per_s, d->p50_us, d->p99_us, d->cpu,
@@ -1659,32 +2056,53 @@ static void print_result(int clients, int depth, const struct result *d,
 		       "allocs_per_s=%.0f p50_us=%.2f p99_us=%.2f "
 		       "server_cpu=%.2f server_ns_per_op=%.0f "
 		       "echo_ops_per_s=%.0f echo_p50_us=%.2f echo_p99_us=%.2f "
-		       "echo_cpu=%.2f echo_ns_per_op=%.0f ratio=%.3f\n",
+		       "echo_cpu=%.2f echo_ns_per_op=%.0f ratio=%.3f",
 		       server_durable > 0 ? "yes" : "no", clients, depth,
 		       d->ops_per_s, d->allocs_per_s, d->p50_us, d->p99_us,
 		       d->cpu, d->ns_per_op, e->ops_per_s, e->p50_us, e->p99_us,
 		       e->cpu, e->ns_per_op, ratio);
+	if (rd && o.json)
+		printf(",\"redis_ops_per_s\":%.0f,\"redis_p50_us\":%.2f,"
+		       "\"redis_p99_us\":%.2f,\"redis_cpu\":%.2f,"
+		       "\"redis_ns_per_op\":%.0f,\"vs_redis\":%.3f",
+		       rd->ops_per_s, rd->p50_us, rd->p99_us, rd->cpu,
+		       rd->ns_per_op, vs);
+	else if (rd)
+		printf(" redis_ops_per_s=%.0f redis_p50_us=%.2f "
+		       "redis_p99_us=%.2f redis_cpu=%.2f redis_ns_per_op=%.0f "
+		       "vs_redis=%.3f",
+		       rd->ops_per_s, rd->p50_us, rd->p99_us, rd->cpu,
+		       rd->ns_per_op, vs);
+	fputs(o.json ? "}\n" : "\n", stdout);
 	fflush(stdout);
 }
 
-/* Alternate the daemon and the echo server for --rounds slices each, so
- * that a change in the machine's load weighs on both alike. */
+/* Alternate the daemon, the echo server and Redis (when it runs) for
+ * --rounds slices each, so that a change in the machine's load weighs on
+ * all alike. */
 static int run_scenario(const char *target, pid_t dpid, int clients, int depth,
 			struct shared *sh)
 {
-	static struct result d, e;
+	static struct result d, e, rd;
 	double slice = o.seconds / o.rounds;
+	bool redis = redis_pid > 0;
 
 	result_start(&d);
 	result_start(&e);
+	result_start(&rd);
 	for (int r = 0; r < o.rounds; r++)
-		if (run_one(target, dpid, clients, depth, slice, sh, &d) < 0 ||
-		    run_one(echo_sock, echo_pid, clients, depth, slice, sh,
-			    &e) < 0)
+		if (run_one(target, KIND_POTAD, dpid, clients, depth, slice, sh,
+			    &d) < 0 ||
+		    run_one(echo_sock, KIND_POTAD, echo_pid, clients, depth,
+			    slice, sh, &e) < 0 ||
+		    (redis && run_one(redis_sock, KIND_REDIS, redis_pid,
+				      clients, depth, slice, sh, &rd) < 0))
 			return -1;
 	result_finish(&d);
 	result_finish(&e);
-	print_result(clients, depth, &d, &e);
+	if (redis)
+		result_finish(&rd);
+	print_result(clients, depth, &d, &e, redis ? &rd : NULL);
 	return 0;
 }
 
@@ -1706,26 +2124,15 @@ static void cleanup(void)
 		waitpid(echo_pid, NULL, 0);
 		echo_pid = -1;
 	}
-	if (daemon_pid > 0) {
-		int64_t deadline = now_ns() + 3 * 1000000000ll;
-
-		/* SIGTERM lets it finish its connections and unlink. */
-		kill(daemon_pid, SIGTERM);
-		while (waitpid(daemon_pid, NULL, WNOHANG) == 0) {
-			struct timespec ts = {0, 10 * 1000000};
-
-			if (now_ns() > deadline) {
-				kill(daemon_pid, SIGKILL);
-				waitpid(daemon_pid, NULL, 0);
-				break;
-			}
-			nanosleep(&ts, NULL);
-		}
-		daemon_pid = -1;
-	}
+	stop_server(&daemon_pid);
+	stop_server(&redis_pid);
 	if (o.durable && statedir[0]) {
 		nftw(statedir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 		statedir[0] = '\0';
+	}
+	if (redisdir[0]) {
+		nftw(redisdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+		redisdir[0] = '\0';
 	}
 	if (tmpdir[0]) {
 		nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -1777,6 +2184,8 @@ int main(int argc, char **argv)
 	    {"durable", no_argument, NULL, 'u'},
 	    {"state-dir", required_argument, NULL, 'P'},
 	    {"journal-io", required_argument, NULL, 'J'},
+	    {"redis", no_argument, NULL, 'R'},
+	    {"redis-server", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1867,6 +2276,12 @@ int main(int argc, char **argv)
 			}
 			o.journal_io = optarg;
 			break;
+		case 'E':
+			o.redis_server = optarg;
+			/* fall through */
+		case 'R':
+			o.redis = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -1883,14 +2298,17 @@ int main(int argc, char **argv)
 		warn("--daemon and --socket exclude each other");
 		return 2;
 	}
-	if (o.socket && (o.durable || o.state_parent || o.journal_io)) {
-		warn(
-		    "--durable, --state-dir and --journal-io set up the daemon "
-		    "this program starts, not one given with --socket");
+	if (o.socket && (o.durable || o.journal_io)) {
+		warn("--durable and --journal-io set up the daemon this "
+		     "program starts, not one given with --socket");
 		return 2;
 	}
-	if (!o.durable && (o.state_parent || o.journal_io)) {
-		warn("--state-dir and --journal-io go with --durable");
+	if (!o.durable && o.journal_io) {
+		warn("--journal-io goes with --durable");
+		return 2;
+	}
+	if (!o.durable && !o.redis && o.state_parent) {
+		warn("--state-dir goes with --durable or --redis");
 		return 2;
 	}
 	if (pin_plan() < 0)
@@ -1950,6 +2368,15 @@ int main(int argc, char **argv)
 		     server_durable ? "true" : "false",
 		     o.durable ? "true" : "false");
 		goto out;
+	}
+	if (o.redis) {
+		start_redis();
+		if (interrupted)
+			goto out;
+		if (redis_pid > 0 && server_durable == 0)
+			warn("note: the daemon keeps nothing on disk, so "
+			     "vs_redis sets it against a Redis that syncs "
+			     "every write (use --durable)");
 	}
 	print_env();
 	for (int i = 0; i < o.nclients; i++)
