@@ -91,8 +91,8 @@
  * the sync among them.  vs_redis is ops_per_s over Redis's ops_per_s:
  * at least 1 is what "durable potad keeps up with Redis" means, and only
  * with --durable is it that comparison.  Without redis-server the
- * comparison is skipped with a line saying so, and the run goes on; so
- * it does when Redis does not start.
+ * comparison is skipped with a line saying so and the run goes on, as it
+ * does when Redis fails to start.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -827,9 +827,7 @@ static size_t redis_next(struct client *c, const uint8_t *p, size_t n,
 
 	if (!nl) {
 		if (n > MAX_REPLY)
-			client_fail(c,
-				    "a reply line of over %d bytes from "
-				    "Redis",
+			client_fail(c, "a reply line of over %d bytes",
 				    MAX_REPLY);
 		return 0;
 	}
@@ -1679,6 +1677,7 @@ static void start_redis(void)
 	return;
 skip:
 	stop_server(&redis_pid);
+	strcpy(redis_fs, "-");
 	warn("--redis: %s; skipping the Redis comparison", why);
 }
 
