@@ -116,11 +116,6 @@ static char *scratch(struct rstate *s, size_t n)
 	return s->scratch;
 }
 
-static struct pspace *space_of(uint64_t id)
-{
-	return potad__space_by_id(id);
-}
-
 /* Put back one extent of ps as a is recorded. */
 static int put_extent(struct pspace *ps, const struct potad_jalloc *a)
 {
@@ -151,7 +146,7 @@ static int apply_extents(struct rstate *s, const struct potad_jrec *rec,
 	struct potad_jcur c = {.r = rec->payload, .left = rec->len};
 	uint64_t id = potad__jget_u64(&c);
 	uint32_t n = potad__jget_u32(&c);
-	struct pspace *ps = space_of(id);
+	struct pspace *ps = potad__space_by_id(id);
 	char *sc = scratch(s, rec->len);
 
 	if (!sc)
@@ -205,7 +200,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 	case POTAD_J_SPACE_DEL: {
 		struct potad_stats st;
 
-		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = space_of(x)))
+		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
 			return damage(s, off, "removal of an unknown space");
 		/* Its extents go with it, and a child's host extent too. */
 		potad_space_stats(ps->eng, &st);
@@ -219,7 +214,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 		return 0;
 	}
 	case POTAD_J_ACL:
-		if (potad__jdec_acl(rec, &js, sc) < 0 || !(ps = space_of(js.id)))
+		if (potad__jdec_acl(rec, &js, sc) < 0 || !(ps = potad__space_by_id(js.id)))
 			return damage(s, off, "malformed ACL record");
 		rc = potad__space_set_acl(ps, js.flags & POTAD_JS_ALLOW_ALL,
 					  (const uid_t *)js.uids, js.nuids,
@@ -227,7 +222,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 		break;
 	case POTAD_J_ALLOC:
 	case POTAD_J_TOKEN:
-		if (potad__jdec_alloc(rec, &a, sc) < 0 || !(ps = space_of(a.space)))
+		if (potad__jdec_alloc(rec, &a, sc) < 0 || !(ps = potad__space_by_id(a.space)))
 			return damage(s, off, "malformed %s record",
 				      potad__jtype_name(rec->type));
 		if (rec->type == POTAD_J_ALLOC) {
@@ -245,7 +240,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 			rc = potad__token_add(a.uid, a.token, ps, a.handle);
 		break;
 	case POTAD_J_FREE:
-		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = space_of(x)))
+		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
 			return damage(s, off, "free in an unknown space");
 		rc = potad_free(ps->eng, y, NULL);
 		if (rc < 0)
@@ -256,7 +251,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 		s->r->extents--;
 		return 0;
 	case POTAD_J_POISON:
-		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = space_of(x)))
+		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
 			return damage(s, off, "poison in an unknown space");
 		rc = potad_poison(ps->eng, y, z, NULL, NULL);
 		if (rc < 0)
