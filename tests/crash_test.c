@@ -197,23 +197,22 @@ static void print_rec(FILE *f, const struct rec *r)
 	fprintf(f,
 		"  ledger: tag %" PRIu32 " %s; asked size %" PRIu64
 		" align %" PRIu64 "%s%s%s%s label %s; made in cycle %d by "
-		"thread %d (%s %" PRIu64 ")",
+		"thread %d",
 		r->tag, rstate_name[r->st], r->size, r->align,
 		r->top_down ? " top-down" : "", r->session ? " session" : "",
 		r->tokened ? " token " : "", r->tokened ? r->token : "",
-		r->label, r->cycle, r->thread,
-		r->req_id ? "pipelined request" : "synchronous call",
-		r->req_id);
+		r->label, r->cycle, r->thread);
+	if (r->req_id)
+		fprintf(f, " in pipelined request %" PRIu64, r->req_id);
 	if (r->st != R_ALLOC_UNKNOWN && r->st != R_GONE)
 		fprintf(f,
 			"; acknowledged at offset %#" PRIx64 " length %" PRIu64
 			" handle %#" PRIx64,
 			r->offset, r->length, r->handle);
 	if (r->free_cycle >= 0)
-		fprintf(f, "; free sent in cycle %d (%s %" PRIu64 ")",
-			r->free_cycle,
-			r->free_req ? "pipelined request" : "synchronous call",
-			r->free_req);
+		fprintf(f, "; free sent in cycle %d", r->free_cycle);
+	if (r->free_cycle >= 0 && r->free_req)
+		fprintf(f, " in pipelined request %" PRIu64, r->free_req);
 	fputc('\n', f);
 }
 
