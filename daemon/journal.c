@@ -259,7 +259,9 @@ static uint64_t random64(void)
 }
 
 /* Create the log that starts at seq start, durable with its directory
- * entry, and make it the one appended to. */
+ * entry, and make it the one appended to.  It is prepared under a
+ * temporary name and renamed into place once its header is synced, so a
+ * crash never leaves a log without a header for recovery to refuse. */
 static int create_log(uint64_t start)
 {
 	struct potad_jfile h = {.seq = start, .salt = random64()};
@@ -269,7 +271,8 @@ static int create_log(uint64_t start)
 
 	if (!path)
 		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	fd = openat(J.dirfd, "journal.new",
+		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		rc = -errno;
 		log_err("journal: cannot create %s: %s", path, strerror(-rc));
@@ -283,13 +286,17 @@ static int create_log(uint64_t start)
 			  strerror(errno));
 		J.alloc_end = POTAD_J_HDR;
 	}
+	errno = 0;
 	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    fdatasync(fd) < 0 || fsync(J.dirfd) < 0) {
+	    fdatasync(fd) < 0 ||
+	    renameat2(J.dirfd, "journal.new", J.dirfd, strrchr(path, '/') + 1,
+		      RENAME_NOREPLACE) < 0 ||
+	    fsync(J.dirfd) < 0) {
 		rc = errno ? -errno : -EIO;
 		log_err("journal: cannot initialise %s: %s", path,
 			strerror(-rc));
 		close(fd);
-		unlink(path);
+		unlinkat(J.dirfd, "journal.new", 0);
 		free(path);
 		return rc;
 	}

@@ -460,8 +460,9 @@ static int list_dir(const char *dir, bool check, uint64_t **logs,
 			*snap = true;
 			continue;
 		}
-		if (strcmp(e->d_name, "snapshot.tmp") == 0 && !check) {
-			/* A checkpoint that did not finish. */
+		if ((strcmp(e->d_name, "snapshot.tmp") == 0 ||
+		     strcmp(e->d_name, "journal.new") == 0) && !check) {
+			/* A checkpoint or a log that did not finish. */
 			unlinkat(dirfd(d), e->d_name, 0);
 			continue;
 		}
