@@ -37,20 +37,35 @@ struct potad_config {
 	int journal_io;     /* enum potad_jio */
 	uint64_t checkpoint_bytes; /* log size that starts a checkpoint */
 	uint64_t journal_chunk;    /* preallocation step of a log */
+	char *sysfs_root;   /* where devdax and pcibar probes read sysfs
+			     * ("/sys"; tests point it at a fake tree) */
 	bool foreground;
 };
 
-/* A space declared in the configuration file (or the built-in default). */
+/* A space declared in the configuration file (or the built-in default),
+ * or asked for by a SpaceAdd.  A declaration with a parent is a child
+ * space ([child NAME] or, with reserve set, [reserve NAME]) carved from
+ * that parent: size, align and granule (0: the parent's) describe it, and
+ * kind, path, pci, bar, base and the policy flags are unused. */
 struct potad_space_decl {
 	char *name;
-	int kind; /* POTAD__V1__SPACE_KIND__* */
-	char *path;
+	int kind;   /* POTAD__V1__SPACE_KIND__* */
+	char *path; /* file, swap, blockdev, devdax */
+	char *pci;  /* pcibar: domain:bus:device.function */
+	unsigned bar;
 	uint64_t base, size, granule;
 	bool allow_all;
 	uid_t *uids;
 	size_t nuids;
 	gid_t *gids;
 	size_t ngids;
+	bool force;   /* blockdev: take it though it holds a filesystem or a
+		       * partition table */
+	bool discard; /* discard freed extents, then count them clean */
+	bool isolate; /* hand out only clean units */
+	char *parent; /* child and reserve declarations */
+	uint64_t align;
+	bool reserve;
 };
 
 /* Fill cfg with defaults; read FILE (NULL: none) into cfg and decls.
