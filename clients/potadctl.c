@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "potad/client.h"
@@ -431,6 +432,33 @@ static const char *extent_flags(const struct potad_client_extent *e)
 	return b;
 }
 
+/* A space's discard policy in a word: "discard,isolate", "discard" or
+ * "-". */
+static const char *policy(const struct potad_client_space *s)
+{
+	if (s->isolate)
+		return s->discard ? "discard,isolate" : "isolate";
+	return s->discard ? "discard" : "-";
+}
+
+/* Where a space lives: its parent, its path, or its PCI function and BAR
+ * (a pcibar's source alone would not say which of six BARs). */
+static const char *where(const struct potad_client_space *s)
+{
+	static char b[256];
+
+	if (*s->parent)
+		snprintf(b, sizeof(b), "%s%s", safe(s->parent),
+			 s->reserve ? " (reserve)" : "");
+	else if (s->kind == POTAD_CLIENT_KIND_PCIBAR)
+		snprintf(b, sizeof(b), "%s bar %" PRIu32, safe(s->source),
+			 s->bar);
+	else
+		snprintf(b, sizeof(b), "%s%s", safe(s->source),
+			 s->reserve ? " (reserve)" : "");
+	return *b ? b : "-";
+}
+
 static void json_space(const struct potad_client_space *s, bool frag)
 {
 	jopen('{');
@@ -444,8 +472,15 @@ static void json_space(const struct potad_client_space *s, bool frag)
 	jbool("reserve", s->reserve);
 	jbool("available", s->available);
 	jstr("reason", s->reason);
+	jstr("identity", s->identity);
+	jstr("device", s->device);
+	ju64("bar", s->bar);
+	jbool("discard", s->discard);
+	jbool("isolate", s->isolate);
 	ju64("free_bytes", s->free_bytes);
 	ju64("used_bytes", s->used_bytes);
+	ju64("dirty_bytes", s->dirty_bytes);
+	ju64("discarding_bytes", s->discarding_bytes);
 	ju64("poisoned_bytes", s->poisoned_bytes);
 	ju64("extents", s->extents);
 	ju64("free_blocks", s->free_blocks);
@@ -478,10 +513,14 @@ static void print_added(const char *name, const struct potad_client_space *s)
 		jclose('}');
 	} else if (s) {
 		printf("space %s added: %s, %s at 0x%" PRIx64
-		       ", granule %s%s%s%s\n",
+		       ", granule %s%s%s%s%s%s\n",
 		       safe(name), kind_name(s->kind), fmt_size(s->size),
 		       s->base, fmt_size(s->granule), *s->parent ? ", in " : "",
-		       safe(s->parent), s->reserve ? ", a reserve" : "");
+		       safe(s->parent), s->reserve ? ", a reserve" : "",
+		       s->discard ? ", discard" : "",
+		       s->isolate ? ", isolate" : "");
+		if (*s->identity)
+			printf("identity %s\n", safe(s->identity));
 	} else {
 		printf("space %s added\n", safe(name));
 	}
@@ -604,21 +643,32 @@ static int cmd_spaces(int argc, char **argv, const struct cmd *me)
 	for (int i = 0; i < n; i++)
 		if ((int)strlen(s[i].name) > w)
 			w = (int)strlen(s[i].name);
-	printf("%-*s  %-8s  %8s  %8s  %8s  %7s  %7s  %-5s  %s\n", w, "NAME",
-	       "KIND", "SIZE", "FREE", "USED", "EXTENTS", "GRANULE", "AVAIL",
-	       "PARENT/SOURCE");
+	printf("%-*s  %-8s  %8s  %8s  %8s  %8s  %7s  %7s  %-5s  %-15s  %s\n", w,
+	       "NAME", "KIND", "SIZE", "FREE", "USED", "DIRTY", "EXTENTS",
+	       "GRANULE", "AVAIL", "POLICY", "PARENT/SOURCE");
+	/* One row per space; what does not fit a column (identity, device
+	 * facts, a discard in flight, why a space is not served) follows on
+	 * indented lines, only when there is something to say. */
 	for (int i = 0; i < n; i++) {
 		const struct potad_client_space *x = &s[i];
 
-		printf("%-*s  %-8s  %8s  %8s  %8s  %7" PRIu64
-		       "  %7s  %-5s  %s%s%s\n",
+		printf("%-*s  %-8s  %8s  %8s  %8s  %8s  %7" PRIu64
+		       "  %7s  %-5s  %-15s  %s\n",
 		       w, safe(x->name), kind_name(x->kind), fmt_size(x->size),
 		       fmt_size(x->free_bytes), fmt_size(x->used_bytes),
-		       x->extents, fmt_size(x->granule),
-		       x->available ? "yes" : "no",
-		       *x->parent ? safe(x->parent) : safe(x->source),
-		       x->reserve ? " (reserve)" : "",
-		       !*x->parent && !*x->source && !x->reserve ? "-" : "");
+		       fmt_size(x->dirty_bytes), x->extents,
+		       fmt_size(x->granule), x->available ? "yes" : "no",
+		       policy(x), where(x));
+		if (*x->identity)
+			printf("%*s  identity %s\n", w, "", safe(x->identity));
+		if (*x->device)
+			printf("%*s  device %s\n", w, "", safe(x->device));
+		if (x->discarding_bytes)
+			printf("%*s  discarding %s\n", w, "",
+			       fmt_size(x->discarding_bytes));
+		if (!x->available)
+			printf("%*s  UNAVAILABLE: %s\n", w, "",
+			       *x->reason ? safe(x->reason) : "no reason");
 	}
 out:
 	potad_client_free_result(s);
@@ -641,7 +691,7 @@ static int space_add_option(int o, char **argv, const struct cmd *me)
 	switch (o) {
 	case 'k':
 		for (unsigned i = 0; i < 6; i++)
-			if (!strcmp(optarg, kind_words[i]))
+			if (!strcasecmp(optarg, kind_words[i]))
 				sao.a.kind = (enum potad_client_kind)(i + 1);
 		if (!sao.a.kind)
 			return usage_err(me,
@@ -681,6 +731,15 @@ static int space_add_option(int o, char **argv, const struct cmd *me)
 	case 'A':
 		sao.a.allow_all = true;
 		return -1;
+	case 'f':
+		sao.a.force = true;
+		return -1;
+	case 'D':
+		sao.a.discard = true;
+		return -1;
+	case 'I':
+		sao.a.isolate = true;
+		return -1;
 	default:
 		return cmd_common(o, argv, me);
 	}
@@ -698,6 +757,9 @@ static int cmd_space_add(int argc, char **argv, const struct cmd *me)
 	    {"granule", required_argument, NULL, 'g'},
 	    {"allow", required_argument, NULL, 'a'},
 	    {"allow-all", no_argument, NULL, 'A'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"discard", no_argument, NULL, 'D'},
+	    {"isolate", no_argument, NULL, 'I'},
 	    COMMON_OPTIONS};
 	struct potad_client_space *s;
 	int rc;
@@ -790,18 +852,32 @@ static int cmd_space_stat(int argc, char **argv, const struct cmd *me)
 		json_space(s, opt_frag);
 		goto out;
 	}
+	/* First, so that nobody reads the counters below as a space that
+	 * serves. */
+	if (!s->available)
+		printf("UNAVAILABLE: %s\n",
+		       *s->reason ? safe(s->reason) : "no reason");
 	printf("name                %s\n", safe(s->name));
 	printf("kind                %s\n", kind_name(s->kind));
 	printf("source              %s\n", *s->source ? safe(s->source) : "-");
+	if (s->kind == POTAD_CLIENT_KIND_PCIBAR)
+		printf("bar                 %" PRIu32 "\n", s->bar);
 	printf("parent              %s\n", *s->parent ? safe(s->parent) : "-");
 	printf("reserve             %s\n", s->reserve ? "yes" : "no");
 	printf("available           %s%s%s\n", s->available ? "yes" : "no",
 	       *s->reason ? ": " : "", safe(s->reason));
+	printf("identity            %s\n",
+	       *s->identity ? safe(s->identity) : "-");
+	printf("device              %s\n", *s->device ? safe(s->device) : "-");
+	printf("discard             %s\n", s->discard ? "yes" : "no");
+	printf("isolate             %s\n", s->isolate ? "yes" : "no");
 	printf("base                0x%" PRIx64 "\n", s->base);
 	printf("size                %s\n", fmt_size(s->size));
 	printf("granule             %s\n", fmt_size(s->granule));
 	printf("free                %s\n", fmt_size(s->free_bytes));
 	printf("used                %s\n", fmt_size(s->used_bytes));
+	printf("dirty               %s\n", fmt_size(s->dirty_bytes));
+	printf("discarding          %s\n", fmt_size(s->discarding_bytes));
 	printf("poisoned            %s\n", fmt_size(s->poisoned_bytes));
 	printf("extents             %" PRIu64 "\n", s->extents);
 	printf("free blocks         %" PRIu64 "\n", s->free_blocks);
@@ -1402,15 +1478,18 @@ static const char u_hello[] =
 static const char u_spaces[] =
 	"Usage: potadctl spaces\n"
 	"\n"
-	"List every space: kind, size, free and used bytes, extents and\n"
-	"granule.\n";
+	"List every space: kind, size, free, used and dirty bytes, extents,\n"
+	"granule, whether it is served, its discard policy and where it "
+	"lives;\n"
+	"below a row, its identity, device facts, bytes being discarded and,\n"
+	"for a space not served, UNAVAILABLE and why.\n";
 
 static const char u_space_add[] =
 	"Usage: potadctl space add NAME --kind KIND [--path P | --pci ADDR "
 	"--bar N |\n"
 	"           --base B --size S] [--granule G] [--allow UID|@GROUP ...]"
 	"\n"
-	"           [--allow-all]\n"
+	"           [--allow-all] [--force] [--discard [--isolate]]\n"
 	"\n"
 	"Register a space (admins).\n"
 	"  --kind KIND          range, file, swap, blockdev, devdax or pcibar\n"
@@ -1424,7 +1503,18 @@ static const char u_space_add[] =
 	"@GROUP\n"
 	"                       (gid or name); repeat it or separate with "
 	"commas\n"
-	"  --allow-all          anyone may allocate\n";
+	"  --allow-all          anyone may allocate\n"
+	"  --force              blockdev: take it although it holds a "
+	"filesystem\n"
+	"                       or a partition table\n"
+	"  --discard            discard freed extents (file, blockdev), then "
+	"count\n"
+	"                       them clean\n"
+	"  --isolate            hand out only clean units, so that what one "
+	"owner\n"
+	"                       freed reaches no one before it is discarded "
+	"(needs\n"
+	"                       --discard)\n";
 
 static const char u_space_rm[] =
 	"Usage: potadctl space rm NAME [--force]\n"
@@ -1435,7 +1525,9 @@ static const char u_space_rm[] =
 static const char u_space_stat[] =
 	"Usage: potadctl space stat NAME [--frag]\n"
 	"\n"
-	"Show a space's counters.\n"
+	"Show a space's identity, device facts, policy and counters (dirty\n"
+	"and being discarded included); UNAVAILABLE and why first if it is\n"
+	"not served.\n"
 	"  --frag    also walk the free space (linear time) for the largest "
 	"free\n"
 	"            run and the fragmentation score\n";
@@ -1457,7 +1549,8 @@ static const char u_alloc[] =
 	"  --tag T        a number kept with the extent\n"
 	"  --token K      idempotency token: a retry returns the same extent\n"
 	"  --session      free it when this connection closes (at exit)\n"
-	"  --clean        only never-used or discarded space\n"
+	"  --clean        only units no owner has used since registration or\n"
+	"                 discard\n"
 	"  --reserve R    fall back to the reserve R (privileged)\n";
 
 static const char u_free[] =
@@ -1542,7 +1635,8 @@ static void usage(FILE *f)
 	    "  spaces\n"
 	    "  space add NAME --kind KIND [--path P | --pci ADDR --bar N |\n"
 	    "            --base B --size S] [--granule G]\n"
-	    "            [--allow UID|@GROUP ...] [--allow-all]\n"
+	    "            [--allow UID|@GROUP ...] [--allow-all] [--force]\n"
+	    "            [--discard [--isolate]]\n"
 	    "  space rm NAME [--force]\n"
 	    "  space stat NAME [--frag]\n"
 	    "  alloc SPACE SIZE [--align A] [--min X] [--max Y] [--top-down]\n"

@@ -520,6 +520,13 @@ static void conv_space(const Potad__V1__SpaceInfo *s,
 	o->free_per_order = s->free_per_order;
 	o->fragmentation = s->fragmentation;
 	o->largest_free_run = s->largest_free_run;
+	o->identity = str(s->identity);
+	o->device = str(s->device);
+	o->bar = s->bar;
+	o->discard = s->discard;
+	o->isolate = s->isolate;
+	o->dirty_bytes = s->dirty_bytes;
+	o->discarding_bytes = s->discarding_bytes;
 }
 
 /* Synchronous calls. */
@@ -923,6 +930,9 @@ int potad_client_space_add(struct potad_client *c,
 	sa.n_allow_gids = a->n_allow_gids;
 	sa.allow_gids = (uint32_t *)a->allow_gids;
 	sa.allow_all = a->allow_all;
+	sa.force = a->force;
+	sa.discard = a->discard;
+	sa.isolate = a->isolate;
 	op.op_case = POTAD__V1__OP__OP_SPACE_ADD;
 	op.space_add = &sa;
 	return call_space(c, &op, true, out);

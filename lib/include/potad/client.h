@@ -91,6 +91,17 @@ struct potad_client_space {
 	/* Only from potad_client_space_stat() with frag. */
 	double fragmentation;
 	uint64_t largest_free_run;
+	/* What the space is made of, as the daemon recorded and probed it. */
+	const char *identity; /* UUID, serial, PCI ids or inode; checked at
+			       * every start */
+	const char *device;   /* device facts, for people */
+	uint32_t bar;	      /* PCIBAR */
+	/* Its policy and what awaits a discard. */
+	bool discard; /* freed extents are discarded, then counted clean */
+	bool isolate; /* only clean units are handed out */
+	/* Free, but holding a former owner's data. */
+	uint64_t dirty_bytes;
+	uint64_t discarding_bytes; /* being discarded now */
 };
 
 /* One extent, as alloc, lookup, list and poison events report it. */
@@ -122,6 +133,10 @@ struct potad_client_space_args {
 	size_t n_allow_gids;
 	const uint32_t *allow_gids;
 	bool allow_all;
+	bool force;   /* BLOCKDEV: take it although it holds a filesystem or a
+		       * partition table */
+	bool discard; /* discard freed extents, then count them clean */
+	bool isolate; /* hand out only clean units (needs discard) */
 };
 
 /* Allocation flags (struct potad_client_alloc_args.flags). */
@@ -129,7 +144,8 @@ struct potad_client_space_args {
 #define POTAD_CLIENT_ALLOC_WHOLE (1u << 1)   /* keep the whole 2^k block */
 #define POTAD_CLIENT_ALLOC_FIXED (1u << 2)   /* exactly at .at */
 #define POTAD_CLIENT_ALLOC_SESSION (1u << 3) /* freed when we disconnect */
-#define POTAD_CLIENT_ALLOC_CLEAN (1u << 4)   /* only never-used space */
+/* Only units no owner has used since registration or discard. */
+#define POTAD_CLIENT_ALLOC_CLEAN (1u << 4)
 
 /* Arguments of potad_client_alloc(); zero-initialise, then fill. */
 struct potad_client_alloc_args {
