@@ -11,7 +11,10 @@ pkgs=(
 	protobuf-c-compiler    # protoc-c generates the C code from proto/
 	liburing-dev           # journal writes through io_uring
 	libinih-dev            # the configuration file
+	libblkid-dev           # the swap and block device probes
 	check                  # unit and randomized tests
+	util-linux mount       # probe tests: mkswap, blkid; losetup, mount
+	e2fsprogs fdisk        # probe tests: mkfs.ext4; sfdisk
 	python3-protobuf protobuf-compiler  # a stock-protobuf client test
 )
 
