@@ -102,6 +102,15 @@ static void copy_space(struct sinfo *d, const Potad__V1__SpaceInfo *s)
 	d->extents = s->extents;
 	d->free_blocks = s->free_blocks;
 	d->largest_free_block = s->largest_free_block;
+	d->available = s->available;
+	copy_str(d->reason, sizeof(d->reason), s->reason);
+	copy_str(d->identity, sizeof(d->identity), s->identity);
+	copy_str(d->device, sizeof(d->device), s->device);
+	d->discard = s->discard;
+	d->isolate = s->isolate;
+	d->dirty_bytes = s->dirty_bytes;
+	d->discarding_bytes = s->discarding_bytes;
+	d->bar = s->bar;
 }
 
 void copy_res(struct res *d, const Potad__V1__Result *r)
@@ -811,6 +820,7 @@ Potad__V1__Op *op_alloc(struct aa a)
 	if (a.reserve)
 		m->reserve = (char *)a.reserve;
 	m->tag = a.tag;
+	m->clean = a.clean;
 	return new_op(POTAD__V1__OP__OP_ALLOC, m);
 }
 
@@ -874,6 +884,28 @@ Potad__V1__Op *op_space_add(const char *name, uint64_t size)
 	m->size = size;
 	m->granule = 4096;
 	m->allow_all = true;
+	return new_op(POTAD__V1__OP__OP_SPACE_ADD, m);
+}
+
+Potad__V1__Op *op_space_add_ex(struct sa a)
+{
+	Potad__V1__SpaceAdd *m = xcalloc(sizeof(*m));
+
+	potad__v1__space_add__init(m);
+	m->name = (char *)a.name;
+	m->kind = a.kind;
+	if (a.path)
+		m->path = (char *)a.path;
+	if (a.pci)
+		m->pci = (char *)a.pci;
+	m->bar = a.bar;
+	m->base_offset = a.base;
+	m->size = a.size;
+	m->granule = a.granule;
+	m->allow_all = a.allow_all;
+	m->force = a.force;
+	m->discard = a.discard;
+	m->isolate = a.isolate;
 	return new_op(POTAD__V1__OP__OP_SPACE_ADD, m);
 }
 
@@ -1049,6 +1081,20 @@ struct sinfo wait_extents(struct cl *c, const char *space, uint64_t want)
 	return s;
 }
 
+struct sinfo poll_clean(struct cl *c, const char *space, int timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+	struct sinfo s;
+
+	for (;;) {
+		s = stat_ok(c, space);
+		if ((!s.dirty_bytes && !s.discarding_bytes) ||
+		    now_ms() > deadline)
+			return s;
+		usleep(10000);
+	}
+}
+
 /*
  * Helper processes: fn runs in a forked child with failures going to a
  * pipe; the test asserts the child exited 0 and shows what it wrote.
@@ -1132,6 +1178,11 @@ int harness_init(void)
 	signal(SIGPIPE, SIG_IGN);
 	atexit(reap_at_exit);
 	return 0;
+}
+
+const char *harness_root(void)
+{
+	return tmp_root;
 }
 
 void harness_fini(void)

@@ -43,6 +43,8 @@
 int harness_init(void);
 /* Remove the temporary root and everything under it. */
 void harness_fini(void);
+/* The temporary root, for files a test makes before its daemon starts. */
+const char *harness_root(void);
 
 /*
  * Failing, with messages that show expected and actual values.
@@ -97,6 +99,12 @@ struct sinfo {
 	bool reserve;
 	uint64_t base, size, granule, free_bytes, used_bytes, poisoned_bytes;
 	uint64_t extents, free_blocks, largest_free_block;
+	/* Real spaces: availability, what the probe recorded, the clean and
+	 * dirty books. */
+	bool available, discard, isolate;
+	char reason[256], identity[256], device[256];
+	uint64_t dirty_bytes, discarding_bytes;
+	uint32_t bar;
 };
 
 /* Lists longer than this are counted in full but copied only this far. */
@@ -253,6 +261,7 @@ struct aa {
 	bool top_down, whole, fixed, session;
 	const char *label, *token, *reserve;
 	uint32_t tag;
+	bool clean; /* only units no owner has used since a discard */
 };
 
 Potad__V1__Op *op_alloc(struct aa a);
@@ -264,6 +273,18 @@ Potad__V1__Op *op_extents(const char *space);
 Potad__V1__Op *op_poison(const char *space, uint64_t off, uint64_t len);
 /* A RANGE space of size bytes at base 0, 4 KiB units, open to all. */
 Potad__V1__Op *op_space_add(const char *name, uint64_t size);
+/* SpaceAdd's fields, for designated initialisers: any kind. */
+struct sa {
+	const char *name;
+	int kind; /* POTAD__V1__SPACE_KIND__* */
+	const char *path, *pci;
+	uint32_t bar;
+	uint64_t base, size, granule;
+	bool allow_all, force, discard, isolate;
+};
+
+Potad__V1__Op *op_space_add_ex(struct sa a);
+#define SPACE_ADD(c, ...) call((c), op_space_add_ex((struct sa){__VA_ARGS__}))
 Potad__V1__Op *op_space_rm(const char *name, bool force);
 Potad__V1__Op *op_child_add(const char *parent, const char *name, uint64_t size,
 			    bool reserve, uint32_t *uids, size_t nuids);
@@ -297,6 +318,9 @@ void expect_same_at(const char *file, int line, struct cl *c, const char *space,
 /* Poll, bounded, until space holds want extents (a closed connection's
  * session extents go after the client has gone). */
 struct sinfo wait_extents(struct cl *c, const char *space, uint64_t want);
+/* Poll, bounded by timeout_ms, until space has no dirty bytes and none
+ * being discarded: the last stat, which the caller checks. */
+struct sinfo poll_clean(struct cl *c, const char *space, int timeout_ms);
 
 /* Fork a helper process: its pid in the parent, with *rfd the read end of
  * its failure pipe; 0 in the child, whose failures go to that pipe. */
