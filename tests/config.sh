@@ -153,11 +153,11 @@ if [ -S "$dir/swap.sock" ] && kill -0 $pid 2>/dev/null; then
 			fail "a swap space on a missing path is available: $out"
 		echo "ok: a swap space on a missing path is unavailable: $out"
 	else
-		grep "sw" "$dir/log" | grep -q "no-such-swap" ||
-			fail "swap on a missing path: no space and no message" \
+		grep "error:.*sw" "$dir/log" | grep -q "no-such-swap" ||
+			fail "swap on a missing path: no space and no error" \
 				"naming the path ($out)"
 		echo "ok: a swap space on a missing path is not served:" \
-			"$(grep "no-such-swap" "$dir/log" | head -n 1)"
+			"$(grep "error:.*no-such-swap" "$dir/log" | head -n 1)"
 	fi
 	kill -TERM $pid
 	wait $pid
