@@ -165,6 +165,18 @@ struct pspace {
 	gid_t *gids;
 	size_t ngids;
 	unsigned nchildren;
+
+	/* What the space is made of (spaces.c); a child shares its root's. */
+	char *identity; /* as recorded in the journal; "" for a range */
+	char *device;   /* facts the last probe read, for people */
+	unsigned bar;   /* pcibar */
+	int fd;         /* -1, or held open: O_EXCL claim, discard target */
+	bool force, discard, isolate;
+	bool available; /* false: identity or size changed; not served */
+	char *reason;   /* why not available */
+	/* Discard in flight (discard.c): the range is held in the engine
+	 * by an extent of the discard owner. */
+	uint64_t discard_handle, discard_off, discard_len;
 };
 
 /* An owner is a peer uid plus an optional label; session owners also
@@ -176,6 +188,8 @@ struct powner {
 };
 
 int potad__registry_init(const struct potad_config *cfg);
+/* The configuration the daemon runs with (set by potad__registry_init). */
+const struct potad_config *potad__cfg(void);
 void potad__registry_fini(void);
 struct pspace *potad__space_find(const char *name);
 struct pspace *potad__space_by_id(uint64_t id);
@@ -196,12 +210,57 @@ int potad__space_add(const char *name, int kind, const char *source,
 int potad__space_add_child(struct pspace *parent, const char *name,
 			   uint64_t handle, unsigned granule_shift,
 			   bool reserve, struct pspace **out);
-/* Register the range or file space d declares (granule 0: 4K), with its
- * ACL.  Returns 0 with a one-line description in msg, or -errno with the
- * reason there: -EINVAL (granule, kind, size, name, geometry), -ENOENT (no
- * file), -EOPNOTSUPP (a device kind), -EEXIST, -ENOMEM. */
+/*
+ * Real spaces (spaces.c): probing, registration, identity at start.
+ */
+struct potad_probe;
+struct potad_probe_req;
+/* The probe request declaration d needs (its strings point into d). */
+void potad__probe_req_of(const struct potad_space_decl *d,
+			 struct potad_probe_req *rq);
+/* Whether d asks for what its kind can do and names what it needs (a
+ * path, a PCI address, a size), before anything is probed: 0, or -EINVAL
+ * with the reason in msg. */
+int potad__decl_check(const struct potad_space_decl *d, char *msg,
+		      size_t len);
+/* Whether d's kind is probed (everything but range). */
+bool potad__decl_probes(const struct potad_space_decl *d);
+/* Register the space d declares, made of what probe pr found (NULL for a
+ * range; its fd and bad list are taken over), with its ACL and policy.
+ * Returns 0 with a one-line description in msg, or -errno with the reason
+ * there: -EINVAL (granule, kind, size, name, geometry, policy), -EEXIST,
+ * -ENOMEM. */
 int potad__space_declare(const struct potad_space_decl *d,
-			 struct pspace **out, char *msg, size_t len);
+			 struct potad_probe *pr, struct pspace **out,
+			 char *msg, size_t len);
+/* Probe and register d in one blocking call (start-up, tests). */
+int potad__space_declare_now(const struct potad_space_decl *d,
+			     struct pspace **out, char *msg, size_t len);
+/* Probe every restored top-level space and mark the ones whose identity
+ * or size changed unavailable, logging why.  Blocks; start-up only. */
+void potad__spaces_verify(void);
+/* Why ps cannot serve now (NULL: it can): it or its root is unavailable. */
+const char *potad__space_unavailable(const struct pspace *ps);
+/* The top-level space ps belongs to. */
+struct pspace *potad__space_root(struct pspace *ps);
+/* Whether frees in ps leave dirty units (every kind but range). */
+bool potad__space_holds_data(const struct pspace *ps);
+/* Free an extent of ps: dirty where the space holds data. */
+int potad__space_free(struct pspace *ps, uint64_t handle,
+		      struct potad_extent *out);
+/* Carve child space d->name from parent as d describes (size, align,
+ * granule, reserve, ACL) and journal it.  Returns 0 with a description in
+ * msg, or -errno with the reason there. */
+int potad__child_carve(struct pspace *parent,
+		       const struct potad_space_decl *d, struct pspace **out,
+		       char *msg, size_t len);
+
+/* Discard (discard.c): start discarding ps's dirty free space if its
+ * root has discard on and nothing is in flight for ps. */
+void potad__discard_kick(struct pspace *ps);
+void potad__discard_kick_all(void);
+/* Whether engine owner o is the one discard holds are made for. */
+bool potad__discard_owner(uint32_t o);
 /* The shift of a power-of-two granule from 1 to 1G; -EINVAL otherwise. */
 int potad__granule_shift(uint64_t granule, unsigned *shift);
 const char *potad__kind_name(int kind);
@@ -249,6 +308,12 @@ void potad__rpc_init(const struct potad_config *cfg);
 Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 				       const Potad__V1__Request *req,
 				       struct potad_arena *a);
+/* Start the blocking work req needs before it can be answered (device
+ * probes for SpaceAdd) on the thread pool.  Returns 1 when it started:
+ * done(c) runs on the loop when it has finished, and req is answered
+ * then; 0 when there is nothing to wait for; -ENOMEM. */
+int potad__rpc_prepare(struct potad_conn *c, const Potad__V1__Request *req,
+		       void (*done)(struct potad_conn *c));
 /* c is gone: free its session extents and forget its subscription. */
 void potad__rpc_conn_closed(struct potad_conn *c);
 /* The schema's status for a negative errno from the engine. */

@@ -185,6 +185,17 @@ void potad__jr_space(const struct pspace *ps)
 			  &js);
 }
 
+void potad__jr_new_space(const struct pspace *ps)
+{
+	uint64_t off = 0, s, l;
+
+	potad__jr_space(ps);
+	while (potad_poison_next(ps->eng, off, &s, &l) == 0) {
+		potad__jr_poison(ps, s, l);
+		off = s + l;
+	}
+}
+
 void potad__jr_space_del(uint64_t id)
 {
 	if (J.on)
@@ -233,6 +244,17 @@ void potad__jr_poison(const struct pspace *ps, uint64_t offset,
 {
 	if (J.on)
 		potad__jenc_ids(rec(POTAD_J_POISON, 24), ps->id, offset, length);
+}
+
+void potad__jr_clean(const struct pspace *ps, uint64_t offset,
+		     uint64_t length, bool clean)
+{
+	const uint64_t r[1][2] = {{offset, length}};
+
+	if (J.on)
+		potad__jenc_clean(rec(POTAD_J_CLEAN, potad__jenc_clean(
+						     NULL, ps->id, clean, r, 1)),
+				  ps->id, clean, r, 1);
 }
 
 /*

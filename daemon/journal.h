@@ -63,11 +63,18 @@ uint64_t potad__journal_filling(void);
 
 /* Records.  Each encodes from the registry's view of the change. */
 void potad__jr_space(const struct pspace *ps);
+/* A space just registered: its record, and the poison it starts with
+ * (a swap header's bad pages). */
+void potad__jr_new_space(const struct pspace *ps);
 void potad__jr_space_del(uint64_t id);
 void potad__jr_acl(const struct pspace *ps);
 void potad__jr_alloc(const struct pspace *ps, const struct potad_extent *e,
 		     const char *token);
 void potad__jr_free(const struct pspace *ps, uint64_t handle);
+/* The free units of [offset, offset + length) became clean (a discard
+ * completed) or dirty (a child carved from used space). */
+void potad__jr_clean(const struct pspace *ps, uint64_t offset,
+		     uint64_t length, bool clean);
 void potad__jr_poison(const struct pspace *ps, uint64_t offset,
 		      uint64_t length);
 

@@ -49,19 +49,22 @@ static void usage(FILE *f)
 
 /*
  * Declared spaces are registered when absent.  One the journal already
- * holds keeps its extents; if the declaration now differs in kind or
- * geometry it is reported, never overwritten, and an admin decides.
+ * holds keeps its extents; if the declaration now differs in kind, source,
+ * geometry or policy it is reported, never overwritten, and an admin
+ * decides.  A device that cannot be probed (a missing disk, a swap area in
+ * use) is reported and skipped: the other spaces are still served.
  */
 static int register_decls(const struct potad_space_decl *d, size_t n)
 {
-	char msg[256];
+	char msg[512];
 
 	for (size_t i = 0; i < n; i++) {
-		struct pspace *ps = potad__space_find(d[i].name);
+		struct pspace *ps = potad__space_find(d[i].name), *parent;
 		int rc;
 
 		if (ps) {
-			if (potad__space_differs(ps, &d[i], msg, sizeof(msg)))
+			if (!d[i].parent &&
+			    potad__space_differs(ps, &d[i], msg, sizeof(msg)))
 				log_warn("space %s: the configuration declares "
 					 "%s; the journal's record is kept "
 					 "(remove the space to re-declare it)",
@@ -75,14 +78,40 @@ static int register_decls(const struct potad_space_decl *d, size_t n)
 				potad__jr_acl(ps);
 			continue;
 		}
+		if (d[i].parent) {
+			parent = potad__space_find(d[i].parent);
+			if (!parent) {
+				log_err("%s %s: no parent space '%s'; not "
+					"carved", d[i].reserve ? "reserve"
+							       : "child",
+					d[i].name, d[i].parent);
+				continue;
+			}
+			rc = potad__child_carve(parent, &d[i], &ps, msg,
+						sizeof(msg));
+			if (rc == -ENOMEM)
+				return rc;
+			if (rc < 0)
+				log_err("space %s: %s", d[i].name, msg);
+			else
+				log_info("%s", msg);
+			continue;
+		}
 		if (potad__journal_room(8192) < 0)
 			return -ENOMEM;
-		rc = potad__space_declare(&d[i], &ps, msg, sizeof(msg));
-		if (rc < 0) {
-			log_err("space %s: %s", d[i].name, msg);
+		if (potad__decl_probes(&d[i]))
+			log_info("space %s: probing %s %s", d[i].name,
+				 potad__kind_name(d[i].kind),
+				 d[i].path ? d[i].path : d[i].pci);
+		rc = potad__space_declare_now(&d[i], &ps, msg, sizeof(msg));
+		if (rc == -ENOMEM)
 			return rc;
+		if (rc < 0) {
+			log_err("space %s is not registered: %s", d[i].name,
+				msg);
+			continue;
 		}
-		potad__jr_space(ps);
+		potad__jr_new_space(ps);
 		log_info("space %s: %s", d[i].name, msg);
 	}
 	return 0;
@@ -341,6 +370,8 @@ int main(int argc, char **argv)
 	if (rc == 0 && cfg.journal)
 		rc = open_state(&cfg);
 	if (rc == 0)
+		potad__spaces_verify();
+	if (rc == 0)
 		rc = register_decls(decls, ndecls);
 	if (rc == 0)
 		rc = potad__listen(&cfg, uv_default_loop());
@@ -377,6 +408,9 @@ int main(int argc, char **argv)
 		/* libuv's loop must be told about the fork. */
 		uv_loop_fork(uv_default_loop());
 	}
+	/* After the fork: the thread pool must start in the process that
+	 * serves. */
+	potad__discard_kick_all();
 	rc = potad__serve(&cfg);
 	log_info("stopped");
 	potad__registry_fini();

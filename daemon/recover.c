@@ -242,7 +242,7 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 	case POTAD_J_FREE:
 		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
 			return damage(s, off, "free in an unknown space");
-		rc = potad_free(ps->eng, y, NULL);
+		rc = potad__space_free(ps, y, NULL);
 		if (rc < 0)
 			return damage(s, off, "extent %#llx of %s cannot be "
 				      "freed: %s", (unsigned long long)y,
@@ -260,6 +260,28 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 				      (unsigned long long)z, ps->name,
 				      strerror(-rc));
 		return 0;
+	case POTAD_J_CLEAN: {
+		struct potad_jcur cur;
+		uint32_t n;
+		bool clean;
+
+		if (potad__jdec_clean(rec, &x, &clean, &n, &cur) < 0 ||
+		    !(ps = potad__space_by_id(x)))
+			return damage(s, off, "malformed clean record");
+		for (uint32_t i = 0; i < n; i++) {
+			y = potad__jget_u64(&cur);
+			z = potad__jget_u64(&cur);
+			rc = potad_set_clean(ps->eng, y, z, clean);
+			if (rc < 0)
+				return damage(s, off, "[%#llx, +%llu) in %s "
+					      "cannot be marked %s: %s",
+					      (unsigned long long)y,
+					      (unsigned long long)z, ps->name,
+					      clean ? "clean" : "dirty",
+					      strerror(-rc));
+		}
+		return 0;
+	}
 	case POTAD_J_EXTENTS:
 		if (!s->in_snapshot)
 			break;
@@ -576,7 +598,7 @@ size_t potad__recover_sessions(void)
 			    e.type != POTAD_TYPE_EXTENT ||
 			    potad__journal_room(64) < 0)
 				continue;
-			if (potad_free(ps->eng, e.handle, NULL) == 0) {
+			if (potad__space_free(ps, e.handle, NULL) == 0) {
 				potad__token_forget(ps, e.handle);
 				potad__jr_free(ps, e.handle);
 				freed++;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "journal/journal.h"
@@ -242,9 +243,17 @@ void potad__token_forget(struct pspace *ps, uint64_t handle)
 /*
  * Spaces.
  */
+static const struct potad_config *config;
+
 int potad__registry_init(const struct potad_config *cfg)
 {
+	config = cfg;
 	return 0;
+}
+
+const struct potad_config *potad__cfg(void)
+{
+	return config;
 }
 
 void potad__registry_fini(void)
@@ -338,6 +347,8 @@ static int insert(const char *name, int kind, const char *source,
 	}
 	ps->kind = kind;
 	ps->eng = eng;
+	ps->fd = -1;
+	ps->available = true;
 	ps->id = ++next_id;
 	ps->salt = (hash3(ps->id, 0x706f746164ull, name) & 0x0fffffffull) << 32;
 	if (!ps->salt)
@@ -389,6 +400,7 @@ int potad__space_add_child(struct pspace *parent, const char *name,
 	(*out)->parent = parent;
 	(*out)->host_handle = handle;
 	(*out)->reserve = reserve;
+	(*out)->bar = parent->bar;
 	parent->nchildren++;
 	return 0;
 }
@@ -431,6 +443,14 @@ int potad__space_restore(const struct potad_jspace *js, struct pspace **out)
 	}
 	(*out)->id = js->id;
 	(*out)->salt = js->salt;
+	(*out)->bar = js->bar;
+	(*out)->force = js->flags & POTAD_JS_FORCE;
+	(*out)->discard = js->flags & POTAD_JS_DISCARD;
+	(*out)->isolate = js->flags & POTAD_JS_ISOLATE;
+	if (*js->identity && !((*out)->identity = strdup(js->identity))) {
+		potad__space_remove(*out);
+		return -ENOMEM;
+	}
 	if (js->id > next_id)
 		next_id = js->id;
 	if (parent) {
@@ -462,8 +482,13 @@ int potad__space_remove(struct pspace *ps)
 			break;
 		}
 	}
+	if (ps->fd >= 0)
+		close(ps->fd);
 	free(ps->name);
 	free(ps->source);
+	free(ps->identity);
+	free(ps->device);
+	free(ps->reason);
 	free(ps->uids);
 	free(ps->gids);
 	free(ps);
@@ -497,124 +522,6 @@ int potad__granule_shift(uint64_t granule, unsigned *shift)
 		return -EINVAL;
 	*shift = (unsigned)__builtin_ctzll(granule);
 	return 0;
-}
-
-/*
- * The one way a space gets registered, from the configuration file or from
- * a client: check the granule and the kind, take a file's size from the
- * file, add the space and set its ACL.
- */
-int potad__space_declare(const struct potad_space_decl *d,
-			 struct pspace **out, char *msg, size_t len)
-{
-	uint64_t base = d->base, size = d->size;
-	unsigned g = 12;
-	struct stat sb;
-	int rc;
-
-	if (d->granule && potad__granule_shift(d->granule, &g) < 0) {
-		snprintf(msg, len, "granule %llu is not a power of two from 1 "
-			 "to 1G", (unsigned long long)d->granule);
-		return -EINVAL;
-	}
-	switch (d->kind) {
-	case POTAD__V1__SPACE_KIND__RANGE:
-		if (!size) {
-			snprintf(msg, len, "a range needs a size");
-			return -EINVAL;
-		}
-		break;
-	case POTAD__V1__SPACE_KIND__FILE:
-		if (!d->path || !*d->path || stat(d->path, &sb) < 0) {
-			snprintf(msg, len, "cannot stat '%s': %s",
-				 d->path ? d->path : "", strerror(errno));
-			return -ENOENT;
-		}
-		if (!S_ISREG(sb.st_mode)) {
-			snprintf(msg, len, "'%s' is not a regular file", d->path);
-			return -EINVAL;
-		}
-		base = 0;
-		size = (uint64_t)sb.st_size;
-		break;
-	case POTAD__V1__SPACE_KIND__SWAP:
-	case POTAD__V1__SPACE_KIND__BLOCKDEV:
-	case POTAD__V1__SPACE_KIND__DEVDAX:
-	case POTAD__V1__SPACE_KIND__PCIBAR:
-		snprintf(msg, len, "kind %s needs the device probes, which this "
-			 "build does not have yet; use range or file",
-			 potad__kind_name(d->kind));
-		return -EOPNOTSUPP;
-	default:
-		snprintf(msg, len, "unknown space kind %d", d->kind);
-		return -EINVAL;
-	}
-	rc = potad__space_add(d->name, d->kind,
-			      d->kind == POTAD__V1__SPACE_KIND__FILE ? d->path
-								     : NULL,
-			      base, size, g, out);
-	if (rc == -EEXIST) {
-		snprintf(msg, len, "a space named '%s' exists", d->name);
-		return rc;
-	}
-	if (rc < 0) {
-		snprintf(msg, len, "cannot register [%#llx, +%#llx) granule %u: "
-			 "%s (names are 1-64 of [A-Za-z0-9._-]; base must be a "
-			 "multiple of the granule and the space at least one "
-			 "granule)", (unsigned long long)base,
-			 (unsigned long long)size, 1u << g, strerror(-rc));
-		return rc;
-	}
-	rc = potad__space_set_acl(*out, d->allow_all, d->uids, d->nuids,
-				  d->gids, d->ngids);
-	if (rc < 0) {
-		potad__space_remove(*out);
-		snprintf(msg, len, "out of memory");
-		return rc;
-	}
-	snprintf(msg, len, "%s [%#llx, +%#llx), %u-byte units%s",
-		 potad__kind_name(d->kind), (unsigned long long)base,
-		 (unsigned long long)size, 1u << g,
-		 d->allow_all ? ", open to all" : "");
-	return 0;
-}
-
-bool potad__space_differs(const struct pspace *ps,
-			  const struct potad_space_decl *d, char *msg,
-			  size_t len)
-{
-	struct potad_stats st;
-	unsigned g = 12;
-
-	potad_space_stats(ps->eng, &st);
-	if (d->granule && potad__granule_shift(d->granule, &g) < 0)
-		g = 0;
-	if (d->kind != ps->kind) {
-		snprintf(msg, len, "kind %s, the journal has %s",
-			 potad__kind_name(d->kind), potad__kind_name(ps->kind));
-		return true;
-	}
-	if (st.granule != 1ull << g) {
-		snprintf(msg, len, "granule %llu, the journal has %llu",
-			 1ull << g, (unsigned long long)st.granule);
-		return true;
-	}
-	if (d->kind == POTAD__V1__SPACE_KIND__FILE &&
-	    strcmp(d->path ? d->path : "", ps->source ? ps->source : "")) {
-		snprintf(msg, len, "path %s, the journal has %s",
-			 d->path ? d->path : "", ps->source ? ps->source : "");
-		return true;
-	}
-	if (d->kind == POTAD__V1__SPACE_KIND__RANGE &&
-	    (d->base != st.base || (d->size >> g << g) != st.size)) {
-		snprintf(msg, len, "[%#llx, +%#llx), the journal has [%#llx, "
-			 "+%#llx)", (unsigned long long)d->base,
-			 (unsigned long long)d->size,
-			 (unsigned long long)st.base,
-			 (unsigned long long)st.size);
-		return true;
-	}
-	return false;
 }
 
 bool potad__space_acl_is(const struct pspace *ps,

@@ -34,6 +34,7 @@ struct cstate {
 	struct sess *sess;
 	size_t nsess, capsess;
 	size_t sub_index; /* position in subs[] */
+	struct potad_prep *prep; /* probes for the request being answered */
 };
 
 /* What one request's replies may take: the queue limit.  Replies are built
@@ -127,6 +128,22 @@ struct pspace *potad__rpc_space(struct ctx *x, Potad__V1__Result *r,
 	if (!ps)
 		potad__rpc_refuse(x, r, -ENOENT, "no space named '%s'",
 				  name ? name : "");
+	return ps;
+}
+
+/* The space named name if it serves now; else refuse r (NOT_FOUND or
+ * UNAVAILABLE with the reason) and return NULL. */
+static struct pspace *live_space(struct ctx *x, Potad__V1__Result *r,
+				 const char *name)
+{
+	struct pspace *ps = potad__rpc_space(x, r, name);
+	const char *why = ps ? potad__space_unavailable(ps) : NULL;
+
+	if (why) {
+		potad__rpc_refuse(x, r, -ENODEV, "space '%s' is not available: "
+				  "%s", ps->name, why);
+		return NULL;
+	}
 	return ps;
 }
 
@@ -280,6 +297,8 @@ static void on_hit(struct potad_space *s, const struct potad_extent *e,
 {
 	struct hits *h = arg;
 
+	if (potad__discard_owner(e->owner))
+		return; /* a discard's hold: no one to tell */
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 16;
 		struct hit *t = realloc(h->v, cap * sizeof(*t));
@@ -396,11 +415,37 @@ static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
 	st->sess[st->nsess++].handle = h;
 }
 
+/* No room: say how much is free, and for a clean request how much of
+ * that is dirty and whether a discard is on its way. */
+static void refuse_nospc(struct ctx *x, Potad__V1__Result *r,
+			 const struct pspace *ps, uint64_t size, bool clean)
+{
+	struct potad_stats st;
+
+	potad_space_stats(ps->eng, &st);
+	if (!clean || !(st.dirty_units || ps->discard_handle)) {
+		potad__rpc_refuse(x, r, -ENOSPC,
+				  "no free extent of %llu bytes fits in '%s'",
+				  (unsigned long long)size, ps->name);
+		return;
+	}
+	potad__rpc_refuse(
+	    x, r, -ENOSPC,
+	    "no clean extent of %llu bytes fits in '%s': %llu free bytes are "
+	    "dirty%s",
+	    (unsigned long long)size, ps->name,
+	    (unsigned long long)(st.dirty_units * st.granule +
+				 ps->discard_len),
+	    potad__space_root((struct pspace *)ps)->discard
+		? " and being discarded; retry later"
+		: " (the space does not discard)");
+}
+
 static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		     Potad__V1__Result *r)
 {
 	struct potad_alloc_req q = {0};
-	struct pspace *ps = potad__rpc_space(x, r, m->space), *rs = NULL;
+	struct pspace *ps = live_space(x, r, m->space), *rs = NULL;
 	struct potad_extent e;
 	int64_t owner;
 	int rc;
@@ -427,13 +472,6 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		potad__rpc_refuse(
 		    x, r, -EINVAL, "min %#llx is not below max %#llx",
 		    (unsigned long long)m->min, (unsigned long long)m->max);
-		return;
-	}
-	if (m->clean) {
-		potad__rpc_refuse(
-		    x, r, -EOPNOTSUPP,
-		    "clean extents need discard tracking, which comes with "
-		    "the device spaces; this build does not have it");
 		return;
 	}
 	if (m->reserve && *m->reserve) {
@@ -484,7 +522,9 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	q.tag = m->tag;
 	q.flags = (m->top_down ? POTAD_ALLOC_TOPDOWN : 0) |
 		  (m->whole ? POTAD_ALLOC_WHOLE : 0) |
-		  (m->fixed ? POTAD_ALLOC_FIXED : 0);
+		  (m->fixed ? POTAD_ALLOC_FIXED : 0) |
+		  (m->clean || potad__space_root(ps)->isolate ? POTAD_ALLOC_CLEAN
+							     : 0);
 	if (potad__journal_room(256 + 2 * POTAD_LABEL_MAX) < 0) {
 		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
@@ -504,9 +544,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	case 0:
 		break;
 	case -ENOSPC:
-		potad__rpc_refuse(x, r, rc,
-				  "no free extent of %llu bytes fits in '%s'",
-				  (unsigned long long)m->size, ps->name);
+		refuse_nospc(x, r, ps, m->size, q.flags & POTAD_ALLOC_CLEAN);
 		return;
 	case -E2BIG:
 		potad__rpc_refuse(x, r, rc,
@@ -552,10 +590,19 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 	check_low_water(ps);
 }
 
+/* The extent covering offset; a discard's hold is free space. */
+static int lookup_at(const struct pspace *ps, uint64_t offset,
+		     struct potad_extent *e)
+{
+	int rc = potad_lookup(ps->eng, offset, e);
+
+	return rc == 0 && ps->discard_handle == e->handle ? -ENOENT : rc;
+}
+
 static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		    Potad__V1__Result *r)
 {
-	struct pspace *ps = potad__rpc_space(x, r, m->space);
+	struct pspace *ps = live_space(x, r, m->space);
 	struct potad_extent e;
 	uint64_t handle = 0, wire = m->handle;
 	int rc;
@@ -566,7 +613,7 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 	if (m->by_offset) {
 		if (!potad__rpc_admin(x, r, "freeing by offset"))
 			return;
-		rc = potad_lookup(ps->eng, m->offset, &e);
+		rc = lookup_at(ps, m->offset, &e);
 		if (rc < 0) {
 			potad__rpc_refuse(
 			    x, r, rc, "no extent at %#llx in '%s'",
@@ -576,7 +623,9 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		handle = e.handle;
 		wire = handle ^ ps->salt;
 	}
-	rc = potad_get(ps->eng, handle, &e);
+	rc = ps->discard_handle && handle == ps->discard_handle
+		 ? -ESTALE
+		 : potad_get(ps->eng, handle, &e);
 	if (rc < 0) {
 		potad__rpc_refuse(
 		    x, r, rc,
@@ -603,13 +652,14 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
-	rc = potad_free(ps->eng, handle, &e);
+	rc = potad__space_free(ps, handle, &e);
 	if (rc < 0) {
 		potad__rpc_refuse(x, r, rc, "free failed: %s", strerror(-rc));
 		return;
 	}
 	potad__jr_free(ps, handle);
 	potad__token_forget(ps, handle);
+	potad__discard_kick(ps);
 	r->extent = extent_msg(x, ps, &e);
 	if (r->extent)
 		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
@@ -625,7 +675,7 @@ static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
 
 	if (!ps)
 		return;
-	rc = potad_lookup(ps->eng, m->offset, &e);
+	rc = lookup_at(ps, m->offset, &e);
 	if (rc == -ERANGE) {
 		potad__rpc_refuse(x, r, rc, "%#llx is outside '%s'",
 				  (unsigned long long)m->offset, ps->name);
@@ -664,7 +714,8 @@ static int list_one(const struct potad_extent *e, void *arg)
 	struct lister *l = arg;
 	const struct powner *o = potad__owner(e->owner);
 
-	if (!o || (l->by_uid && o->uid != l->uid) ||
+	if (!o || e->handle == l->ps->discard_handle ||
+	    (l->by_uid && o->uid != l->uid) ||
 	    (l->m->label && *l->m->label && strcmp(o->label, l->m->label)))
 		return 0;
 	if (potad__arena_bytes(l->x->a) - l->x->base > reply_budget) {
@@ -736,7 +787,7 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
 		      Potad__V1__Result *r)
 {
-	struct pspace *ps = potad__rpc_space(x, r, m->space);
+	struct pspace *ps = live_space(x, r, m->space);
 	struct hits h = {0};
 	Potad__V1__PoisonReply *pr;
 	int rc;
@@ -865,15 +916,17 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 				       const Potad__V1__Request *req,
 				       struct potad_arena *a)
 {
+	struct cstate *st = *potad__conn_state(c);
 	struct ctx x = {.conn = c,
 			.peer = potad__conn_peer(c),
 			.a = a,
-			.base = potad__arena_bytes(a)};
+			.base = potad__arena_bytes(a),
+			.prep = st ? st->prep : NULL};
 	Potad__V1__Response *resp = potad__rpc_zalloc(&x, sizeof(*resp));
-	Potad__V1__Result *res;
+	Potad__V1__Result *res = NULL;
 
 	if (!resp)
-		return NULL;
+		goto out;
 	potad__v1__response__init(resp);
 	resp->id = req->id;
 	resp->message = "";
@@ -881,8 +934,9 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 	    potad__rpc_zalloc(&x, req->n_ops * sizeof(*resp->results) + 1);
 	res = potad__rpc_zalloc(&x, req->n_ops * sizeof(*res) + 1);
 	if (!resp->results || !res)
-		return NULL;
+		goto out;
 	for (size_t i = 0; i < req->n_ops; i++) {
+		x.op = i;
 		potad__v1__result__init(&res[i]);
 		res[i].message = "";
 		/* One small request must not make an unbounded reply. */
@@ -897,7 +951,33 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 		resp->results[i] = &res[i];
 	}
 	resp->n_results = req->n_ops;
-	return resp;
+out:
+	if (x.prep) {
+		potad__prep_free(x.prep);
+		st->prep = NULL;
+	}
+	return resp && resp->results && res ? resp : NULL;
+}
+
+int potad__rpc_prepare(struct potad_conn *c, const Potad__V1__Request *req,
+		       void (*done)(struct potad_conn *c))
+{
+	struct potad_prep *p;
+	struct cstate *st;
+	int err;
+
+	p = potad__prep_start(c, req, done, &err);
+	if (!p)
+		return err;
+	/* The work runs already; it needs the state only when it is done,
+	 * and the state is made here, on the loop, before that. */
+	st = state(c);
+	if (!st) {
+		potad__prep_orphan(p);
+		return -ENOMEM;
+	}
+	st->prep = p;
+	return 1;
 }
 
 void potad__rpc_conn_closed(struct potad_conn *c)
@@ -908,13 +988,16 @@ void potad__rpc_conn_closed(struct potad_conn *c)
 
 	if (!st)
 		return;
+	if (st->prep)
+		potad__prep_orphan(st->prep);
 	sub_del(c, st);
 	for (size_t i = 0; i < st->nsess; i++) {
 		struct pspace *ps = potad__space_by_id(st->sess[i].space_id);
 
 		if (ps && potad__journal_room(64) == 0 &&
-		    potad_free(ps->eng, st->sess[i].handle, NULL) == 0) {
+		    potad__space_free(ps, st->sess[i].handle, NULL) == 0) {
 			potad__jr_free(ps, st->sess[i].handle);
+			potad__discard_kick(ps);
 			potad__token_forget(ps, st->sess[i].handle);
 			freed++;
 			check_low_water(ps);

@@ -11,6 +11,8 @@ struct ctx {
 	const struct potad_peer *peer;
 	struct potad_arena *a;
 	size_t base; /* arena bytes before the replies (the request's) */
+	struct potad_prep *prep; /* what was prepared off the loop, or NULL */
+	size_t op;               /* the op being dispatched */
 };
 
 /* Zeroed memory from the request's arena, or NULL. */
@@ -29,6 +31,18 @@ struct pspace *potad__rpc_child_hosted_by(const struct pspace *ps,
 					  uint64_t handle);
 
 /* Space and child-space administration (rpc_spaces.c). */
+struct potad_prep;
+/* Start probing the devices req's SpaceAdd ops name, on the thread pool;
+ * done(c) runs on the loop when the probes are done.  NULL with *err 0
+ * when nothing needs probing (or the caller is no admin), NULL with *err
+ * -ENOMEM. */
+struct potad_prep *potad__prep_start(struct potad_conn *c,
+				     const Potad__V1__Request *req,
+				     void (*done)(struct potad_conn *c),
+				     int *err);
+/* The connection has gone: p frees itself when its work is done. */
+void potad__prep_orphan(struct potad_prep *p);
+void potad__prep_free(struct potad_prep *p);
 void potad__op_list_spaces(struct ctx *x, Potad__V1__Result *r);
 void potad__op_space_stat(struct ctx *x, const Potad__V1__SpaceStat *m,
 			  Potad__V1__Result *r);

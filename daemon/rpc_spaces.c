@@ -6,13 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "journal.h"
+#include "probe.h"
 #include "rpc.h"
 
 static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 					bool frag)
 {
 	Potad__V1__SpaceInfo *m = potad__rpc_zalloc(x, sizeof(*m));
+	struct pspace *root;
 	struct potad_stats st;
 	unsigned top;
 
@@ -47,8 +51,25 @@ static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 	if (frag)
 		potad_space_frag(ps->eng, &m->largest_free_run,
 				 &m->fragmentation);
-	m->available = true;
-	m->reason = "";
+	root = potad__space_root(ps);
+	m->reason = (char *)potad__space_unavailable(ps);
+	m->available = !m->reason;
+	if (!m->reason)
+		m->reason = "";
+	m->identity = root->identity ? root->identity : "";
+	m->device = root->device ? root->device : "";
+	m->discard = root->discard;
+	m->isolate = root->isolate;
+	m->bar = root->bar;
+	m->dirty_bytes = st.dirty_units * st.granule;
+	if (ps->discard_handle) {
+		/* The hold is no one's extent: count it as dirty free. */
+		m->discarding_bytes = ps->discard_len;
+		m->dirty_bytes += ps->discard_len;
+		m->free_bytes += ps->discard_len;
+		m->used_bytes -= ps->discard_len;
+		m->extents--;
+	}
 	return m;
 }
 
@@ -97,6 +118,140 @@ void potad__op_space_stat(struct ctx *x, const Potad__V1__SpaceStat *m,
 	r->body_case = POTAD__V1__RESULT__BODY_SPACE;
 }
 
+/*
+ * Registering a device kind is prepared off the loop: potad__prep_start()
+ * copies what each SpaceAdd of the request names and probes it on the
+ * thread pool while the connection waits (others are served); the request
+ * is then dispatched as usual and op_space_add takes the probe's result.
+ */
+struct pslot {
+	size_t op; /* index in the request */
+	char *path, *pci;
+	struct potad_probe_req rq;
+	struct potad_probe pr;
+	bool skip;
+	int rc;
+	char msg[512];
+};
+
+struct potad_prep {
+	uv_work_t w;
+	struct potad_conn *conn; /* NULL once the connection has gone */
+	void (*done)(struct potad_conn *c);
+	size_t n;
+	struct pslot slot[];
+};
+
+void potad__prep_free(struct potad_prep *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		potad__probe_release(&p->slot[i].pr);
+		free(p->slot[i].path);
+		free(p->slot[i].pci);
+	}
+	free(p);
+}
+
+static void prep_work(uv_work_t *w)
+{
+	struct potad_prep *p = w->data;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct pslot *sl = &p->slot[i];
+
+		if (sl->skip)
+			continue;
+		sl->rc = potad__probe(&sl->rq, &sl->pr, sl->msg,
+				      sizeof(sl->msg));
+	}
+}
+
+static void prep_done(uv_work_t *w, int status)
+{
+	struct potad_prep *p = w->data;
+
+	(void)status;
+	if (!p->conn) {
+		potad__prep_free(p);
+		return;
+	}
+	p->done(p->conn);
+}
+
+void potad__prep_orphan(struct potad_prep *p)
+{
+	p->conn = NULL;
+}
+
+static bool needs_probe(const Potad__V1__Op *op)
+{
+	return op->op_case == POTAD__V1__OP__OP_SPACE_ADD &&
+	       op->space_add->kind != POTAD__V1__SPACE_KIND__RANGE &&
+	       op->space_add->kind > POTAD__V1__SPACE_KIND__RANGE &&
+	       op->space_add->kind <= POTAD__V1__SPACE_KIND__PCIBAR;
+}
+
+struct potad_prep *potad__prep_start(struct potad_conn *c,
+				     const Potad__V1__Request *req,
+				     void (*done)(struct potad_conn *c),
+				     int *err)
+{
+	struct potad_prep *p;
+	size_t n = 0;
+
+	*err = 0;
+	/* Only admins may register, so only they may make us open
+	 * devices; others are refused by the dispatcher as usual. */
+	if (!potad__conn_peer(c)->admin)
+		return NULL;
+	for (size_t i = 0; i < req->n_ops; i++)
+		n += needs_probe(req->ops[i]);
+	if (!n)
+		return NULL;
+	p = calloc(1, sizeof(*p) + n * sizeof(p->slot[0]));
+	if (!p)
+		goto err_nomem;
+	for (size_t i = 0; i < req->n_ops; i++) {
+		const Potad__V1__SpaceAdd *m = req->ops[i]->space_add;
+		struct pslot *sl = &p->slot[p->n];
+		struct potad_space_decl d = {0};
+
+		if (!needs_probe(req->ops[i]))
+			continue;
+		p->n++;
+		sl->pr.fd = -1;
+		sl->op = i;
+		sl->path = strdup(m->path ? m->path : "");
+		sl->pci = strdup(m->pci ? m->pci : "");
+		if (!sl->path || !sl->pci)
+			goto err_free;
+		d.kind = m->kind;
+		d.path = sl->path;
+		d.pci = sl->pci;
+		d.bar = m->bar;
+		d.granule = m->granule;
+		d.force = m->force;
+		d.discard = m->discard;
+		d.isolate = m->isolate;
+		potad__probe_req_of(&d, &sl->rq);
+		/* Refused anyway: do not touch the device. */
+		sl->skip = potad__decl_check(&d, sl->msg, sizeof(sl->msg)) < 0;
+	}
+	p->conn = c;
+	p->done = done;
+	p->w.data = p;
+	if (uv_queue_work(uv_default_loop(), &p->w, prep_work, prep_done) < 0)
+		goto err_free;
+	return p;
+err_free:
+	potad__prep_free(p);
+err_nomem:
+	*err = -ENOMEM;
+	return NULL;
+}
+
 void potad__op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
 			 Potad__V1__Result *r)
 {
@@ -104,6 +259,8 @@ void potad__op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
 		.name = m->name,
 		.kind = m->kind,
 		.path = m->path,
+		.pci = m->pci,
+		.bar = m->bar,
 		.base = m->base_offset,
 		.size = m->size,
 		.granule = m->granule,
@@ -112,23 +269,49 @@ void potad__op_space_add(struct ctx *x, const Potad__V1__SpaceAdd *m,
 		.nuids = m->n_allow_uids,
 		.gids = m->allow_gids,
 		.ngids = m->n_allow_gids,
+		.force = m->force,
+		.discard = m->discard,
+		.isolate = m->isolate,
 	};
+	struct potad_probe *pr = NULL;
 	struct pspace *ps;
-	char msg[256];
+	char msg[512];
 	int rc;
 
 	if (!potad__rpc_admin(x, r, "registering a space"))
 		return;
-	if (potad__journal_room(8192 + 4 * (d.nuids + d.ngids)) < 0) {
-		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	rc = potad__space_declare(&d, &ps, msg, sizeof(msg));
+	rc = potad__decl_check(&d, msg, sizeof(msg));
 	if (rc < 0) {
 		potad__rpc_refuse(x, r, rc, "%s", msg);
 		return;
 	}
-	potad__jr_space(ps);
+	if (potad__decl_probes(&d)) {
+		struct pslot *sl = NULL;
+
+		for (size_t i = 0; x->prep && i < x->prep->n; i++)
+			if (x->prep->slot[i].op == x->op)
+				sl = &x->prep->slot[i];
+		if (!sl) {
+			potad__rpc_refuse(x, r, -EINVAL,
+					  "unknown space kind %d", d.kind);
+			return;
+		}
+		if (sl->rc < 0) {
+			potad__rpc_refuse(x, r, sl->rc, "%s", sl->msg);
+			return;
+		}
+		pr = &sl->pr;
+	}
+	if (potad__journal_room(8192 + 4 * (d.nuids + d.ngids)) < 0) {
+		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
+		return;
+	}
+	rc = potad__space_declare(&d, pr, &ps, msg, sizeof(msg));
+	if (rc < 0) {
+		potad__rpc_refuse(x, r, rc, "%s", msg);
+		return;
+	}
+	potad__jr_new_space(ps);
 	log_info("space %s registered by uid %u: %s", ps->name,
 		 (unsigned)x->peer->uid, msg);
 	r->space = space_info(x, ps, false);
@@ -185,78 +368,28 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 			 Potad__V1__Result *r)
 {
 	struct pspace *parent = potad__rpc_space(x, r, m->parent), *c;
-	struct potad_alloc_req q = {0};
-	struct potad_extent e;
-	unsigned g;
-	int64_t owner;
-	char label[80];
+	struct potad_space_decl d = {
+		.name = m->name,
+		.size = m->size,
+		.align = m->align,
+		.granule = m->granule,
+		.reserve = m->reserve,
+		.uids = m->allow_uids,
+		.nuids = m->n_allow_uids,
+		.gids = m->allow_gids,
+		.ngids = m->n_allow_gids,
+	};
+	char msg[512];
 	int rc;
 
 	if (!parent || !potad__rpc_admin(x, r, "creating a child space"))
 		return;
-	if (potad__space_find(m->name)) {
-		potad__rpc_refuse(x, r, -EEXIST, "a space named '%s' exists",
-				  m->name);
-		return;
-	}
-	if (m->size == 0 || (m->align & (m->align - 1))) {
-		potad__rpc_refuse(x, r, -EINVAL,
-				  "a child needs a size > 0 and an "
-				  "alignment that is a power of two");
-		return;
-	}
-	if (m->granule && potad__granule_shift(m->granule, &g) < 0) {
-		potad__rpc_refuse(x, r, -EINVAL,
-				  "granule %llu is not a power of two",
-				  (unsigned long long)m->granule);
-		return;
-	}
-	if (!m->granule) {
-		struct potad_stats st;
-
-		potad_space_stats(parent->eng, &st);
-		g = (unsigned)__builtin_ctzll(st.granule);
-	}
-	snprintf(label, sizeof(label), "child:%s", m->name);
-	owner = potad__owner_get(0, label, 0);
-	if (owner < 0) {
-		potad__rpc_refuse(x, r, (int)owner, "out of memory");
-		return;
-	}
-	q.size = m->size;
-	q.align = m->align ? m->align : (1ull << g);
-	q.owner = (uint32_t)owner;
-	if (potad__journal_room(16384 + 4 * (m->n_allow_uids +
-					     m->n_allow_gids)) < 0) {
-		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	rc = potad_alloc(parent->eng, &q, &e);
+	rc = potad__child_carve(parent, &d, &c, msg, sizeof(msg));
 	if (rc < 0) {
-		potad__rpc_refuse(
-		    x, r, rc, "cannot carve %llu bytes from '%s': %s",
-		    (unsigned long long)m->size, parent->name, strerror(-rc));
+		potad__rpc_refuse(x, r, rc, "%s", msg);
 		return;
 	}
-	rc = potad__space_add_child(parent, m->name, e.handle, g, m->reserve,
-				    &c);
-	if (rc == 0)
-		rc = potad__space_set_acl(c, false, m->allow_uids,
-					  m->n_allow_uids, m->allow_gids,
-					  m->n_allow_gids);
-	if (rc < 0) {
-		if (potad__space_find(m->name) == NULL)
-			potad_free(parent->eng, e.handle, NULL);
-		potad__rpc_refuse(x, r, rc, "cannot create child '%s': %s",
-				  m->name, strerror(-rc));
-		return;
-	}
-	potad__jr_alloc(parent, &e, NULL);
-	potad__jr_space(c);
-	log_info("%s %s carved from %s at [%#llx, +%#llx) by uid %u",
-		 m->reserve ? "reserve" : "child space", c->name, parent->name,
-		 (unsigned long long)e.offset, (unsigned long long)e.length,
-		 (unsigned)x->peer->uid);
+	log_info("%s by uid %u", msg, (unsigned)x->peer->uid);
 	r->space = space_info(x, c, false);
 	if (r->space)
 		r->body_case = POTAD__V1__RESULT__BODY_SPACE;
@@ -265,7 +398,7 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 			    Potad__V1__Result *r)
 {
-	struct pspace *ps = potad__rpc_space(x, r, m->name);
+	struct pspace *ps = potad__rpc_space(x, r, m->name), *parent;
 	struct potad_stats st;
 	uint64_t id;
 	int rc;
@@ -279,6 +412,8 @@ void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 		return;
 	}
 	potad_space_stats(ps->eng, &st);
+	if (ps->discard_handle)
+		st.extents--; /* a discard's hold goes with the space */
 	if (st.extents || ps->nchildren) {
 		potad__rpc_refuse(x, r, -EBUSY,
 				  "'%s' still holds %llu extent(s) and %u "
@@ -294,9 +429,12 @@ void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 	log_info("child space %s removed by uid %u", ps->name,
 		 (unsigned)x->peer->uid);
 	id = ps->id;
+	parent = ps->parent;
 	rc = potad__space_remove(ps);
-	if (rc == 0)
+	if (rc == 0) {
 		potad__jr_space_del(id);
+		potad__discard_kick(parent);
+	}
 	if (rc < 0)
 		potad__rpc_refuse(x, r, rc, "cannot remove: %s", strerror(-rc));
 }

@@ -50,6 +50,9 @@ struct potad_conn {
 	uv_write_t wreq;
 	bool writing, reading, closing, close_after_flush;
 	bool processing; /* in process(): an event it raises must not re-enter */
+	/* A request waiting for work off the loop (a device probe): nothing
+	 * after it is read or answered until it has been. */
+	const Potad__V1__Request *parked;
 	bool dirty;      /* on the dirty list: has output to send */
 	struct potad_conn *dirty_next;
 	uint64_t write_since; /* loop time the current write started */
@@ -402,7 +405,7 @@ static void conn_flush(struct potad_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!c->writing && !c->olen && c->close_after_flush) {
+	if (!c->writing && !c->olen && c->close_after_flush && !c->parked) {
 		conn_close(c);
 		return;
 	}
@@ -417,7 +420,7 @@ static void conn_flush(struct potad_conn *c)
 				return;
 			}
 		}
-		set_reading(c, true);
+		set_reading(c, !c->parked);
 	} else {
 		set_reading(c, false);
 	}
@@ -506,11 +509,24 @@ static bool strings_ok(const ProtobufCMessage *m)
 	return true;
 }
 
+static void answer(struct potad_conn *c, const Potad__V1__Request *req)
+{
+	Potad__V1__Response *resp = potad__rpc_handle(c, req, &c->arena);
+
+	if (!resp) {
+		put_refusal(c, POTAD__V1__STATUS__INTERNAL,
+			    "out of memory building the reply");
+		return;
+	}
+	put_response(c, resp);
+}
+
+static void resume(struct potad_conn *c);
+
 static void handle_frame(struct potad_conn *c, const uint8_t *p, size_t n)
 {
 	ProtobufCAllocator pa;
 	Potad__V1__Request *req;
-	Potad__V1__Response *resp;
 
 	potad__arena_reset(&c->arena);
 	potad__arena_allocator(&c->arena, &pa);
@@ -531,13 +547,32 @@ static void handle_frame(struct potad_conn *c, const uint8_t *p, size_t n)
 		put_response(c, &r);
 		return;
 	}
-	resp = potad__rpc_handle(c, req, &c->arena);
-	if (!resp) {
+	switch (potad__rpc_prepare(c, req, resume)) {
+	case 0:
+		answer(c, req);
+		break;
+	case 1:
+		c->parked = req;
+		set_reading(c, false);
+		break;
+	default:
 		put_refusal(c, POTAD__V1__STATUS__INTERNAL,
-			    "out of memory building the reply");
-		return;
+			    "out of memory preparing the request");
+		break;
 	}
-	put_response(c, resp);
+}
+
+/* The work a parked request waited for is done: answer it, then what
+ * arrived behind it. */
+static void resume(struct potad_conn *c)
+{
+	const Potad__V1__Request *req = c->parked;
+
+	c->parked = NULL;
+	answer(c, req);
+	process(c);
+	conn_flush(c);
+	flush_dirty();
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -576,6 +611,7 @@ static void process(struct potad_conn *c)
 	size_t off = 0;
 
 	while (off < c->rlen && !c->close_after_flush && !c->closing &&
+	       !c->parked &&
 	       c->olen + c->wlen <= srv.cfg->max_queue / 2) {
 		uint64_t len;
 		int k = potad__varint_get(c->rbuf + off, c->rlen - off, &len);

@@ -111,6 +111,8 @@ static int one_extent(const struct potad_extent *e, void *arg)
 	size_t n = potad__jenc_extent(NULL, &a);
 	uint8_t *p;
 
+	if (e->handle == o->ps->discard_handle)
+		return 0; /* a discard's hold: written as dirty free space */
 	if (o->ext_n == PER_RECORD)
 		close_extents(o);
 	if (!o->ext_n) {
@@ -154,6 +156,20 @@ static int one_token(uid_t uid, const char *token, const struct pspace *ps,
 	return 0;
 }
 
+static bool dirty_range(struct out *o, const struct pspace *ps, uint64_t off,
+			uint64_t len)
+{
+	const uint64_t r[1][2] = {{off, len}};
+	size_t n = potad__jenc_clean(NULL, ps->id, false, r, 1);
+	uint8_t *p = start(o, n);
+
+	if (!p)
+		return false;
+	potad__jenc_clean(p, ps->id, false, r, 1);
+	finish(o, POTAD_J_CLEAN, n);
+	return true;
+}
+
 static void one_space(struct out *o, const struct pspace *ps)
 {
 	struct potad_jspace js;
@@ -177,6 +193,17 @@ static void one_space(struct out *o, const struct pspace *ps)
 		finish(o, POTAD_J_POISON, 24);
 		off = s + l;
 	}
+	/* Dirty free space, and the range being discarded, which is held
+	 * by an extent no one owns: after a restore it is dirty and free. */
+	off = 0;
+	while (potad_dirty_next(ps->eng, off, &s, &l) == 0) {
+		if (!dirty_range(o, ps, s, l))
+			return;
+		off = s + l;
+	}
+	if (ps->discard_handle &&
+	    !dirty_range(o, ps, ps->discard_off, ps->discard_len))
+		return;
 	o->space = ps->id;
 	o->ps = ps;
 	potad_extent_foreach(ps->eng, 0, 0, one_extent, o);
@@ -231,9 +258,14 @@ void potad__jspace_of(const struct pspace *ps, struct potad_jspace *js)
 	js->kind = (uint32_t)ps->kind;
 	js->granule_shift = (unsigned)__builtin_ctzll(st.granule);
 	js->flags = (ps->reserve ? POTAD_JS_RESERVE : 0) |
-		    (ps->allow_all ? POTAD_JS_ALLOW_ALL : 0);
+		    (ps->allow_all ? POTAD_JS_ALLOW_ALL : 0) |
+		    (ps->force ? POTAD_JS_FORCE : 0) |
+		    (ps->discard ? POTAD_JS_DISCARD : 0) |
+		    (ps->isolate ? POTAD_JS_ISOLATE : 0);
 	js->name = ps->name;
 	js->source = ps->source;
+	js->identity = ps->identity ? ps->identity : "";
+	js->bar = ps->bar;
 	/* uid_t and gid_t are 32-bit on Linux. */
 	js->uids = (const uint32_t *)ps->uids;
 	js->nuids = (uint16_t)ps->nuids;

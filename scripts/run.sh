@@ -44,6 +44,24 @@ echo "\$ potadctl free default $h   # again: refused, nothing changes"
 echo
 ctl space stat default --frag
 
+# A real swap file: potad identifies it with libblkid, reads its header for
+# the usable pages and bad pages, and journals its UUID.  A freed extent is
+# dirty (it holds its owner's data); --clean asks for untouched units.
+if [ ! -f "$run/swapfile" ]; then
+	truncate -s 64M "$run/swapfile"
+	PATH=$PATH:/usr/sbin:/sbin mkswap -q "$run/swapfile" >/dev/null
+fi
+if ! ./clients/potadctl space stat swap0 >/dev/null 2>&1; then
+	ctl space add swap0 --kind swap --path "$run/swapfile"
+fi
+h=$(./clients/potadctl --json alloc swap0 1M --label demo |
+	sed -E 's/.*"handle":"([^"]+)".*/\1/')
+echo "\$ potadctl --json alloc swap0 1M --label demo   # handle $h"
+echo
+ctl free swap0 "$h"
+ctl alloc swap0 1M --clean --label demo
+ctl spaces
+
 # Every acknowledged change is in the journal: a restart finds it again.
 pid=$(pgrep -f "potad --socket $POTAD_SOCKET" | head -n 1 || true)
 if [ -n "$pid" ]; then

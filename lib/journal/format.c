@@ -371,8 +371,8 @@ static struct potad_jcur reader(const struct potad_jrec *r)
 /*
  * SPACE: u64 id, salt, base, size, parent, host; u32 kind, genfloor;
  * u8 granule shift, flags; then the ACL part: u16 nuids, ngids; str name,
- * source; u32 uids[], gids[].  ACL: u64 id, u8 flags, then the ACL part
- * without the strings.
+ * source, identity; u8 bar; u32 uids[], gids[].  ACL: u64 id, u8 flags,
+ * then the ACL part without the strings and the bar.
  */
 static void put_acl(struct potad_jcur *c, const struct potad_jspace *s,
 		    bool names)
@@ -382,6 +382,8 @@ static void put_acl(struct potad_jcur *c, const struct potad_jspace *s,
 	if (names) {
 		potad__jput_str(c, s->name);
 		potad__jput_str(c, s->source);
+		potad__jput_str(c, s->identity);
+		potad__jput_u8(c, (uint8_t)s->bar);
 	}
 	for (unsigned i = 0; i < s->nuids; i++)
 		potad__jput_u32(c, s->uids[i]);
@@ -430,6 +432,8 @@ static int get_acl(struct potad_jcur *c, struct potad_jspace *s,
 	if (names) {
 		s->name = get_str(c, &scratch);
 		s->source = get_str(c, &scratch);
+		s->identity = get_str(c, &scratch);
+		s->bar = potad__jget_u8(c);
 	}
 	scratch += (4 - ((uintptr_t)scratch & 3)) & 3;
 	ids = (uint32_t *)(void *)scratch;
@@ -561,6 +565,36 @@ int potad__jdec_ids(const struct potad_jrec *r, uint64_t *a, uint64_t *b,
 	return 0;
 }
 
+size_t potad__jenc_clean(uint8_t *out, uint64_t space, bool clean,
+			 const uint64_t (*ranges)[2], uint32_t n)
+{
+	struct potad_jcur c = writer(out);
+
+	potad__jput_u64(&c, space);
+	potad__jput_u8(&c, clean ? 1 : 0);
+	potad__jput_u32(&c, n);
+	for (uint32_t i = 0; i < n; i++) {
+		potad__jput_u64(&c, ranges[i][0]);
+		potad__jput_u64(&c, ranges[i][1]);
+	}
+	return c.left;
+}
+
+int potad__jdec_clean(const struct potad_jrec *r, uint64_t *space,
+		      bool *clean, uint32_t *n, struct potad_jcur *cur)
+{
+	uint8_t v;
+
+	*cur = reader(r);
+	*space = potad__jget_u64(cur);
+	v = potad__jget_u8(cur);
+	*n = potad__jget_u32(cur);
+	if (cur->bad || v > 1 || cur->left != 16ull * *n)
+		return -EBADMSG;
+	*clean = v;
+	return 0;
+}
+
 const char *potad__jtype_name(unsigned type)
 {
 	static const char *names[] = {
@@ -568,7 +602,7 @@ const char *potad__jtype_name(unsigned type)
 		[POTAD_J_ACL] = "acl",       [POTAD_J_ALLOC] = "alloc",
 		[POTAD_J_FREE] = "free",     [POTAD_J_POISON] = "poison",
 		[POTAD_J_TOKEN] = "token",   [POTAD_J_EXTENTS] = "extents",
-		[POTAD_J_END] = "end",
+		[POTAD_J_END] = "end",       [POTAD_J_CLEAN] = "clean",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type]

@@ -21,7 +21,7 @@ uint32_t potad__crc32c_soft(uint32_t crc, const void *p, size_t n);
  */
 #define POTAD_J_MAGIC_LOG "POTADLOG"
 #define POTAD_J_MAGIC_SNAP "POTADSNP"
-#define POTAD_J_VERSION 1
+#define POTAD_J_VERSION 2 /* 2: SPACE carries identity and bar; CLEAN */
 #define POTAD_J_HDR 32
 #define POTAD_J_REC_HDR 24
 
@@ -54,6 +54,9 @@ enum potad_jtype {
 	POTAD_J_TOKEN = 7,     /* snapshot: an idempotency token */
 	POTAD_J_EXTENTS = 8,   /* snapshot: a batch of a space's extents */
 	POTAD_J_END = 9,       /* snapshot: the last record */
+	POTAD_J_CLEAN = 10,    /* free ranges of a space made clean (a
+				* discard completed) or, in a snapshot,
+				* dirty */
 };
 
 struct potad_jrec {
@@ -147,6 +150,9 @@ const char *potad__jget_str(struct potad_jcur *c, uint16_t *len);
 /* POTAD_J_SPACE */
 #define POTAD_JS_RESERVE (1u << 0)
 #define POTAD_JS_ALLOW_ALL (1u << 1)
+#define POTAD_JS_FORCE (1u << 2)   /* blockdev taken despite a filesystem */
+#define POTAD_JS_DISCARD (1u << 3) /* discard dirty free space */
+#define POTAD_JS_ISOLATE (1u << 4) /* hand out only clean units */
 struct potad_jspace {
 	uint64_t id, salt;
 	uint64_t base, size;
@@ -157,6 +163,8 @@ struct potad_jspace {
 	unsigned granule_shift;
 	unsigned flags; /* POTAD_JS_* */
 	const char *name, *source; /* NUL-terminated */
+	const char *identity;      /* what the probe recorded ("" for range) */
+	unsigned bar;              /* pcibar */
 	const uint32_t *uids, *gids;
 	uint16_t nuids, ngids;
 };
@@ -178,6 +186,10 @@ size_t potad__jenc_acl(uint8_t *out, const struct potad_jspace *s);
 size_t potad__jenc_alloc(uint8_t *out, const struct potad_jalloc *a);
 size_t potad__jenc_extent(uint8_t *out, const struct potad_jalloc *a);
 size_t potad__jenc_ids(uint8_t *out, uint64_t a, uint64_t b, uint64_t c);
+/* CLEAN: u64 space, u8 clean (1: these free ranges became clean; 0: they
+ * are dirty), u32 n, then n pairs of u64 offset, length (bytes). */
+size_t potad__jenc_clean(uint8_t *out, uint64_t space, bool clean,
+			 const uint64_t (*ranges)[2], uint32_t n);
 
 /*
  * Decoders: 0 or -EBADMSG.  Strings point into scratch (at least as long
@@ -193,6 +205,10 @@ int potad__jdec_extent(struct potad_jcur *c, struct potad_jalloc *a,
 		       char *scratch);
 int potad__jdec_ids(const struct potad_jrec *r, uint64_t *a, uint64_t *b,
 		    uint64_t *c);
+/* The fixed part of a CLEAN record; then read n pairs from *cur with
+ * potad__jget_u64() (cur->bad tells an overrun). */
+int potad__jdec_clean(const struct potad_jrec *r, uint64_t *space,
+		      bool *clean, uint32_t *n, struct potad_jcur *cur);
 
 /* A record type's name, for messages. */
 const char *potad__jtype_name(unsigned type);
