@@ -12,7 +12,9 @@
  * child lives.  Poison flows down: the parent's poison code forwards any
  * range that reaches a hosting extent to the child.  When the child goes,
  * its poison flows back up into the parent before the extent is freed, so
- * bad units never return to a free list.
+ * bad units never return to a free list.  A child starts all clean, like
+ * any new space, and its host goes back dirty if the child leaves data in
+ * it.
  */
 
 int potad_child_new(struct potad_space *parent, uint64_t handle,
@@ -107,7 +109,12 @@ static int detach(struct potad_space *c)
 	}
 	d->word = (uint32_t)POTAD_TYPE_EXTENT << 28 | DESC_GEN(d);
 	handle = potad__desc_handle(p, c->parent_slot);
-	rc = potad_free(p, handle, NULL);
+	/* Live extents may have written anything, and dirty free units hold
+	 * what freed ones did; only a child with neither hands back clean
+	 * units. */
+	rc = potad_free_ex(p, handle,
+			   c->dirty_units || c->extents ? POTAD_FREE_DIRTY : 0,
+			   NULL);
 	if (rc < 0) {
 		d->word = (uint32_t)POTAD_TYPE_CHILD << 28 | DESC_GEN(d);
 		return rc;

@@ -47,6 +47,8 @@ struct potad_space {
 	uint64_t free_units, used_units, poison_units, free_blocks;
 	uint64_t nfree[POTAD_ORDERS];
 	struct rtree freeset[POTAD_ORDERS]; /* key: block index - (ub >> k) */
+	uint64_t dnonempty; /* bit k set: order k has dirty free blocks */
+	uint64_t dirty_blocks, dirty_units;
 	struct rpool nodes;
 
 	/* Descriptors, in chunks that never move, and the address index
@@ -71,6 +73,13 @@ struct potad_space {
 	uint32_t parent_slot;
 	struct potad_space **children;
 	uint32_t nchildren, capchildren;
+
+	/* The dirty free blocks: a subset of freeset, same keys, same pool.
+	 * Clean is the default, so a space that never saw a dirty free
+	 * keeps these empty and pays one mask test for them; they come last
+	 * so as not to push the hot fields apart. */
+	uint64_t ndirty[POTAD_ORDERS];
+	struct rtree dirty[POTAD_ORDERS];
 };
 
 static inline uint64_t pow2(unsigned k)
@@ -123,11 +132,23 @@ static inline bool block_inside(const struct potad_space *s, uint64_t u,
 
 /* Free-block primitives (space.c). */
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k);
+/* Whether the free block of order k at u is dirty. */
+static inline bool potad__fb_dirty(const struct potad_space *s, uint64_t u,
+				   unsigned k)
+{
+	return (s->dnonempty & pow2(k)) &&
+	       potad__rtree_get(&s->dirty[k], &s->nodes, NULL, fkey(s, u, k),
+				NULL);
+}
 bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 		    unsigned *k);
-uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
-			   uint64_t b);
-void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b);
+/* Node-pool elements that inserting [a, b)'s blocks, clean or dirty, may
+ * need. */
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
+			   bool dirty);
+/* Free [a, b), clean or dirty, merging with buddies of its cleanliness. */
+void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
+		       bool dirty);
 uint64_t potad__take_need(const struct potad_space *s, uint64_t a, uint64_t b);
 int potad__take_reserve(struct potad_space *s, uint64_t a, uint64_t b);
 void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b);
@@ -165,9 +186,10 @@ void potad__extents_fini(struct potad_space *s);
 /* Poison (poison.c). */
 bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
 			    uint64_t b);
-void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);
+void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b,
+			    bool dirty);
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
-				uint64_t b);
+				uint64_t b, bool dirty);
 /* Take the unpoisoned units of [a, b), all free, out of the free lists,
  * and what that needs reserved first. */
 void potad__take_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);

@@ -78,10 +78,12 @@ uint64_t potad__poison_count(const struct potad_space *s, uint64_t a,
 	return n;
 }
 
-/* Call fn on each unpoisoned stretch of [a, b); sum what it returns. */
+/* Call fn on each unpoisoned stretch of [a, b); sum what it returns.  The
+ * flag goes to fn untouched: whether freed units come back dirty. */
 static uint64_t each_gap(struct potad_space *s, uint64_t a, uint64_t b,
 			 uint64_t (*fn)(struct potad_space *, uint64_t,
-					uint64_t))
+					uint64_t, bool),
+			 bool dirty)
 {
 	uint64_t sum = 0;
 
@@ -91,7 +93,7 @@ static uint64_t each_gap(struct potad_space *s, uint64_t a, uint64_t b,
 		if (ps > b)
 			ps = b;
 		if (ps > a)
-			sum += fn(s, a, ps);
+			sum += fn(s, a, ps, dirty);
 		if (i >= s->npoison)
 			break;
 		a = s->poison[i].e;
@@ -99,35 +101,42 @@ static uint64_t each_gap(struct potad_space *s, uint64_t a, uint64_t b,
 	return sum;
 }
 
-static uint64_t gap_need(struct potad_space *s, uint64_t a, uint64_t b)
+static uint64_t gap_need(struct potad_space *s, uint64_t a, uint64_t b,
+			 bool dirty)
 {
-	return potad__range_need(s, a, b);
+	return potad__range_need(s, a, b, dirty);
 }
 
-static uint64_t gap_free(struct potad_space *s, uint64_t a, uint64_t b)
+static uint64_t gap_free(struct potad_space *s, uint64_t a, uint64_t b,
+			 bool dirty)
 {
-	potad__free_range(s, a, b);
+	potad__free_range(s, a, b, dirty);
 	return 0;
 }
 
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
-				uint64_t b)
+				uint64_t b, bool dirty)
 {
-	return each_gap((struct potad_space *)s, a, b, gap_need);
+	return each_gap((struct potad_space *)s, a, b, gap_need, dirty);
 }
 
-void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b)
+void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b,
+			    bool dirty)
 {
-	each_gap(s, a, b, gap_free);
+	each_gap(s, a, b, gap_free, dirty);
 }
 
-static uint64_t gap_take_need(struct potad_space *s, uint64_t a, uint64_t b)
+static uint64_t gap_take_need(struct potad_space *s, uint64_t a, uint64_t b,
+			      bool unused)
 {
+	(void)unused;
 	return potad__take_need(s, a, b);
 }
 
-static uint64_t gap_take(struct potad_space *s, uint64_t a, uint64_t b)
+static uint64_t gap_take(struct potad_space *s, uint64_t a, uint64_t b,
+			 bool unused)
 {
+	(void)unused;
 	potad__take_range(s, a, b);
 	return 0;
 }
@@ -137,12 +146,12 @@ static uint64_t gap_take(struct potad_space *s, uint64_t a, uint64_t b)
 uint64_t potad__take_unpoisoned_need(const struct potad_space *s, uint64_t a,
 				     uint64_t b)
 {
-	return each_gap((struct potad_space *)s, a, b, gap_take_need);
+	return each_gap((struct potad_space *)s, a, b, gap_take_need, false);
 }
 
 void potad__take_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b)
 {
-	each_gap(s, a, b, gap_take);
+	each_gap(s, a, b, gap_take, false);
 }
 
 int potad__poison_room(struct potad_space *s, uint64_t more)

@@ -462,10 +462,12 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 	return true;
 }
 
-/* Descend from n (a node at level lvl) to its smallest (or largest) key. */
+/* Descend from n (a node at level lvl) to its smallest (or largest) key;
+ * *leaf (if not NULL) gets that key's leaf word. */
 static void descend(const struct rtree *t, const struct rpool *np,
 		    const struct rpool *vp, const struct rnode *n, unsigned lvl,
-		    uint64_t key, bool largest, uint64_t *out, uint32_t *val)
+		    uint64_t key, bool largest, uint64_t *out, uint32_t *val,
+		    uint64_t *leaf)
 {
 	unsigned i;
 
@@ -485,6 +487,8 @@ static void descend(const struct rtree *t, const struct rpool *np,
 	*out = key | i;
 	if (t->map && val)
 		*val = leaf_val(vp, n, i);
+	if (leaf)
+		*leaf = n->bits;
 }
 
 /*
@@ -495,7 +499,7 @@ static void descend(const struct rtree *t, const struct rpool *np,
  */
 static bool seek(const struct rtree *t, const struct rpool *np,
 		 const struct rpool *vp, uint64_t from, bool down,
-		 uint64_t *key, uint32_t *val)
+		 uint64_t *key, uint32_t *val, uint64_t *leaf)
 {
 	const struct rnode *path[11], *n = &t->root;
 	unsigned idx[11], i, lvl;
@@ -512,6 +516,8 @@ static bool seek(const struct rtree *t, const struct rpool *np,
 				*key = (from & ~63ull) | i;
 				if (t->map && val)
 					*val = leaf_val(vp, n, i);
+				if (leaf)
+					*leaf = n->bits;
 				return true;
 			}
 			break;
@@ -526,7 +532,7 @@ static bool seek(const struct rtree *t, const struct rpool *np,
 					lvl - 1,
 					keep_above(from, lvl) |
 						(uint64_t)j << (6 * lvl),
-					down, key, val);
+					down, key, val, leaf);
 				return true;
 			}
 			break;
@@ -547,7 +553,7 @@ static bool seek(const struct rtree *t, const struct rpool *np,
 			descend(t, np, vp, kids(np, p) + rank(p->bits, j),
 				lvl - 1,
 				keep_above(from, lvl) | (uint64_t)j << (6 * lvl),
-				down, key, val);
+				down, key, val, leaf);
 			return true;
 		}
 	}
@@ -560,7 +566,7 @@ bool potad__rtree_next(const struct rtree *t, const struct rpool *nodes,
 {
 	if (from > potad__rtree_maxkey(t))
 		return false;
-	return seek(t, nodes, vals, from, false, key, val);
+	return seek(t, nodes, vals, from, false, key, val, NULL);
 }
 
 bool potad__rtree_prev(const struct rtree *t, const struct rpool *nodes,
@@ -569,7 +575,88 @@ bool potad__rtree_prev(const struct rtree *t, const struct rpool *nodes,
 {
 	uint64_t max = potad__rtree_maxkey(t);
 
-	return seek(t, nodes, vals, from > max ? max : from, true, key, val);
+	return seek(t, nodes, vals, from > max ? max : from, true, key, val,
+		    NULL);
+}
+
+bool potad__rtree_iter(const struct rtree *t, const struct rpool *nodes,
+		       struct riter *it, uint64_t *key)
+{
+	uint64_t k, w;
+
+	if (!it->rest) {
+		if (it->done || it->from > potad__rtree_maxkey(t) ||
+		    !seek(t, nodes, NULL, it->from, false, &k, NULL, &w)) {
+			it->done = true;
+			return false;
+		}
+		it->base = k & ~63ull;
+		it->rest = w & (bit(k & 63) | above(k & 63));
+		it->from = it->base + 64;
+		it->done = it->from == 0;
+	}
+	*key = it->base | (unsigned)__builtin_ctzll(it->rest);
+	it->rest &= it->rest - 1;
+	return true;
+}
+
+/* The leaf word that holds key's bit, or 0 if the tree has no such leaf. */
+static uint64_t leaf_word(const struct rtree *t, const struct rpool *nodes,
+			  uint64_t key)
+{
+	const struct rnode *n = &t->root;
+	unsigned i;
+
+	if (key > potad__rtree_maxkey(t))
+		return 0;
+	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+		i = digit(key, lvl);
+		if (!(n->bits & bit(i)))
+			return 0;
+		n = kids(nodes, n) + rank(n->bits, i);
+	}
+	return n->bits;
+}
+
+bool potad__rtree_next_diff(const struct rtree *a, const struct rtree *b,
+			    const struct rpool *nodes, uint64_t from,
+			    uint64_t *key)
+{
+	uint64_t k, w;
+
+	while (potad__rtree_next(a, nodes, NULL, from, &k, NULL)) {
+		w = leaf_word(a, nodes, k) & ~leaf_word(b, nodes, k) &
+		    (bit(k & 63) | above(k & 63));
+		if (w) {
+			*key = (k & ~63ull) | (unsigned)__builtin_ctzll(w);
+			return true;
+		}
+		if ((k | 63) == UINT64_MAX)
+			break;
+		from = (k | 63) + 1;
+	}
+	return false;
+}
+
+bool potad__rtree_prev_diff(const struct rtree *a, const struct rtree *b,
+			    const struct rpool *nodes, uint64_t from,
+			    uint64_t *key)
+{
+	uint64_t k, w;
+
+	while (potad__rtree_prev(a, nodes, NULL, from, &k, NULL)) {
+		w = leaf_word(a, nodes, k) & ~leaf_word(b, nodes, k) &
+		    (below(k & 63) | bit(k & 63));
+		if (w) {
+			*key =
+			    (k & ~63ull) | (63 - (unsigned)__builtin_clzll(w));
+			return true;
+		}
+		if (k < 64)
+			break;
+		from = (k & ~63ull) - 1;
+	}
+	return false;
 }
 
 static bool verify_node(const struct rnode *n, unsigned lvl, bool map,

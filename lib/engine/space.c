@@ -28,6 +28,28 @@
  *
  * Every mutating entry point first reserves the memory its tree inserts may
  * need, so it either fails before it changes anything or cannot fail.
+ *
+ * Clean and dirty.  A freed extent still holds its owner's data, so each
+ * free block is clean (never used since the space was made, or discarded)
+ * or dirty.  freeset[k] keeps every free block, whatever its state, so the
+ * code that only asks "is it free" is untouched; dirty[k] holds the keys of
+ * the dirty ones, a subset, in the same pool.  The alternative, a clean and
+ * a dirty tree that split the free blocks between them, would make every
+ * plain allocation search two trees per order; this way only clean
+ * requests pay, and a space that never saw a dirty free pays one mask test
+ * per primitive.  Buddies merge only when both have the same state: a small
+ * dirty free must not turn a large clean block dirty.  So the invariant is
+ * that no two free buddies of the same state are left unmerged, and a split
+ * block leaves its own state to what remains of it.  Within a stretch of
+ * free units all clean or all dirty the blocks are therefore still the
+ * stretch's maximal aligned pieces, which the clean search, the run
+ * assembly and potad_dirty_next() rely on.
+ *
+ * A clean request searches for blocks in freeset[k] minus dirty[k], a leaf
+ * word at a time: an order crowded with dirty blocks costs one walk per
+ * leaf of them that it skips.  A plain request is placed exactly as before
+ * cleanliness existed, but its run assembly must also look at dirty blocks
+ * of the lower orders (see find_run).
  */
 
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k)
@@ -38,15 +60,45 @@ bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k)
 				NULL);
 }
 
-static void fb_add(struct potad_space *s, uint64_t u, unsigned k)
+/* Out of line, so that the clean paths that call fb_add() and fb_del()
+ * stay as small as they were before dirty blocks existed. */
+static __attribute__((noinline)) void dirty_add(struct potad_space *s,
+						uint64_t u, unsigned k)
+{
+	potad__rtree_insert(&s->dirty[k], &s->nodes, NULL, fkey(s, u, k), 0);
+	s->ndirty[k]++;
+	s->dirty_blocks++;
+	s->dirty_units += pow2(k);
+	s->dnonempty |= pow2(k);
+}
+
+/* Drop the block's key from the dirty set; whether it was there. */
+static __attribute__((noinline)) bool dirty_del(struct potad_space *s,
+						uint64_t u, unsigned k)
+{
+	if (!potad__rtree_remove(&s->dirty[k], &s->nodes, NULL, fkey(s, u, k)))
+		return false;
+	if (--s->ndirty[k] == 0)
+		s->dnonempty &= ~pow2(k);
+	s->dirty_blocks--;
+	s->dirty_units -= pow2(k);
+	return true;
+}
+
+static inline void fb_add(struct potad_space *s, uint64_t u, unsigned k,
+			  bool dirty)
 {
 	potad__rtree_insert(&s->freeset[k], &s->nodes, NULL, fkey(s, u, k), 0);
 	s->nfree[k]++;
 	s->free_blocks++;
 	s->free_units += pow2(k);
 	s->nonempty |= pow2(k);
+	if (dirty)
+		dirty_add(s, u, k);
 }
 
+/* Take a free block out of the lists; whether it was dirty, so that what
+ * is put back of it can keep that. */
 static bool fb_del(struct potad_space *s, uint64_t u, unsigned k)
 {
 	if (!potad__rtree_remove(&s->freeset[k], &s->nodes, NULL,
@@ -56,14 +108,53 @@ static bool fb_del(struct potad_space *s, uint64_t u, unsigned k)
 		s->nonempty &= ~pow2(k);
 	s->free_blocks--;
 	s->free_units -= pow2(k);
-	return true;
+	return (s->dnonempty & pow2(k)) && dirty_del(s, u, k);
+}
+
+/* fb_free() where dirty blocks exist or the block is dirty: the buddy must
+ * also be of the block's state.  A clean block still pairs in one walk
+ * once the dirty set says its buddy is not dirty; a dirty one only looks
+ * at the dirty set, and stops at the first order that has none. */
+static void fb_free_mixed(struct potad_space *s, uint64_t u, unsigned k,
+			  bool dirty)
+{
+	while (k < 63 && block_inside(s, u ^ pow2(k), k)) {
+		uint64_t b = u ^ pow2(k);
+
+		if (potad__fb_dirty(s, b, k) != dirty)
+			break;
+		if (dirty) {
+			fb_del(s, b, k);
+		} else {
+			if (!(s->nonempty & pow2(k)))
+				break;
+			if (!potad__rtree_pair(&s->freeset[k], &s->nodes,
+					       fkey(s, u, k))) {
+				s->nfree[k]++;
+				s->free_blocks++;
+				s->free_units += pow2(k);
+				return;
+			}
+			if (--s->nfree[k] == 0)
+				s->nonempty &= ~pow2(k);
+			s->free_blocks--;
+			s->free_units -= pow2(k);
+		}
+		u &= ~pow2(k);
+		k++;
+	}
+	fb_add(s, u, k, dirty);
 }
 
 /* Insert a free block, merging it with its buddy for as long as it can:
  * each order costs one walk down its tree, which either takes the buddy
  * out or puts the block in. */
-static void fb_free(struct potad_space *s, uint64_t u, unsigned k)
+static void fb_free(struct potad_space *s, uint64_t u, unsigned k, bool dirty)
 {
+	if (dirty || s->dirty_blocks) {
+		fb_free_mixed(s, u, k, dirty);
+		return;
+	}
 	while (k < 63 && (s->nonempty & pow2(k)) &&
 	       block_inside(s, u ^ pow2(k), k)) {
 		if (!potad__rtree_pair(&s->freeset[k], &s->nodes,
@@ -80,7 +171,7 @@ static void fb_free(struct potad_space *s, uint64_t u, unsigned k)
 		u &= ~pow2(k);
 		k++;
 	}
-	fb_add(s, u, k);
+	fb_add(s, u, k, false);
 }
 
 /* The order of the first maximal aligned block of [a, b). */
@@ -91,9 +182,9 @@ static inline unsigned piece(uint64_t a, uint64_t b)
 	return t < k ? t : k;
 }
 
-/* Node-pool elements that inserting [a, b)'s blocks may need. */
-uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
-			   uint64_t b)
+/* A dirty block goes into two trees of the same depth. */
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
+			   bool dirty)
 {
 	uint64_t need = 0;
 
@@ -103,26 +194,27 @@ uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
 		need += potad__rtree_insert_need(&s->freeset[k]);
 		a += pow2(k);
 	}
-	return need;
+	return dirty ? 2 * need : need;
 }
 
 /* Put [a, b) back as maximal aligned blocks that need no merging. */
-static void add_range(struct potad_space *s, uint64_t a, uint64_t b)
+static void add_range(struct potad_space *s, uint64_t a, uint64_t b, bool dirty)
 {
 	while (a < b) {
 		unsigned k = piece(a, b);
 
-		fb_add(s, a, k);
+		fb_add(s, a, k, dirty);
 		a += pow2(k);
 	}
 }
 
-void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b)
+void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
+		       bool dirty)
 {
 	while (a < b) {
 		unsigned k = piece(a, b);
 
-		fb_free(s, a, k);
+		fb_free(s, a, k, dirty);
 		a += pow2(k);
 	}
 }
@@ -150,14 +242,16 @@ int potad__reserve(struct potad_space *s, uint64_t need)
 	return potad__rpool_reserve(&s->nodes, need);
 }
 
-/* Whether every unit of [a, b) is free. */
-static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b)
+/* Whether every unit of [a, b) is free (and clean, if clean). */
+static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b,
+		       bool clean)
 {
 	uint64_t u;
 	unsigned k;
 
 	while (a < b) {
-		if (!potad__fb_find(s, a, &u, &k))
+		if (!potad__fb_find(s, a, &u, &k) ||
+		    (clean && potad__fb_dirty(s, u, k)))
 			return false;
 		a = u + pow2(k);
 	}
@@ -165,19 +259,22 @@ static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b)
 }
 
 /* What taking the free units of [a, b) out will insert: only the free
- * blocks at either edge leave pieces behind. */
+ * blocks at either edge leave pieces behind, in their own state. */
 uint64_t potad__take_need(const struct potad_space *s, uint64_t a, uint64_t b)
 {
 	uint64_t u, need = 0;
 	unsigned k;
+	bool d;
 
 	if (potad__fb_find(s, a, &u, &k)) {
-		need += potad__range_need(s, u, a);
+		d = potad__fb_dirty(s, u, k);
+		need += potad__range_need(s, u, a, d);
 		if (u + pow2(k) > b)
-			need += potad__range_need(s, b, u + pow2(k));
+			need += potad__range_need(s, b, u + pow2(k), d);
 	}
 	if (potad__fb_find(s, b - 1, &u, &k) && u >= a)
-		need += potad__range_need(s, b, u + pow2(k));
+		need += potad__range_need(s, b, u + pow2(k),
+					  potad__fb_dirty(s, u, k));
 	return need;
 }
 
@@ -192,12 +289,13 @@ void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b)
 	unsigned k;
 
 	while (x < b && potad__fb_find(s, x, &u, &k)) {
-		fb_del(s, u, k);
+		bool d = fb_del(s, u, k);
+
 		e = u + pow2(k);
 		if (u < a)
-			add_range(s, u, a);
+			add_range(s, u, a, d);
 		if (e > b)
-			add_range(s, b, e);
+			add_range(s, b, e, d);
 		x = e;
 	}
 }
@@ -226,9 +324,12 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	potad__rpool_init(&s->nodes, sizeof(struct rnode));
 	potad__rpool_init(&s->inodes, sizeof(struct rnode));
 	potad__rpool_init(&s->vals, sizeof(uint32_t));
-	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
 		potad__rtree_init(&s->freeset[k],
 				  ((s->ue - 1) >> k) - forigin(s, k), false);
+		potad__rtree_init(&s->dirty[k],
+				  ((s->ue - 1) >> k) - forigin(s, k), false);
+	}
 	potad__rtree_init(&s->index, n - 1, true);
 	/* Seeding inserts into empty trees: exactly one single-node array
 	 * per level below each root, not the worst case. */
@@ -239,7 +340,7 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 		free(s);
 		return -ENOMEM;
 	}
-	add_range(s, s->ub, s->ue);
+	add_range(s, s->ub, s->ue, false);
 	*out = s;
 	return 0;
 }
@@ -282,28 +383,130 @@ static bool fit(uint64_t a, uint64_t b, uint64_t L, uint64_t A, bool down,
 	return true;
 }
 
+/*
+ * Clean searches.  A clean request sees only the free blocks that are not
+ * dirty: per order, freeset[k] minus dirty[k], searched a leaf word at a
+ * time, and free runs that end where a dirty block begins as well as where
+ * an extent or poison does.  With no dirty block anywhere all of this
+ * reduces to the plain searches.
+ */
+
+/* The orders that hold a clean free block: O(orders with dirty blocks). */
+static uint64_t clean_mask(const struct potad_space *s)
+{
+	uint64_t m = s->nonempty;
+
+	for (uint64_t d = s->dnonempty; d; d &= d - 1) {
+		unsigned k = ctz64(d);
+
+		if (s->ndirty[k] == s->nfree[k])
+			m &= ~pow2(k);
+	}
+	return m;
+}
+
+/* The orders a request may take a block of. */
+static uint64_t usable(const struct potad_space *s, bool clean)
+{
+	return clean ? clean_mask(s) : s->nonempty;
+}
+
+/* The first key from `from` on (down: at or below it) of a free block of
+ * order j, a clean one if clean.  Skipping dirty blocks costs a walk per
+ * leaf word of them. */
+static bool fb_seek(const struct potad_space *s, unsigned j, uint64_t from,
+		    bool down, bool clean, uint64_t *key)
+{
+	const struct rtree *t = &s->freeset[j];
+
+	if (clean && (s->dnonempty & pow2(j)))
+		return down ? potad__rtree_prev_diff(t, &s->dirty[j], &s->nodes,
+						     from, key)
+			    : potad__rtree_next_diff(t, &s->dirty[j], &s->nodes,
+						     from, key);
+	return down ? potad__rtree_prev(t, &s->nodes, NULL, from, key, NULL)
+		    : potad__rtree_next(t, &s->nodes, NULL, from, key, NULL);
+}
+
+/* The lowest free block, dirty or clean as asked, that starts at or after
+ * x: one search per order that has such blocks. */
+static bool next_block(const struct potad_space *s, uint64_t x, bool dirty,
+		       uint64_t *u, unsigned *k)
+{
+	bool found = false;
+
+	if (x >= s->ue)
+		return false;
+	for (uint64_t m = dirty ? s->dnonempty : clean_mask(s); m; m &= m - 1) {
+		unsigned j = ctz64(m);
+		uint64_t i = (x >> j) + ((x & (pow2(j) - 1)) != 0), key, v;
+
+		if (!(dirty ? potad__rtree_next(&s->dirty[j], &s->nodes, NULL,
+						i - forigin(s, j), &key, NULL)
+			    : fb_seek(s, j, i - forigin(s, j), false, true,
+				      &key)))
+			continue;
+		v = funit(s, key, j);
+		if (!found || v < *u) {
+			*u = v;
+			*k = j;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* The end of the last dirty block below a, or ub; for a clean unit a. */
+static uint64_t dirty_floor(const struct potad_space *s, uint64_t a)
+{
+	uint64_t x = s->ub, key, e;
+
+	if (a <= s->ub)
+		return x;
+	for (uint64_t m = s->dnonempty; m; m &= m - 1) {
+		unsigned j = ctz64(m);
+
+		if (!potad__rtree_prev(&s->dirty[j], &s->nodes, NULL,
+				       fkey(s, a - 1, j), &key, NULL))
+			continue;
+		e = funit(s, key, j) + pow2(j);
+		if (e > x)
+			x = e;
+	}
+	return x;
+}
+
+/* The start of the first dirty block at or after b, or ue. */
+static uint64_t dirty_ceil(const struct potad_space *s, uint64_t b)
+{
+	uint64_t x = s->ue, u;
+	unsigned k;
+
+	if (next_block(s, b, true, &u, &k))
+		x = u;
+	return x;
+}
+
 /* The first (or last) block of order j that can hold the extent inside
  * [lo, hi).  Only two blocks can be the answer: the one that holds the
  * range's first (last) unit, or the next one inward, which is aligned well
- * enough that if it does not fit no later one does. */
+ * enough that if it does not fit no later one does.  For a clean request
+ * the same holds of clean blocks. */
 static bool fit_order(const struct potad_space *s, unsigned j, uint64_t L,
 		      uint64_t A, uint64_t lo, uint64_t hi, bool down,
-		      uint64_t *u, uint64_t *p)
+		      bool clean, uint64_t *u, uint64_t *p)
 {
 	uint64_t edge = down ? hi - 1 : lo, v = edge & ~(pow2(j) - 1), key;
 
-	if (potad__fb_test(s, v, j) &&
+	if (potad__fb_test(s, v, j) && !(clean && potad__fb_dirty(s, v, j)) &&
 	    fit(lo > v ? lo : v, hi < v + pow2(j) ? hi : v + pow2(j), L, A,
 		down, p)) {
 		*u = v;
 		return true;
 	}
 	key = fkey(s, v, j);
-	if (down ? key == 0 ||
-			   !potad__rtree_prev(&s->freeset[j], &s->nodes, NULL,
-					      key - 1, &key, NULL)
-		 : !potad__rtree_next(&s->freeset[j], &s->nodes, NULL, key + 1,
-				      &key, NULL))
+	if (down ? key == 0 || !fb_seek(s, j, key - 1, true, clean, &key)
+		 : !fb_seek(s, j, key + 1, false, clean, &key))
 		return false;
 	v = funit(s, key, j);
 	if (down ? v + pow2(j) <= lo : v >= hi)
@@ -319,7 +522,8 @@ static bool fit_order(const struct potad_space *s, unsigned j, uint64_t L,
  * Run edges.  Between two neighbouring extents every unit is free unless it
  * is poisoned, so the free run around a free block ends where the nearest
  * extent (or poisoned range) begins, and one index search finds that: no
- * need to probe the free trees order by order.
+ * need to probe the free trees order by order.  A clean run also ends at
+ * the nearest dirty block, one search per order that has dirty blocks.
  */
 
 /* The first unit of the free run holding free unit a (not below lo). */
@@ -353,17 +557,40 @@ static uint64_t run_ceil(const struct potad_space *s, uint64_t b,
 	return x > hi ? hi : x;
 }
 
+/* run_floor() of a clean unit a, for a clean request: the clean run. */
+static uint64_t span_floor(const struct potad_space *s, uint64_t a, uint64_t lo,
+			   bool clean)
+{
+	uint64_t x = run_floor(s, a, lo), y;
+
+	if (clean && s->dirty_blocks && (y = dirty_floor(s, a)) > x)
+		x = y;
+	return x;
+}
+
+static uint64_t span_ceil(const struct potad_space *s, uint64_t b, uint64_t hi,
+			  bool clean)
+{
+	uint64_t x = run_ceil(s, b, hi), y;
+
+	if (clean && s->dirty_blocks && (y = dirty_ceil(s, b)) < x)
+		x = y;
+	return x;
+}
+
 /*
  * Take [a, b) out of [lo, hi), a stretch known to be wholly free whose
  * ends are block boundaries.  Merging keeps such a stretch cut into its
  * maximal aligned blocks, so those blocks are computed, not searched for;
- * each is still tested, and any surprise falls back to the general path.
+ * each is still tested, and any surprise (a stretch that changes from
+ * clean to dirty is one) falls back to the general path.
  */
 static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 		       uint64_t lo, uint64_t hi)
 {
 	uint64_t x, ra = a, rb = b;
-	unsigned k;
+	unsigned k = 0;
+	bool fd = false, ld = false;
 	int rc;
 
 	for (x = lo; x < b; x += pow2(k)) {
@@ -380,16 +607,22 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 			return rc;
 		}
 	}
-	rc = potad__reserve(s, potad__range_need(s, ra, a) +
-				       potad__range_need(s, b, rb));
+	/* What is left of the first block (at ra) and of the last (of order
+	 * k) keeps its state. */
+	if (s->dirty_blocks) {
+		fd = potad__fb_dirty(s, ra, piece(ra, hi));
+		ld = potad__fb_dirty(s, rb - pow2(k), k);
+	}
+	rc = potad__reserve(s, potad__range_need(s, ra, a, fd) +
+				   potad__range_need(s, b, rb, ld));
 	if (rc < 0)
 		return rc;
 	for (x = ra; x < b; x += pow2(k)) {
 		k = piece(x, hi);
 		fb_del(s, x, k);
 	}
-	add_range(s, ra, a);
-	add_range(s, b, rb);
+	add_range(s, ra, a, fd);
+	add_range(s, b, rb, ld);
 	return 0;
 }
 
@@ -402,60 +635,89 @@ int potad__take_free(struct potad_space *s, uint64_t a, uint64_t b, uint64_t x)
 	return take_in_run(s, a, b, lo, run_ceil(s, b, s->ue));
 }
 
+/* The next key of a block that scan_runs() looks at. */
+static bool scan_seek(const struct potad_space *s, unsigned j, uint64_t from,
+		      bool down, bool clean, bool dirty_only, uint64_t *key)
+{
+	const struct rtree *t = &s->dirty[j];
+
+	if (!dirty_only)
+		return fb_seek(s, j, from, down, clean, key);
+	return down ? potad__rtree_prev(t, &s->nodes, NULL, from, key, NULL)
+		    : potad__rtree_next(t, &s->nodes, NULL, from, key, NULL);
+}
+
+/* One order's part of find_run(): its free blocks (clean ones, if clean;
+ * only the dirty ones, with dirty_only) in address order, with the run
+ * around each, until one fits or a fit already found cannot be beaten. */
+static void scan_runs(const struct potad_space *s, unsigned j, uint64_t L,
+		      uint64_t A, uint64_t lo, uint64_t hi, bool down,
+		      bool clean, bool dirty_only, bool *found, uint64_t *best,
+		      uint64_t *run_lo, uint64_t *run_hi)
+{
+	uint64_t key = fkey(s, down ? hi - 1 : lo, j), v, rs, re, p;
+
+	while (scan_seek(s, j, key, down, clean, dirty_only, &key)) {
+		v = funit(s, key, j);
+		if (down ? v + pow2(j) <= lo : v >= hi)
+			break;
+		if (*found && (down ? v + pow2(j) <= *best : v > *best))
+			break;
+		rs = span_floor(s, v, s->ub, clean);
+		re = span_ceil(s, v + pow2(j), s->ue, clean);
+		if (fit(rs > lo ? rs : lo, re < hi ? re : hi, L, A, down, &p)) {
+			if (!*found || (down ? p > *best : p < *best)) {
+				*best = p;
+				*run_lo = rs;
+				*run_hi = re;
+			}
+			*found = true;
+			break;
+		}
+		/* Skip the rest of this run. */
+		if (down) {
+			if (rs <= lo || rs == s->ub)
+				break;
+			key = fkey(s, rs - 1, j);
+		} else {
+			if (re >= hi || re >= s->ue)
+				break;
+			key = fkey(s, re, j);
+		}
+	}
+}
+
 /*
  * The slow path: find L units aligned to A inside [lo, hi) in a run of
  * adjacent free blocks.  Any such run contains an aligned block of order
- * m = floor(log2(L + 1)) - 1, and since free buddies are always merged,
- * that block lies inside a free block of order >= m.  So only those blocks
- * are visited, each order in address order, with the run around each.
- * The first fit in an order is that order's best; the best over all orders
- * wins.
+ * m = floor(log2(L + 1)) - 1.  If its units are all clean or all dirty,
+ * then, since such buddies are always merged, that block lies inside a
+ * free block of order >= m.  So those blocks are visited, each order in
+ * address order, with the run around each.  The first fit in an order is
+ * that order's best; the best over all orders wins.
+ *
+ * A clean request looks only at clean blocks and clean runs, so that is
+ * the whole search.  A plain one must also find an order-m block whose
+ * units are mixed: it is cut where the state changes, so it holds a whole
+ * dirty block of an order below m, and the dirty blocks of those orders
+ * are visited too.  Each order's scan skips a run once it has looked at
+ * it, so it costs one step per run that holds such a block.
  */
 static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
-		     uint64_t lo, uint64_t hi, bool down, uint64_t *best,
-		     uint64_t *run_lo, uint64_t *run_hi)
+		     uint64_t lo, uint64_t hi, bool down, bool clean,
+		     uint64_t *best, uint64_t *run_lo, uint64_t *run_hi)
 {
 	unsigned m = L == UINT64_MAX ? 62 : log2_floor(L + 1) - 1;
 	bool found = false;
+	uint64_t om;
 
-	for (uint64_t om = s->nonempty & (~0ull << m); om; om &= om - 1) {
-		unsigned j = ctz64(om);
-		const struct rtree *t = &s->freeset[j];
-		uint64_t key = fkey(s, down ? hi - 1 : lo, j), v, rs, re, p;
-
-		while (down ? potad__rtree_prev(t, &s->nodes, NULL, key, &key,
-						NULL)
-			    : potad__rtree_next(t, &s->nodes, NULL, key, &key,
-						NULL)) {
-			v = funit(s, key, j);
-			if (down ? v + pow2(j) <= lo : v >= hi)
-				break;
-			if (found && (down ? v + pow2(j) <= *best : v > *best))
-				break;
-			rs = run_floor(s, v, s->ub);
-			re = run_ceil(s, v + pow2(j), s->ue);
-			if (fit(rs > lo ? rs : lo, re < hi ? re : hi, L, A, down,
-				&p)) {
-				if (!found || (down ? p > *best : p < *best)) {
-					*best = p;
-					*run_lo = rs;
-					*run_hi = re;
-				}
-				found = true;
-				break;
-			}
-			/* Skip the rest of this run. */
-			if (down) {
-				if (rs <= lo || rs == s->ub)
-					break;
-				key = fkey(s, rs - 1, j);
-			} else {
-				if (re >= hi || re >= s->ue)
-					break;
-				key = fkey(s, re, j);
-			}
-		}
-	}
+	for (om = usable(s, clean) & (~0ull << m); om; om &= om - 1)
+		scan_runs(s, ctz64(om), L, A, lo, hi, down, clean, false,
+			  &found, best, run_lo, run_hi);
+	if (!clean)
+		for (om = s->dnonempty & (pow2(m) - 1); om; om &= om - 1)
+			scan_runs(s, ctz64(om), L, A, lo, hi, down, false, true,
+				  &found, best, run_lo, run_hi);
 	return found;
 }
 
@@ -468,7 +730,8 @@ static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
 #define NEAR_FIT_TRIES 4
 
 static bool near_fit(const struct potad_space *s, unsigned o, uint64_t L,
-		     uint64_t A, uint64_t *rlo, uint64_t *rhi, uint64_t *p)
+		     uint64_t A, bool clean, uint64_t *rlo, uint64_t *rhi,
+		     uint64_t *p)
 {
 	uint64_t key = 0;
 
@@ -477,12 +740,11 @@ static bool near_fit(const struct potad_space *s, unsigned o, uint64_t L,
 	for (int t = 0; t < NEAR_FIT_TRIES; t++, key++) {
 		uint64_t v, lo, hi;
 
-		if (!potad__rtree_next(&s->freeset[o], &s->nodes, NULL, key,
-				       &key, NULL))
+		if (!fb_seek(s, o, key, false, clean, &key))
 			return false;
 		v = funit(s, key, o);
-		lo = run_floor(s, v, s->ub);
-		hi = run_ceil(s, v + pow2(o), s->ue);
+		lo = span_floor(s, v, s->ub, clean);
+		hi = span_ceil(s, v + pow2(o), s->ue, clean);
 		if (fit(lo, hi, L, A, false, p)) {
 			*rlo = lo;
 			*rhi = hi;
@@ -506,7 +768,7 @@ static int alloc_fixed(struct potad_space *s, uint64_t at, uint64_t L,
 		return -ERANGE;
 	if (u & (A - 1))
 		return -EINVAL;
-	if (!range_free(s, u, u + L))
+	if (!range_free(s, u, u + L, r->flags & POTAD_ALLOC_CLEAN))
 		return -EBUSY;
 	rc = potad__extents_reserve(s);
 	if (rc == 0)
@@ -521,17 +783,19 @@ static int alloc_fixed(struct potad_space *s, uint64_t at, uint64_t L,
 int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		struct potad_extent *out)
 {
-	const unsigned known =
-		POTAD_ALLOC_TOPDOWN | POTAD_ALLOC_WHOLE | POTAD_ALLOC_FIXED;
-	bool down;
+	const unsigned known = POTAD_ALLOC_TOPDOWN | POTAD_ALLOC_WHOLE |
+			       POTAD_ALLOC_FIXED | POTAD_ALLOC_CLEAN;
+	bool down, clean;
 	uint64_t L, A, lo = s->ub, hi = s->ue, u = 0, p = 0, rlo, rhi;
 	unsigned k, j;
+	bool d;
 	int rc;
 
 	if (!r || !out || (r->flags & ~known) || r->size == 0 ||
 	    (r->align & (r->align - 1)))
 		return -EINVAL;
 	down = r->flags & POTAD_ALLOC_TOPDOWN;
+	clean = r->flags & POTAD_ALLOC_CLEAN;
 	L = units_up(s, r->size);
 	A = r->align >> s->g;
 	if (A == 0)
@@ -567,7 +831,7 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 	if (log2_floor(A) > k)
 		k = log2_floor(A);
 	if (k <= 63) {
-		uint64_t mask = s->nonempty & (~0ull << k), key, bu, bp;
+		uint64_t mask = usable(s, clean) & (~0ull << k), key, bu, bp;
 		bool found = false;
 
 		if (mask && !down && lo == s->ub && hi == s->ue) {
@@ -577,10 +841,10 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 			 * orders down. */
 			for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
 				if (A <= pow2(o - 1) &&
-				    near_fit(s, o - 1, L, A, &rlo, &rhi, &p))
+				    near_fit(s, o - 1, L, A, clean, &rlo, &rhi,
+					     &p))
 					goto take;
-			potad__rtree_next(&s->freeset[j], &s->nodes, NULL, 0, &key,
-					  NULL);
+			fb_seek(s, j, 0, false, clean, &key);
 			u = p = funit(s, key, j);
 			goto carve;
 		}
@@ -591,7 +855,8 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 			unsigned o;
 
 			if (top >= lo && potad__fb_find(s, top, &v, &o) &&
-			    v + pow2(o) - top >= L) {
+			    v + pow2(o) - top >= L &&
+			    !(clean && potad__fb_dirty(s, v, o))) {
 				u = v;
 				p = top;
 				j = o;
@@ -603,7 +868,8 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		for (; mask; mask &= mask - 1) {
 			unsigned o = ctz64(mask);
 
-			if (!fit_order(s, o, L, A, lo, hi, down, &bu, &bp))
+			if (!fit_order(s, o, L, A, lo, hi, down, clean, &bu,
+				       &bp))
 				continue;
 			if (!found || bp > p) {
 				u = bu;
@@ -617,7 +883,7 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		if (found)
 			goto carve;
 	}
-	if (!find_run(s, L, A, lo, hi, down, &p, &rlo, &rhi))
+	if (!find_run(s, L, A, lo, hi, down, clean, &p, &rlo, &rhi))
 		return -ENOSPC;
 	goto take;
 carve:
@@ -625,31 +891,33 @@ carve:
 	 * small to hold this extent is absorbed by sliding the extent onto
 	 * it: exact allocations then pack against each other instead of each
 	 * leaving a trimmed tail behind as a hole.  A larger stretch is left
-	 * alone, as best fit wants. */
+	 * alone, as best fit wants.  A clean request slides over clean units
+	 * only. */
 	rlo = u;
 	rhi = u + pow2(j);
 	if (!down) {
 		uint64_t q;
 
-		rlo = run_floor(s, u, lo);
+		rlo = span_floor(s, u, lo, clean);
 		if (rlo < p && p - rlo < L && align_up(rlo, A, &q) && q < p) {
 			p = q;
 			goto take;
 		}
 	} else {
-		rhi = run_ceil(s, u + pow2(j), hi);
+		rhi = span_ceil(s, u + pow2(j), hi, clean);
 		if (rhi - (p + L) < L && ((rhi - L) & ~(A - 1)) > p) {
 			p = (rhi - L) & ~(A - 1);
 			goto take;
 		}
 	}
-	rc = potad__reserve(s, potad__range_need(s, u, p) +
-				       potad__range_need(s, p + L, u + pow2(j)));
+	d = potad__fb_dirty(s, u, j);
+	rc = potad__reserve(s, potad__range_need(s, u, p, d) +
+				   potad__range_need(s, p + L, u + pow2(j), d));
 	if (rc < 0)
 		return rc;
 	fb_del(s, u, j);
-	add_range(s, u, p);
-	add_range(s, p + L, u + pow2(j));
+	add_range(s, u, p, d);
+	add_range(s, p + L, u + pow2(j), d);
 	return potad__desc_new(s, p, L, r->owner, r->tag, POTAD_TYPE_EXTENT,
 			       out);
 take:
@@ -674,8 +942,8 @@ int potad_claim(struct potad_space *s, uint64_t offset, uint64_t length,
 	return potad_alloc(s, &r, out);
 }
 
-int potad_free(struct potad_space *s, uint64_t handle,
-	       struct potad_extent *out)
+static int free_extent(struct potad_space *s, uint64_t handle, bool dirty,
+		       struct potad_extent *out)
 {
 	uint32_t slot;
 	uint64_t a, b;
@@ -692,16 +960,142 @@ int potad_free(struct potad_space *s, uint64_t handle,
 	/* Merging only moves a block up to a shallower order, so the pieces'
 	 * own orders bound what the inserts need. */
 	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
-	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b)
-					: potad__range_need(s, a, b));
+	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
+					: potad__range_need(s, a, b, dirty));
 	if (rc < 0)
 		return rc;
 	if (out)
 		potad__desc_fill(s, slot, out);
 	if (poisoned)
-		potad__free_unpoisoned(s, a, b);
+		potad__free_unpoisoned(s, a, b, dirty);
 	else
-		potad__free_range(s, a, b);
+		potad__free_range(s, a, b, dirty);
 	potad__desc_drop(s, slot);
+	return 0;
+}
+
+int potad_free_ex(struct potad_space *s, uint64_t handle, unsigned flags,
+		  struct potad_extent *out)
+{
+	if (flags & ~POTAD_FREE_DIRTY)
+		return -EINVAL;
+	return free_extent(s, handle, flags & POTAD_FREE_DIRTY, out);
+}
+
+int potad_free(struct potad_space *s, uint64_t handle,
+	       struct potad_extent *out)
+{
+	return free_extent(s, handle, false, out);
+}
+
+/*
+ * Changing the state of free units.  Only the blocks of the other state
+ * are visited (found through the dirty trees, or past them), each taken
+ * out, what lies outside the range put back in its old state and the rest
+ * freed in the new one, merging as a free does.  Merging never touches a
+ * block of the old state, so a first pass finds the same blocks the second
+ * changes and can reserve for all of them.  The reservation is the cost of
+ * freeing each block changed: a range with many runs to change is better
+ * changed run by run.
+ */
+
+/* The first free block of [x, b) whose state is not `dirty`. */
+static bool flip_next(const struct potad_space *s, uint64_t x, uint64_t b,
+		      bool dirty, uint64_t *u, unsigned *k)
+{
+	/* Only the block that holds x can start below it. */
+	if (potad__fb_find(s, x, u, k)) {
+		if (potad__fb_dirty(s, *u, *k) != dirty)
+			return true;
+		x = *u + pow2(*k);
+	}
+	return x < b && next_block(s, x, !dirty, u, k) && *u < b;
+}
+
+int potad_set_clean(struct potad_space *s, uint64_t offset, uint64_t length,
+		    int clean)
+{
+	uint64_t a, b, x, u, e, ia, ib, need = 0;
+	bool dirty = !clean;
+	unsigned k;
+	int rc;
+
+	if (length == 0 || ((offset | length) & (pow2(s->g) - 1)))
+		return -EINVAL;
+	a = offset >> s->g;
+	if (a < s->ub || a >= s->ue || (length >> s->g) > s->ue - a)
+		return -ERANGE;
+	b = a + (length >> s->g);
+	for (x = a; x < b && flip_next(s, x, b, dirty, &u, &k); x = e) {
+		e = u + pow2(k);
+		ia = u > a ? u : a;
+		ib = e < b ? e : b;
+		need += potad__range_need(s, u, ia, !dirty) +
+			potad__range_need(s, ib, e, !dirty) +
+			potad__range_need(s, ia, ib, dirty);
+	}
+	rc = potad__reserve(s, need);
+	if (rc < 0)
+		return rc;
+	for (x = a; x < b && flip_next(s, x, b, dirty, &u, &k); x = e) {
+		e = u + pow2(k);
+		ia = u > a ? u : a;
+		ib = e < b ? e : b;
+		fb_del(s, u, k);
+		add_range(s, u, ia, !dirty);
+		add_range(s, ib, e, !dirty);
+		potad__free_range(s, ia, ib, dirty);
+	}
+	return 0;
+}
+
+/* The order of a dirty block that starts at u (ends there, with end), if
+ * any: only orders u is aligned to can hold one. */
+static bool dirty_at(const struct potad_space *s, uint64_t u, bool end,
+		     unsigned *k)
+{
+	uint64_t m = s->dnonempty;
+
+	if (u && ctz64(u) < 63)
+		m &= pow2(ctz64(u) + 1) - 1;
+	for (; m; m &= m - 1) {
+		unsigned j = ctz64(m);
+		uint64_t v = end ? u - pow2(j) : u;
+
+		if ((end ? u - s->ub < pow2(j) : !block_inside(s, v, j)))
+			continue;
+		if (potad__rtree_get(&s->dirty[j], &s->nodes, NULL,
+				     fkey(s, v, j), NULL)) {
+			*k = j;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A run of dirty units is cut into its maximal aligned blocks (dirty
+ * buddies merge), so it is at most two blocks per order long. */
+int potad_dirty_next(const struct potad_space *s, uint64_t offset,
+		     uint64_t *start, uint64_t *length)
+{
+	uint64_t x = offset >> s->g, u, y;
+	unsigned k;
+
+	if (!s->dirty_blocks)
+		return -ENOENT;
+	if (x < s->ub)
+		x = s->ub;
+	if (!(potad__fb_find(s, x, &u, &k) && potad__fb_dirty(s, u, k)) &&
+	    !next_block(s, x, true, &u, &k))
+		return -ENOENT;
+	y = u + pow2(k);
+	while (u > s->ub && dirty_at(s, u, true, &k))
+		u -= pow2(k);
+	while (y < s->ue && dirty_at(s, y, false, &k))
+		y += pow2(k);
+	if (start)
+		*start = u << s->g;
+	if (length)
+		*length = (y - u) << s->g;
 	return 0;
 }

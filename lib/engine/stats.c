@@ -29,56 +29,80 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 	memcpy(st->free_per_order, s->nfree, sizeof(st->free_per_order));
 	st->max_order = s->max_order;
 	st->children = s->nchildren;
+	st->dirty_units = s->dirty_units;
+	st->dirty_blocks = s->dirty_blocks;
 }
 
 /*
  * Free blocks in address order, merged over all orders: one cursor per
- * order, the lowest one taken each step.  Linear in the number of free
- * blocks (times the number of orders in use), for stats and checks only.
+ * order, kept in a small binary heap by the cursor's address, so each step
+ * costs log(orders) comparisons, and each leaf word a tree walk.  Linear in
+ * the number of free blocks, for stats and checks only.
  */
 struct walk {
 	const struct potad_space *s;
-	uint64_t next[POTAD_ORDERS]; /* next block's start unit per order */
-	uint64_t live;               /* orders with a block still ahead */
+	struct riter it[POTAD_ORDERS]; /* each order's cursor */
+	uint64_t next[POTAD_ORDERS];   /* next block's start unit per order */
+	/* Orders with a block still ahead. */
+	unsigned char heap[POTAD_ORDERS];
+	unsigned n;
 };
 
-static void walk_advance(struct walk *w, unsigned k, uint64_t key)
+static void walk_sift(struct walk *w, unsigned i)
+{
+	for (;;) {
+		unsigned c = 2 * i + 1, o = w->heap[i];
+
+		if (c >= w->n)
+			return;
+		if (c + 1 < w->n &&
+		    w->next[w->heap[c + 1]] < w->next[w->heap[c]])
+			c++;
+		if (w->next[o] <= w->next[w->heap[c]])
+			return;
+		w->heap[i] = w->heap[c];
+		w->heap[c] = (unsigned char)o;
+		i = c;
+	}
+}
+
+/* Move order k's cursor to its next block. */
+static bool walk_step(struct walk *w, unsigned k)
 {
 	const struct potad_space *s = w->s;
+	uint64_t key;
 
-	if (potad__rtree_next(&s->freeset[k], &s->nodes, NULL, key, &key,
-			      NULL)) {
-		w->next[k] = funit(s, key, k);
-		w->live |= pow2(k);
-	} else {
-		w->live &= ~pow2(k);
-	}
+	if (!potad__rtree_iter(&s->freeset[k], &s->nodes, &w->it[k], &key))
+		return false;
+	w->next[k] = funit(s, key, k);
+	return true;
 }
 
 static void walk_init(struct walk *w, const struct potad_space *s)
 {
 	w->s = s;
-	w->live = 0;
+	w->n = 0;
+	memset(w->it, 0, sizeof(w->it));
 	for (uint64_t m = s->nonempty; m; m &= m - 1)
-		walk_advance(w, ctz64(m), 0);
+		if (walk_step(w, ctz64(m)))
+			w->heap[w->n++] = (unsigned char)ctz64(m);
+	for (unsigned i = w->n / 2; i-- > 0;)
+		walk_sift(w, i);
 }
 
 /* The next free block in address order; false at the end. */
 static bool walk_next(struct walk *w, uint64_t *u, unsigned *k)
 {
-	unsigned best = 64;
+	unsigned best;
 
-	for (uint64_t m = w->live; m; m &= m - 1) {
-		unsigned j = ctz64(m);
-
-		if (best == 64 || w->next[j] < w->next[best])
-			best = j;
-	}
-	if (best == 64)
+	if (w->n == 0)
 		return false;
+	best = w->heap[0];
 	*u = w->next[best];
 	*k = best;
-	walk_advance(w, best, fkey(w->s, *u, best) + 1);
+	if (!walk_step(w, best))
+		w->heap[0] = w->heap[--w->n];
+	walk_sift(w, 0);
 	return true;
 }
 
@@ -144,8 +168,9 @@ void potad_space_frag(const struct potad_space *s, uint64_t *largest_run,
  * free blocks, the extents and the poison ranges together in address order
  * and demands that they tile [ub, ue): each unit is in exactly one free
  * block or exactly one extent, or else it is poisoned; no free block is
- * poisoned or has a free buddy.  Child spaces must match their hosting
- * extents and are checked the same way.
+ * poisoned or has a free buddy in the same state (clean or dirty), and
+ * every dirty block is a free block.  Child spaces must match their
+ * hosting extents and are checked the same way.
  */
 static int fail(char *msg, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -162,24 +187,72 @@ static int fail(char *msg, size_t len, const char *fmt, ...)
 	return -EUCLEAN;
 }
 
-static int check_free(const struct potad_space *s, char *msg, size_t len)
+/* dirty[k] must be a subset of freeset[k], with its counters right. */
+static int check_dirty(const struct potad_space *s, char *msg, size_t len)
 {
 	uint64_t blocks = 0, units = 0;
 
 	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
-		uint64_t key = 0, n = 0, u;
+		uint64_t key, n = 0, u;
+		const struct rtree *t = &s->dirty[k];
+		struct riter it = {0};
+
+		if (!potad__rtree_verify(t, &s->nodes, NULL))
+			return fail(msg, len, "order %u: malformed dirty tree",
+				    k);
+		while (potad__rtree_iter(t, &s->nodes, &it, &key)) {
+			u = funit(s, key, k);
+			if (!potad__rtree_get(&s->freeset[k], &s->nodes, NULL,
+					      key, NULL))
+				return fail(msg, len,
+					    "dirty block %#" PRIx64
+					    " order %u is not free",
+					    u, k);
+			n++;
+		}
+		if (n != s->ndirty[k])
+			return fail(msg, len,
+				    "order %u: %" PRIu64
+				    " dirty blocks, counter %" PRIu64,
+				    k, n, s->ndirty[k]);
+		if (!!n != !!(s->dnonempty & pow2(k)))
+			return fail(msg, len, "order %u: dirty bit wrong", k);
+		blocks += n;
+		units += n << k;
+	}
+	if (blocks != s->dirty_blocks || units != s->dirty_units)
+		return fail(msg, len,
+			    "dirty counters %" PRIu64 " blocks %" PRIu64
+			    " units, found %" PRIu64 " and %" PRIu64,
+			    s->dirty_blocks, s->dirty_units, blocks, units);
+	return 0;
+}
+
+static int check_free(const struct potad_space *s, char *msg, size_t len)
+{
+	uint64_t blocks = 0, units = 0;
+	int rc = check_dirty(s, msg, len);
+
+	if (rc < 0)
+		return rc;
+	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
+		uint64_t key, n = 0, u;
 		const struct rtree *t = &s->freeset[k];
+		struct riter it = {0};
 
 		if (!potad__rtree_verify(t, &s->nodes, NULL))
 			return fail(msg, len, "order %u: malformed tree", k);
-		while (potad__rtree_next(t, &s->nodes, NULL, key, &key, NULL)) {
+		while (potad__rtree_iter(t, &s->nodes, &it, &key)) {
 			u = funit(s, key, k);
 			if (!block_inside(s, u, k))
 				return fail(msg, len,
 					    "free block %#" PRIx64
 					    " order %u outside the space",
 					    u, k);
-			if (k < 63 && potad__fb_test(s, u ^ pow2(k), k))
+			/* Buddies in different states stay apart. */
+			if (k < 63 && potad__fb_test(s, u ^ pow2(k), k) &&
+			    potad__fb_dirty(s, u, k) ==
+				potad__fb_dirty(s, u ^ pow2(k), k))
 				return fail(msg, len,
 					    "free buddies %#" PRIx64
 					    " and %#" PRIx64 " order %u unmerged",
@@ -191,9 +264,6 @@ static int check_free(const struct potad_space *s, char *msg, size_t len)
 					    " order %u is poisoned",
 					    u, k);
 			n++;
-			if (key == UINT64_MAX)
-				break;
-			key++;
 		}
 		if (n != s->nfree[k])
 			return fail(msg, len,

@@ -14,6 +14,12 @@
  * owns a space and everything reachable from it.  Functions return >= 0 on
  * success and a negative errno value on failure; a failed call leaves the
  * space exactly as it was.
+ *
+ * A free unit is clean (never used since its space was made, or marked
+ * clean with potad_set_clean(), e.g. after a discard) or dirty (it may
+ * still hold what an earlier owner wrote).  Free blocks merge only with
+ * buddies in the same state, and a request with POTAD_ALLOC_CLEAN gets
+ * clean units only.
  */
 #ifndef POTAD_ENGINE_H
 #define POTAD_ENGINE_H
@@ -59,6 +65,10 @@ struct potad_extent {
 #define POTAD_ALLOC_TOPDOWN (1u << 0) /* highest fitting address first */
 #define POTAD_ALLOC_WHOLE (1u << 1)   /* keep the whole 2^k block */
 #define POTAD_ALLOC_FIXED (1u << 2)   /* exactly at .at, or -EBUSY */
+#define POTAD_ALLOC_CLEAN (1u << 3)   /* only clean units */
+
+/* Free flags (potad_free_ex()). */
+#define POTAD_FREE_DIRTY (1u << 0) /* the units come back dirty */
 
 /* An allocation request.  Zero-initialise it, then set what you need. */
 struct potad_alloc_req {
@@ -89,6 +99,8 @@ struct potad_stats {
 	uint64_t free_per_order[POTAD_ORDERS]; /* free blocks of each order */
 	unsigned max_order;    /* largest order a block of this space can have */
 	unsigned children;     /* child spaces carved from this one */
+	uint64_t dirty_units;  /* free units that are dirty */
+	uint64_t dirty_blocks; /* of the free blocks, those that are dirty */
 };
 
 /*
@@ -104,7 +116,8 @@ POTAD_API int potad_space_new(struct potad_space **out, uint64_t base,
 
 /* Destroy a space and everything in it.  A child space is detached from
  * its parent and its hosting extent freed there (poisoned units stay
- * poisoned in the parent).  -EBUSY if the space still has child spaces. */
+ * poisoned in the parent): dirty if the child had live extents or dirty
+ * free units, else clean.  -EBUSY if the space still has child spaces. */
 POTAD_API int potad_space_destroy(struct potad_space *s);
 
 /* The space's parent, or NULL for a top-level space. */
@@ -130,11 +143,17 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * block of the needed order fits, the extent is assembled from adjacent free
  * blocks that start on the alignment (the CMA case), so the call fails with
  * -ENOSPC only if no aligned run of free units of that length exists.
+ * With POTAD_ALLOC_CLEAN every unit of the extent is clean, on every path
+ * above (FIXED included), and -ENOSPC means that no aligned run of clean
+ * free units of that length exists; without it clean and dirty units are
+ * taken alike.  A clean search skips the dirty blocks of an order, at a
+ * cost in proportion to the ones it skips.
  * -EINVAL: size 0, align not a power of two, min > max, a range that misses
  *          the space, an unknown flag, FIXED with an unaligned address;
  * -E2BIG:  larger than the space (or than its range);
  * -ERANGE: FIXED outside the space;
- * -EBUSY:  FIXED over a unit that is taken or poisoned;
+ * -EBUSY:  FIXED over a unit that is taken or poisoned (or dirty, with
+ *          POTAD_ALLOC_CLEAN);
  * -ENOSPC: no fitting free extent; -ENOMEM. */
 POTAD_API int potad_alloc(struct potad_space *s,
 			  const struct potad_alloc_req *req,
@@ -155,6 +174,30 @@ POTAD_API int potad_claim(struct potad_space *s, uint64_t offset,
  * space. */
 POTAD_API int potad_free(struct potad_space *s, uint64_t handle,
 			 struct potad_extent *out);
+
+/* potad_free() with flags: potad_free(s, h, out) is potad_free_ex(s, h, 0,
+ * out), and the units come back clean; with POTAD_FREE_DIRTY they come back
+ * dirty.  Errors as potad_free(), and -EINVAL also for an unknown flag. */
+POTAD_API int potad_free_ex(struct potad_space *s, uint64_t handle,
+			    unsigned flags, struct potad_extent *out);
+
+/* Mark the free units of [offset, offset + length) clean (clean != 0) or
+ * dirty; units held by extents and poisoned units are left as they are.
+ * Blocks are split and merged so that no two free buddies in the same
+ * state are left apart.  Costs, and reserves memory, in proportion to the
+ * free blocks whose state changes.  Returns 0; -EINVAL for length 0 or an
+ * offset or length off the granule, -ERANGE outside the space, -ENOMEM
+ * (the space unchanged). */
+POTAD_API int potad_set_clean(struct potad_space *s, uint64_t offset,
+			      uint64_t length, int clean);
+
+/* The first run of adjacent dirty free units that ends after offset, whole
+ * (it may start before offset), in bytes: its first byte in *start and its
+ * length in *length (either may be NULL).  -ENOENT when there is none.
+ * Iterate with offset = start + length.  O(log) per call plus the blocks
+ * of the run. */
+POTAD_API int potad_dirty_next(const struct potad_space *s, uint64_t offset,
+			       uint64_t *start, uint64_t *length);
 
 /* Describe the live extent named by handle; errors as potad_free(). */
 POTAD_API int potad_get(const struct potad_space *s, uint64_t handle,
@@ -202,8 +245,9 @@ POTAD_API int potad_is_poisoned(const struct potad_space *s, uint64_t offset,
 /* Create a child space over the live extent named by handle (which becomes
  * type POTAD_TYPE_CHILD and cannot be freed while the child lives).  The
  * child's granule must be >= the parent's and its base aligned to it; the
- * extent's poisoned units start poisoned in the child.  -EINVAL, -ESTALE as
- * potad_free(); -EBUSY if it already hosts a child. */
+ * extent's poisoned units start poisoned in the child, and every free unit
+ * of the child starts clean.  -EINVAL, -ESTALE as potad_free(); -EBUSY if it
+ * already hosts a child. */
 POTAD_API int potad_child_new(struct potad_space *parent, uint64_t handle,
 			      unsigned granule_shift,
 			      struct potad_space **out);
@@ -223,7 +267,8 @@ POTAD_API struct potad_space *potad_child_of(const struct potad_space *parent,
  * through potad_child_new()).  Every unit of the range must be free or
  * poisoned and not held, so poison may be restored first; poisoned units
  * stay poisoned inside the extent.  The free lists end up as if the extent
- * had been allocated.  Slots between the last one and the named one are
+ * had been allocated: what is left of the free blocks it cuts keeps their
+ * state.  Slots between the last one and the named one are
  * made free at the generation floor.  Checked in this order:
  * -EINVAL: a bad handle type, a slot that no slab can hold (UINT32_MAX
  *          among them), length 0, an offset or length off the granule;
@@ -265,8 +310,9 @@ POTAD_API void potad_space_frag(const struct potad_space *s,
 				uint64_t *largest_run, double *score);
 
 /* Verify every invariant: free blocks, extents, poison and child spaces
- * tile the space exactly, no two free buddies are left unmerged, and every
- * index agrees with the others.  Returns 0, or -EUCLEAN with the first
+ * tile the space exactly, no two free buddies in the same state are left
+ * unmerged, the dirty blocks are free blocks, and every index and counter
+ * agrees with the others.  Returns 0, or -EUCLEAN with the first
  * violation written to msg (if msg is not NULL).  Linear; for tests. */
 POTAD_API int potad_space_check(const struct potad_space *s, char *msg,
 				size_t msglen);
