@@ -11,6 +11,9 @@
 
 #include <potad/engine.h>
 
+/* The checker tests corrupt a space through the engine's internals. */
+#include "engine/internal.h"
+
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
@@ -130,6 +133,8 @@ static void stats_same(const struct potad_stats *a, const struct potad_stats *b,
 	SAME(extent_bytes);
 	SAME(max_order);
 	SAME(children);
+	SAME(dirty_units);
+	SAME(dirty_blocks);
 	for (unsigned k = 0; k < POTAD_ORDERS; k++)
 		ck_assert_msg(a->free_per_order[k] == b->free_per_order[k],
 			      "%s: stats.free_per_order[%u] changed: before "
@@ -263,7 +268,7 @@ struct run {
 	uint64_t lo, hi;
 };
 
-static unsigned log2_floor(uint64_t v)
+static unsigned floor_log2(uint64_t v)
 {
 	return 63u - (unsigned)__builtin_clzll(v);
 }
@@ -273,7 +278,7 @@ static unsigned log2_floor(uint64_t v)
 static unsigned order_at(uint64_t p, uint64_t len)
 {
 	unsigned a = p ? (unsigned)__builtin_ctzll(p) : 63;
-	unsigned b = log2_floor(len);
+	unsigned b = floor_log2(len);
 
 	return a < b ? a : b;
 }
@@ -1008,8 +1013,8 @@ START_TEST(alloc_refusals)
 	refuse(s, &r, -EINVAL, "align 2^63 + 1");
 	r = req_of(4 * KiB, UINT64_MAX, 0);
 	refuse(s, &r, -EINVAL, "align 2^64 - 1");
-	r = req_of(4 * KiB, 0, 1u << 3);
-	refuse(s, &r, -EINVAL, "flag bit 3");
+	r = req_of(4 * KiB, 0, 1u << 4);
+	refuse(s, &r, -EINVAL, "flag bit 4");
 	r = req_of(4 * KiB, 0, 1u << 31);
 	refuse(s, &r, -EINVAL, "flag bit 31");
 	r = req_of(4 * KiB, 0, 0);
@@ -2756,6 +2761,572 @@ START_TEST(poison_again_same)
 }
 END_TEST
 
+/*
+ * Clean and dirty free units
+ */
+
+/* Dirty runs in absolute units, as potad_dirty_next() must list them. */
+static void expect_dirty_at(const struct potad_space *s, const struct run *runs,
+			    size_t n, const char *file, int line)
+{
+	struct potad_stats st = stats(s);
+	uint64_t g = st.granule, off = st.base, a, l, a2, l2, units = 0;
+	size_t i = 0;
+	int rc;
+
+	while ((rc = potad_dirty_next(s, off, &a, &l)) == 0) {
+		ck_assert_msg(i < n,
+			      "%s:%d: dirty run [%#" PRIx64 ", +%#" PRIx64
+			      ") not expected",
+			      file, line, a, l);
+		ck_assert_msg(
+		    a == runs[i].lo * g && l == (runs[i].hi - runs[i].lo) * g,
+		    "%s:%d: dirty run %zu expected units [%" PRIu64 ", %" PRIu64
+		    "), got [%" PRIu64 ", %" PRIu64 ")",
+		    file, line, i, runs[i].lo, runs[i].hi, a / g, (a + l) / g);
+		/* From its last byte, the whole run again. */
+		ASSERT_RC(potad_dirty_next(s, a + l - 1, &a2, &l2), 0);
+		ASSERT_U64(a2, a);
+		ASSERT_U64(l2, l);
+		units += l / g;
+		off = a + l;
+		i++;
+	}
+	ck_assert_msg(rc == -ENOENT && i == n,
+		      "%s:%d: dirty_next ended with %d (%s) after %zu runs, "
+		      "expected -ENOENT after %zu",
+		      file, line, rc, ename(rc), i, n);
+	ck_assert_msg(st.dirty_units == units,
+		      "%s:%d: dirty_units expected %" PRIu64 ", got %" PRIu64,
+		      file, line, units, st.dirty_units);
+	CHECK_OK(s);
+}
+
+#define EXPECT_DIRTY(s, ...)                                                   \
+	do {                                                                   \
+		const struct run runs_[] = {__VA_ARGS__};                      \
+		expect_dirty_at((s), runs_, sizeof(runs_) / sizeof(runs_[0]),  \
+				__FILE__, __LINE__);                           \
+	} while (0)
+
+#define EXPECT_NO_DIRTY(s) expect_dirty_at((s), NULL, 0, __FILE__, __LINE__)
+
+static void must_free_dirty(struct potad_space *s, uint64_t handle)
+{
+	ASSERT_RC(potad_free_ex(s, handle, POTAD_FREE_DIRTY, NULL), 0);
+	CHECK_OK(s);
+}
+
+static void must_set_clean(struct potad_space *s, uint64_t off, uint64_t len,
+			   int clean)
+{
+	int rc = potad_set_clean(s, off, len, clean);
+
+	ck_assert_msg(rc == 0,
+		      "potad_set_clean(%#" PRIx64 ", %#" PRIx64
+		      ", %d): expected 0, got %d (%s)",
+		      off, len, clean, rc, ename(rc));
+	CHECK_OK(s);
+}
+
+/* Free blocks and dirty blocks, and the free blocks of order k. */
+#define EXPECT_BLOCKS(s, nfree, ndirty)                                        \
+	do {                                                                   \
+		struct potad_stats st_ = stats(s);                             \
+		ASSERT_U64(st_.free_blocks, (nfree));                          \
+		ASSERT_U64(st_.dirty_blocks, (ndirty));                        \
+	} while (0)
+
+START_TEST(clean_fresh)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL;
+	struct potad_extent a, b;
+	uint64_t x = 1, y = 1;
+
+	EXPECT_NO_DIRTY(s);
+	EXPECT_BLOCKS(s, 1, 0);
+	ASSERT_RC(potad_dirty_next(s, 0, &x, &y), -ENOENT);
+	ASSERT_U64(x, 1);
+	ASSERT_RC(potad_dirty_next(s, 0, NULL, NULL), -ENOENT);
+
+	/* A child is clean even over units that were dirty. */
+	a = must_alloc(s, 4 * MiB, 0, 0);
+	must_free_dirty(s, a.handle);
+	EXPECT_DIRTY(s, {0, 1024});
+	b = must_alloc(s, 4 * MiB, 0, 0);
+	ASSERT_U64(b.offset, 0);
+	EXPECT_NO_DIRTY(s);
+	ASSERT_RC(potad_child_new(s, b.handle, 12, &c), 0);
+	EXPECT_NO_DIRTY(c);
+	ASSERT_U64(stats(c).free_units, 1024);
+	/* With nothing in it, it hands its host back clean. */
+	destroy(c);
+	EXPECT_NO_DIRTY(s);
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_free_dirty)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent a, c, p, q;
+	struct potad_stats st;
+
+	a = must_alloc(s, MiB, 0, 0);
+	ASSERT_U64(a.offset, 0);
+	must_free_dirty(s, a.handle);
+	/* The dirty block stays apart from its clean buddy. */
+	st = stats(s);
+	ASSERT_U64(st.dirty_units, 256);
+	ASSERT_U64(st.dirty_blocks, 1);
+	ASSERT_U64(st.free_blocks, 5);
+	ASSERT_U64(st.free_per_order[8], 2);
+	ASSERT_U64(st.free_per_order[9], 1);
+	ASSERT_U64(st.free_per_order[10], 1);
+	ASSERT_U64(st.free_per_order[11], 1);
+	EXPECT_DIRTY(s, {0, 256});
+
+	/* A clean request avoids it, a plain one takes it. */
+	c = must_alloc(s, MiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(c.offset, MiB);
+	p = must_alloc(s, MiB, 0, 0);
+	ASSERT_U64(p.offset, 0);
+	EXPECT_NO_DIRTY(s);
+
+	/* What is left of a dirty block is dirty, of a clean one clean. */
+	must_free_dirty(s, p.handle);
+	p = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(p.offset, 0);
+	q = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(q.offset, 2 * MiB);
+	EXPECT_DIRTY(s, {1, 256});
+	EXPECT_BLOCKS(s, 8 + 9 + 2, 8);
+
+	/* Freed clean, the unit cannot merge with its dirty buddy. */
+	must_free(s, p.handle);
+	EXPECT_DIRTY(s, {1, 256});
+	ASSERT_U64(stats(s).free_per_order[0], 3);
+	must_free(s, q.handle);
+	must_free(s, c.handle);
+	must_set_clean(s, 0, 16 * MiB, 1);
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_merge_rules)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent a, b;
+	struct potad_stats st;
+
+	a = must_alloc(s, MiB, 0, 0);
+	b = must_alloc(s, MiB, 0, 0);
+	ASSERT_U64(b.offset, MiB);
+	must_free_dirty(s, a.handle);
+	must_free(s, b.handle);
+	st = stats(s);
+	ASSERT_U64(st.free_per_order[8], 2);
+	ASSERT_U64(st.free_blocks, 5);
+	ASSERT_U64(st.dirty_blocks, 1);
+
+	/* Made clean, the buddies merge, and so on up. */
+	must_set_clean(s, 0, MiB, 1);
+	EXPECT_NO_DIRTY(s);
+	EXPECT_FREE(s, {0, 4096});
+
+	/* All dirty: still one block. */
+	must_set_clean(s, 0, 16 * MiB, 0);
+	EXPECT_BLOCKS(s, 1, 1);
+	EXPECT_DIRTY(s, {0, 4096});
+
+	/* A clean hole splits it; the pieces keep their state. */
+	must_set_clean(s, MiB, MiB, 1);
+	EXPECT_BLOCKS(s, 5, 4);
+	st = stats(s);
+	ASSERT_U64(st.free_per_order[8], 2);
+	ASSERT_U64(st.dirty_units, 4096 - 256);
+	EXPECT_DIRTY(s, {0, 256}, {512, 4096});
+	must_set_clean(s, 0, 16 * MiB, 1);
+	EXPECT_FREE(s, {0, 4096});
+
+	/* Two dirty buddies merge with each other, not with clean ones. */
+	a = must_alloc(s, MiB, 0, 0);
+	b = must_alloc(s, MiB, 0, 0);
+	must_free_dirty(s, a.handle);
+	must_free_dirty(s, b.handle);
+	EXPECT_BLOCKS(s, 4, 1);
+	ASSERT_U64(stats(s).free_per_order[9], 2);
+	EXPECT_DIRTY(s, {0, 512});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_split_keeps_state)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_alloc_req r;
+	struct potad_extent e, f, pl;
+
+	/* The first extent sets up the slab, which a refusal must not. */
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	must_free(s, e.handle);
+	must_set_clean(s, 0, 16 * MiB, 0);
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_CLEAN);
+	refuse(s, &r, -ENOSPC, "clean, all dirty");
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_CLEAN | POTAD_ALLOC_TOPDOWN);
+	refuse(s, &r, -ENOSPC, "clean top-down, all dirty");
+	r.min = MiB;
+	r.max = 2 * MiB;
+	refuse(s, &r, -ENOSPC, "clean in a range, all dirty");
+
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(e.offset, 0);
+	EXPECT_BLOCKS(s, 12, 12);
+	EXPECT_DIRTY(s, {1, 4096});
+	must_free(s, e.handle);
+	EXPECT_BLOCKS(s, 13, 12);
+	e = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, 0);
+
+	/* Poison takes dirty units out for good; the rest stays dirty. */
+	ck_assert_int_eq(potad_poison(s, 100 * 4 * KiB, 4 * KiB, NULL, NULL),
+			 0);
+	EXPECT_DIRTY(s, {1, 100}, {101, 4096});
+
+	/* So does an extent put back from a journal. */
+	pl = rec(2000 * 4 * KiB, 10 * 4 * KiB, 3, 7);
+	must_place(s, &pl);
+	EXPECT_DIRTY(s, {1, 100}, {101, 2000}, {2010, 4096});
+
+	/* Top-down takes the highest dirty units and leaves the rest so. */
+	f = must_alloc(s, 8 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(f.offset, 16 * MiB - 8 * KiB);
+	EXPECT_DIRTY(s, {1, 100}, {101, 2000}, {2010, 4094});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_fixed)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_alloc_req r;
+	struct potad_extent a, e;
+
+	a = must_alloc(s, MiB, 0, 0);
+	must_free_dirty(s, a.handle);
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_FIXED | POTAD_ALLOC_CLEAN);
+	r.at = 0;
+	refuse(s, &r, -EBUSY, "clean claim of a dirty unit");
+	r.at = MiB - 4 * KiB;
+	r.size = 8 * KiB;
+	refuse(s, &r, -EBUSY, "clean claim over dirty and clean units");
+	r.at = MiB;
+	r.size = 4 * KiB;
+	e = must(s, &r);
+	ASSERT_U64(e.offset, MiB);
+	r = req_of(4 * KiB, 0, POTAD_ALLOC_FIXED);
+	r.at = 8 * KiB;
+	e = must(s, &r);
+	ASSERT_U64(e.offset, 8 * KiB);
+	EXPECT_DIRTY(s, {0, 2}, {3, 256});
+	destroy(s);
+}
+END_TEST
+
+/* Run assembly sees only clean runs for a clean request, and for a plain
+ * one finds runs that mix clean and dirty units. */
+START_TEST(clean_cma)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent mib[16], e, f;
+	struct potad_alloc_req r;
+
+	fill_mib(s, mib, 16);
+	must_free_dirty(s, mib[1].handle);
+	must_free_dirty(s, mib[2].handle);
+	must_free(s, mib[5].handle);
+	must_free(s, mib[6].handle);
+	e = must_alloc(s, 2 * MiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, 5 * MiB);
+	r = req_of(2 * MiB, 0, POTAD_ALLOC_CLEAN);
+	refuse(s, &r, -ENOSPC, "clean 2 MiB with only dirty runs");
+	f = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_U64(f.offset, MiB);
+	EXPECT_NO_DIRTY(s);
+
+	/* A run cut by two dirty units into pieces below 1 MiB each. */
+	must_free(s, mib[9].handle);
+	must_free(s, mib[10].handle);
+	must_set_clean(s, 9 * MiB, 4 * KiB, 0);
+	must_set_clean(s, 10 * MiB, 4 * KiB, 0);
+	EXPECT_DIRTY(s, {2304, 2305}, {2560, 2561});
+	EXPECT_BLOCKS(s, 18, 2);
+	refuse(s, &r, -ENOSPC, "clean 2 MiB in a mixed run");
+	r.size = MiB;
+	refuse(s, &r, -ENOSPC, "clean 1 MiB in a mixed run");
+	r = req_of(2 * MiB, 0, POTAD_ALLOC_CLEAN | POTAD_ALLOC_TOPDOWN);
+	refuse(s, &r, -ENOSPC, "clean 2 MiB top-down in a mixed run");
+
+	/* A clean extent slides down onto the clean units next to it. */
+	e = must_alloc(s, 512 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, 2305 * 4 * KiB);
+	must_free(s, e.handle);
+	EXPECT_BLOCKS(s, 18, 2);
+
+	f = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_U64(f.offset, 9 * MiB);
+	EXPECT_NO_DIRTY(s);
+	EXPECT_NO_FREE(s);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_set_clean_held_poisoned)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent a, g;
+	struct potad_stats before, after;
+	static const struct {
+		uint64_t off, len;
+		int want;
+	} bad[] = {
+	    {0, 0, -EINVAL},
+	    {1, 4 * KiB, -EINVAL},
+	    {0, 4 * KiB + 1, -EINVAL},
+	    {16 * MiB, 4 * KiB, -ERANGE},
+	    {15 * MiB, 2 * MiB, -ERANGE},
+	};
+
+	a = must_alloc(s, MiB, 0, 0);
+	ck_assert_int_eq(potad_poison(s, 2 * MiB, 4 * KiB, NULL, NULL), 0);
+	must_set_clean(s, 0, 16 * MiB, 0);
+	EXPECT_DIRTY(s, {256, 512}, {513, 4096});
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	ASSERT_U64(stats(s).poison_units, 1);
+	ck_assert_int_eq(potad_is_poisoned(s, 2 * MiB, 4 * KiB), 1);
+
+	/* The extent's units come back clean, next to dirty ones. */
+	must_free(s, a.handle);
+	EXPECT_DIRTY(s, {256, 512}, {513, 4096});
+	ASSERT_U64(stats(s).free_per_order[8], 3);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int clean = 0; clean <= 1; clean++) {
+			before = stats(s);
+			ASSERT_RC(
+			    potad_set_clean(s, bad[i].off, bad[i].len, clean),
+			    bad[i].want);
+			after = stats(s);
+			stats_same(&before, &after, "refused set_clean");
+		}
+	}
+	EXPECT_DIRTY(s, {256, 512}, {513, 4096});
+
+	must_set_clean(s, 0, 16 * MiB, 1);
+	EXPECT_NO_DIRTY(s);
+	EXPECT_FREE(s, {0, 512}, {513, 4096});
+	ASSERT_U64(stats(s).poison_units, 1);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_dirty_next_walk)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *t;
+	uint64_t a = 0, l = 0;
+
+	must_set_clean(s, MiB, 4 * KiB, 0);
+	must_set_clean(s, 770 * 4 * KiB, MiB, 0);
+	must_set_clean(s, 15 * MiB, MiB, 0);
+	EXPECT_DIRTY(s, {256, 257}, {770, 1026}, {3840, 4096});
+	ASSERT_RC(potad_dirty_next(s, 800 * 4 * KiB + 5, &a, &l), 0);
+	ASSERT_U64(a, 770 * 4 * KiB);
+	ASSERT_U64(l, MiB);
+	ASSERT_RC(potad_dirty_next(s, 1026 * 4 * KiB - 1, &a, NULL), 0);
+	ASSERT_U64(a, 770 * 4 * KiB);
+	ASSERT_RC(potad_dirty_next(s, 1026 * 4 * KiB, NULL, &l), 0);
+	ASSERT_U64(l, MiB);
+	ASSERT_RC(potad_dirty_next(s, 16 * MiB - 1, &a, &l), 0);
+	ASSERT_U64(a, 15 * MiB);
+	ASSERT_RC(potad_dirty_next(s, 16 * MiB, &a, &l), -ENOENT);
+	ASSERT_RC(potad_dirty_next(s, UINT64_MAX, &a, &l), -ENOENT);
+	/* Joining runs makes one. */
+	must_set_clean(s, MiB, 3 * MiB, 0);
+	EXPECT_DIRTY(s, {256, 1026}, {3840, 4096});
+	destroy(s);
+
+	/* Below the base, the first run. */
+	t = mk(GiB, 16 * MiB, 12);
+	must_set_clean(t, GiB + 4 * KiB, 4 * KiB, 0);
+	ASSERT_RC(potad_dirty_next(t, 0, &a, &l), 0);
+	ASSERT_U64(a, GiB + 4 * KiB);
+	ASSERT_U64(l, 4 * KiB);
+	destroy(t);
+}
+END_TEST
+
+START_TEST(clean_child_destroy)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL;
+	struct potad_extent h, e;
+
+	/* An extent left in the child: the host comes back dirty. */
+	h = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, h.handle, 12, &c), 0);
+	e = must_alloc(c, 4 * KiB, 0, 0);
+	destroy(c);
+	EXPECT_DIRTY(s, {0, 512});
+	must_set_clean(s, 0, 16 * MiB, 1);
+
+	/* Dirty free units in the child: dirty. */
+	h = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, h.handle, 12, &c), 0);
+	e = must_alloc(c, 4 * KiB, 0, 0);
+	must_free_dirty(c, e.handle);
+	EXPECT_DIRTY(c, {0, 1});
+	destroy(c);
+	EXPECT_DIRTY(s, {0, 512});
+	must_set_clean(s, 0, 16 * MiB, 1);
+
+	/* Everything freed clean: clean. */
+	h = must_alloc(s, 2 * MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, h.handle, 12, &c), 0);
+	e = must_alloc(c, 4 * KiB, 0, 0);
+	must_free(c, e.handle);
+	destroy(c);
+	EXPECT_NO_DIRTY(s);
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(clean_free_ex_flags)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent a, g;
+	struct potad_stats before, after;
+
+	a = must_alloc(s, MiB, 0, 0);
+	before = stats(s);
+	ASSERT_RC(potad_free_ex(s, a.handle, 1u << 1, &g), -EINVAL);
+	ASSERT_RC(potad_free_ex(s, a.handle, ~0u, NULL), -EINVAL);
+	ASSERT_RC(potad_free_ex(s, a.handle, POTAD_FREE_DIRTY | 1u << 31, NULL),
+		  -EINVAL);
+	after = stats(s);
+	stats_same(&before, &after, "free_ex with an unknown flag");
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	CHECK_OK(s);
+
+	ASSERT_RC(potad_free_ex(s, a.handle, 0, &g), 0);
+	same_extent(&g, &a);
+	EXPECT_NO_DIRTY(s);
+	ASSERT_RC(potad_free_ex(s, a.handle, POTAD_FREE_DIRTY, NULL), -ESTALE);
+	EXPECT_FREE(s, {0, 4096});
+	destroy(s);
+}
+END_TEST
+
+/* A clean search over an order crowded with dirty blocks, up and down. */
+START_TEST(clean_search_skips_dirty)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent u[256], e;
+
+	for (int i = 0; i < 256; i++)
+		u[i] = must_claim(s, (uint64_t)i * 4 * KiB, 4 * KiB);
+	for (int i = 0; i < 200; i += 2)
+		must_free_dirty(s, u[i].handle);
+	must_free(s, u[201].handle);
+	EXPECT_BLOCKS(s, 101, 100);
+
+	e = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, 201 * 4 * KiB);
+	must_free(s, e.handle);
+	e = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_CLEAN | POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(e.offset, 201 * 4 * KiB);
+	must_free(s, e.handle);
+
+	/* Dirty blocks above it too, for the search downwards. */
+	for (int i = 202; i < 252; i += 2)
+		must_free_dirty(s, u[i].handle);
+	e = must_alloc(s, 4 * KiB, 0, POTAD_ALLOC_CLEAN | POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(e.offset, 201 * 4 * KiB);
+	e = must_alloc(s, 4 * KiB, 0, 0);
+	ASSERT_U64(e.offset, 0);
+	destroy(s);
+}
+END_TEST
+
+/* The checker must notice a dirty set that disagrees with the free set.
+ * White-box: it corrupts the space through the engine's internals. */
+static void expect_corrupt(const struct potad_space *s, const char *what)
+{
+	char msg[512] = "";
+	int rc = potad_space_check(s, msg, sizeof(msg));
+
+	ck_assert_msg(rc == -EUCLEAN && strstr(msg, what),
+		      "potad_space_check: expected -EUCLEAN with \"%s\", got "
+		      "%d (%s): %s",
+		      what, rc, ename(rc), msg);
+}
+
+static void dirty_poke(struct potad_space *s, uint64_t u, unsigned k, int add)
+{
+	uint64_t key = fkey(s, u, k);
+
+	if (add) {
+		ASSERT_RC(potad__reserve(s, 1024), 0);
+		potad__rtree_insert(&s->dirty[k], &s->nodes, NULL, key, 0);
+		s->ndirty[k]++;
+		s->dirty_blocks++;
+		s->dirty_units += pow2(k);
+		s->dnonempty |= pow2(k);
+	} else {
+		ck_assert(
+		    potad__rtree_remove(&s->dirty[k], &s->nodes, NULL, key));
+		if (--s->ndirty[k] == 0)
+			s->dnonempty &= ~pow2(k);
+		s->dirty_blocks--;
+		s->dirty_units -= pow2(k);
+	}
+}
+
+START_TEST(clean_check_catches)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12);
+	struct potad_extent a, b;
+
+	a = must_alloc(s, MiB, 0, 0);
+	b = must_alloc(s, MiB, 0, 0);
+	must_free_dirty(s, a.handle);
+	must_free(s, b.handle);
+
+	s->dirty_units++;
+	expect_corrupt(s, "dirty counters");
+	s->dirty_units--;
+	CHECK_OK(s);
+	s->ndirty[8]++;
+	expect_corrupt(s, "dirty blocks");
+	s->ndirty[8]--;
+	CHECK_OK(s);
+
+	/* A dirty key where no free block is. */
+	dirty_poke(s, 768, 8, 1);
+	expect_corrupt(s, "is not free");
+	dirty_poke(s, 768, 8, 0);
+	CHECK_OK(s);
+
+	/* Both buddies dirty and left apart. */
+	dirty_poke(s, 256, 8, 1);
+	expect_corrupt(s, "unmerged");
+	dirty_poke(s, 256, 8, 0);
+	CHECK_OK(s);
+	destroy(s);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -2825,6 +3396,21 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, place_restore);
 	tcase_add_test(tc, poison_next_walk);
 	tcase_add_test(tc, poison_again_same);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("clean");
+	tcase_add_test(tc, clean_fresh);
+	tcase_add_test(tc, clean_free_dirty);
+	tcase_add_test(tc, clean_merge_rules);
+	tcase_add_test(tc, clean_split_keeps_state);
+	tcase_add_test(tc, clean_fixed);
+	tcase_add_test(tc, clean_cma);
+	tcase_add_test(tc, clean_set_clean_held_poisoned);
+	tcase_add_test(tc, clean_dirty_next_walk);
+	tcase_add_test(tc, clean_child_destroy);
+	tcase_add_test(tc, clean_free_ex_flags);
+	tcase_add_test(tc, clean_search_skips_dirty);
+	tcase_add_test(tc, clean_check_catches);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("edge64");

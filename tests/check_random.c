@@ -14,6 +14,10 @@
  * run of free, unpoisoned units of the right length starts on the
  * alignment inside the range.  Where an allocation lands is checked
  * instead: aligned, inside the range, over free and unpoisoned units only.
+ * The model also knows which free units are dirty (freed with
+ * POTAD_FREE_DIRTY or marked with potad_set_clean()), so the same holds of
+ * POTAD_ALLOC_CLEAN requests over clean units, and it predicts the runs
+ * potad_dirty_next() lists and how many free and dirty blocks there are.
  * The counters are compared with the model after every step and
  * potad_space_check() runs every few steps, so a failed call that changed
  * something is caught where it happened.
@@ -465,15 +469,29 @@ static void check_stats(struct run *r, const struct rig *g)
 	EXPECT(r, st.children == (g->child != NULL),
 	       "%s stats: children %u, expected %d", g->name, st.children,
 	       g->child != NULL);
+	EXPECT(r, st.dirty_units == rs.dirty_units,
+	       "%s stats: dirty_units %" PRIu64 ", model says %" PRIu64,
+	       g->name, st.dirty_units, rs.dirty_units);
 }
 
+/* The fragmentation walk, and the number of free and dirty blocks: free
+ * units all clean or all dirty are cut into their maximal aligned blocks,
+ * so the model knows how many there are, a check of the merging rules from
+ * the outside. */
 static void check_frag(struct run *r, const struct rig *g)
 {
-	uint64_t run_bytes = 0, want;
+	uint64_t run_bytes = 0, want, fb, db, run;
+	struct potad_stats st;
 	double score = -1;
 
+	potad_space_stats(g->s, &st);
+	ref_blocks(&g->m, &fb, &db, &run);
+	EXPECT(r, st.free_blocks == fb && st.dirty_blocks == db,
+	       "%s stats: %" PRIu64 " free blocks, %" PRIu64
+	       " dirty; the model says %" PRIu64 " and %" PRIu64,
+	       g->name, st.free_blocks, st.dirty_blocks, fb, db);
 	potad_space_frag(g->s, &run_bytes, &score);
-	want = ref_largest_free_run(&g->m) << g->shift;
+	want = run << g->shift;
 	EXPECT(r, run_bytes == want,
 	       "%s: potad_space_frag says the largest free run is %#" PRIx64
 	       " bytes, the model %#" PRIx64,
@@ -587,6 +605,7 @@ static int do_alloc(struct run *r, struct rig *g,
 {
 	const struct ref_model *m = &g->m;
 	int whole = (q->flags & POTAD_ALLOC_WHOLE) != 0;
+	int clean = (q->flags & POTAD_ALLOC_CLEAN) != 0;
 	uint64_t units, len, au, minb, maxb, lo, hi, at = 0;
 	unsigned want;
 	int rc;
@@ -619,7 +638,10 @@ static int do_alloc(struct run *r, struct rig *g,
 	else if (len > hi - lo)
 		want |= ragged ? R_E2BIG | R_ENOSPC : R_E2BIG;
 	if (want == 0)
-		want = ref_fit(m, lo, hi, len, au, &at) ? R_OK : R_ENOSPC;
+		want = (clean ? ref_fit_clean(m, lo, hi, len, au, &at)
+			      : ref_fit(m, lo, hi, len, au, &at))
+			   ? R_OK
+			   : R_ENOSPC;
 
 	note(r, g->name,
 	     "alloc size %#" PRIx64 " align %#" PRIx64 " min %#" PRIx64
@@ -629,10 +651,11 @@ static int do_alloc(struct run *r, struct rig *g,
 	if (rc != 0 && want == R_OK)
 		mismatch(r, __LINE__,
 			 "%s: alloc returned %d (%s), but %" PRIu64
-			 " units at %" PRIu64 "-unit alignment fit in units "
+			 " %sunits at %" PRIu64 "-unit alignment fit in units "
 			 "[%#" PRIx64 ", %#" PRIx64 "): the model finds room "
 			 "at unit %#" PRIx64,
-			 g->name, rc, rc_name(rc), len, au, lo, hi, at);
+			 g->name, rc, rc_name(rc), len, clean ? "clean " : "",
+			 au, lo, hi, at);
 	EXPECT(r, outcome(rc) & want,
 	       "%s: alloc returned %d (%s), expected %s: %" PRIu64
 	       " units at %" PRIu64 "-unit alignment in units [%#" PRIx64
@@ -640,6 +663,12 @@ static int do_alloc(struct run *r, struct rig *g,
 	       g->name, rc, rc_name(rc), want_names(want), len, au, lo, hi);
 	if (rc != 0)
 		return rc;
+	EXPECT(r,
+	       !clean || !ref_any_dirty(m, out->offset >> g->shift,
+					(out->offset >> g->shift) + len),
+	       "%s: clean alloc returned [%#" PRIx64 ", +%#" PRIx64
+	       ") over dirty units",
+	       g->name, out->offset, out->length);
 	accept_extent(r, g, out, lo, hi, len, au, q->owner, q->tag);
 	EXPECT(r, out->offset >= minb && out->length <= maxb - out->offset,
 	       "%s: extent [%#" PRIx64 ", +%#" PRIx64
@@ -652,9 +681,9 @@ static int do_alloc(struct run *r, struct rig *g,
 }
 
 /* A claim of exactly [at, at + size) in units, through potad_claim() or
- * potad_alloc() with POTAD_ALLOC_FIXED. */
+ * potad_alloc() with POTAD_ALLOC_FIXED, and POTAD_ALLOC_CLEAN if clean. */
 static int do_fixed(struct run *r, struct rig *g, uint64_t at, uint64_t size,
-		    int via_claim, struct potad_extent *out)
+		    int via_claim, int clean, struct potad_extent *out)
 {
 	const struct ref_model *m = &g->m;
 	uint64_t len = (size >> g->shift) + ((size & (g->gran - 1)) != 0);
@@ -669,7 +698,8 @@ static int do_fixed(struct run *r, struct rig *g, uint64_t at, uint64_t size,
 	else if (len > m->last - at)
 		want = R_ERANGE | R_E2BIG | R_EBUSY;
 	else if (ref_any_held(m, at, at + len) ||
-		 ref_any_poisoned(m, at, at + len))
+		 ref_any_poisoned(m, at, at + len) ||
+		 (clean && ref_any_dirty(m, at, at + len)))
 		want = R_EBUSY;
 	else
 		want = R_OK;
@@ -686,9 +716,11 @@ static int do_fixed(struct run *r, struct rig *g, uint64_t at, uint64_t size,
 		q.at = at << g->shift;
 		q.owner = owner;
 		q.tag = tag;
-		q.flags = POTAD_ALLOC_FIXED;
-		note(r, g->name, "alloc FIXED at %#" PRIx64 " size %#" PRIx64,
-		     q.at, size, 0, 0, 0);
+		q.flags = POTAD_ALLOC_FIXED | (clean ? POTAD_ALLOC_CLEAN : 0);
+		note(r, g->name,
+		     "alloc FIXED at %#" PRIx64 " size %#" PRIx64
+		     " flags %#" PRIx64,
+		     q.at, size, q.flags, 0, 0);
 		rc = done(r, potad_alloc(g->s, &q, out));
 	}
 	EXPECT(r, outcome(rc) & want,
@@ -711,27 +743,39 @@ static void remember_dead(struct rig *g, uint64_t h)
 }
 
 /* Free the model's extent i, which must succeed unless it hosts a
- * child space. */
-static void do_free(struct run *r, struct rig *g, size_t i)
+ * child space: through potad_free(), or potad_free_ex() clean or dirty.
+ * Returns the flags it used. */
+static unsigned do_free(struct run *r, struct rig *g, size_t i)
 {
 	struct potad_extent want = g->m.ext[i].desc, e;
 	int use_out = chance(r, 900), rc;
+	unsigned flags = chance(r, 300) ? POTAD_FREE_DIRTY : 0;
 
-	note(r, g->name, "free handle %#" PRIx64, want.handle, 0, 0, 0, 0);
-	rc = done(r, potad_free(g->s, want.handle, use_out ? &e : NULL));
+	if (flags || chance(r, 500)) {
+		note(r, g->name, "free_ex handle %#" PRIx64 " flags %#" PRIx64,
+		     want.handle, flags, 0, 0, 0);
+		rc = done(r, potad_free_ex(g->s, want.handle, flags,
+					   use_out ? &e : NULL));
+	} else {
+		note(r, g->name, "free handle %#" PRIx64, want.handle, 0, 0, 0,
+		     0);
+		rc =
+		    done(r, potad_free(g->s, want.handle, use_out ? &e : NULL));
+	}
 	if (g->child != NULL && want.handle == g->host) {
 		EXPECT_RC(r, rc, R_EBUSY, "free of the extent hosting a child");
-		return;
+		return flags;
 	}
 	EXPECT_RC(r, rc, R_OK, "free of a live handle");
 	if (use_out)
 		EXPECT_DESC(r, &e, &want, ~0u, "freed descriptor");
-	ref_remove(&g->m, i);
+	ref_remove(&g->m, i, flags & POTAD_FREE_DIRTY);
 	remember_dead(g, want.handle);
 
 	note(r, g->name, "get handle %#" PRIx64, want.handle, 0, 0, 0, 0);
 	rc = done(r, potad_get(g->s, want.handle, &e));
 	EXPECT_RC(r, rc, R_ESTALE, "get of a freed handle");
+	return flags;
 }
 
 static void push_report(struct reports *rep, struct potad_space *s,
@@ -971,6 +1015,8 @@ static int rand_req(struct run *r, const struct rig *g,
 		q->flags |= POTAD_ALLOC_TOPDOWN;
 	if (chance(r, 150))
 		q->flags |= POTAD_ALLOC_WHOLE;
+	if (chance(r, 250))
+		q->flags |= POTAD_ALLOC_CLEAN;
 	if (chance(r, 200))
 		ragged = rand_range(r, g, q);
 	return ragged;
@@ -997,6 +1043,7 @@ static int rand_claim(struct run *r, struct rig *g, struct potad_extent *e)
 {
 	const struct ref_model *m = &g->m;
 	uint64_t len, at = 0, pick = below(r, 100);
+	int via_claim;
 
 	len = chance(r, 700) ? log_uniform(r, g->units < 16 ? g->units : 16)
 			     : rand_units(r, g);
@@ -1027,7 +1074,9 @@ static int rand_claim(struct run *r, struct rig *g, struct potad_extent *e)
 			break;
 		}
 	}
-	return do_fixed(r, g, at, size_for(r, g, len), chance(r, 500), e);
+	via_claim = chance(r, 500);
+	return do_fixed(r, g, at, size_for(r, g, len), via_claim,
+			!via_claim && chance(r, 300), e);
 }
 
 static void op_claim(struct run *r, struct rig *g)
@@ -1261,6 +1310,122 @@ static void op_is_poisoned(struct run *r, struct rig *g)
 	       g->name, first, last, rc, want);
 }
 
+/* Mark a random range clean or dirty, mostly around dirty runs and the
+ * units next to them, where blocks split and merge; now and then the whole
+ * space clean, as a discard of all of it would, which also keeps the
+ * checks from slowing down as clean and dirty blocks pile up side by side.
+ * Returns 1 with the call's arguments (units, and the flag), 0 if it made
+ * none. */
+static int rand_set_clean(struct run *r, struct rig *g, uint64_t *at,
+			  uint64_t *len, int *clean)
+{
+	struct ref_model *m = &g->m;
+	uint64_t start, n, pick = below(r, 100);
+	int rc;
+
+	*clean = chance(r, 650);
+	if (pick < 4) {
+		start = m->first;
+		n = m->last - m->first;
+		*clean = 1;
+	} else if (pick < 40 && m->n_dirty > 0) {
+		const struct ref_range *d = &m->dirty[below(r, m->n_dirty)];
+
+		start = between(
+		    r, d->start > m->first + 4 ? d->start - 4 : m->first,
+		    d->end - 1);
+		n = log_uniform(r, 2 * (d->end - d->start) + 8);
+	} else if (pick < 70) {
+		start = between(r, m->first, m->last - 1);
+		n = log_uniform(r, g->units < 64 ? g->units : 64);
+	} else {
+		start = between(r, m->first, m->last - 1);
+		n = log_uniform(r, g->units);
+	}
+	if (n > m->last - start)
+		n = m->last - start;
+	note(r, g->name,
+	     "set_clean offset %#" PRIx64 " length %#" PRIx64 " clean %" PRIu64,
+	     start << g->shift, n << g->shift, (uint64_t)*clean, 0, 0);
+	rc = done(
+	    r, potad_set_clean(g->s, start << g->shift, n << g->shift, *clean));
+	EXPECT_RC(r, rc, R_OK, "set_clean");
+	ref_set_clean(m, start, start + n, *clean);
+	*at = start;
+	*len = n;
+	return 1;
+}
+
+static void op_set_clean(struct run *r, struct rig *g)
+{
+	uint64_t at, len;
+	int clean;
+
+	rand_set_clean(r, g, &at, &len, &clean);
+}
+
+/* One potad_dirty_next() from a random offset, often inside a run. */
+static void op_dirty_next(struct run *r, struct rig *g)
+{
+	const struct ref_model *m = &g->m;
+	uint64_t off, a = 0, l = 0, ws, we;
+	int rc, want;
+
+	if (m->n_dirty > 0 && chance(r, 500)) {
+		const struct ref_range *d = &m->dirty[below(r, m->n_dirty)];
+
+		off = (between(r, d->start, d->end - 1) << g->shift) +
+		      below(r, g->gran);
+	} else if (g->base > 0 && chance(r, 50)) {
+		off = between(r, 0, g->base - 1);
+	} else {
+		off = between(r, g->base, g->end - 1);
+	}
+	want = ref_dirty_next(m, off >> g->shift, &ws, &we);
+	note(r, g->name, "dirty_next offset %#" PRIx64, off, 0, 0, 0, 0);
+	rc = done(r, potad_dirty_next(g->s, off, &a, &l));
+	if (!want) {
+		EXPECT_RC(r, rc, R_ENOENT, "dirty_next past the last run");
+		return;
+	}
+	EXPECT_RC(r, rc, R_OK, "dirty_next");
+	EXPECT(r, a == ws << g->shift && l == (we - ws) << g->shift,
+	       "%s: dirty_next(%#" PRIx64 ") gave [%#" PRIx64 ", +%#" PRIx64
+	       "), the model's run is units [%#" PRIx64 ", %#" PRIx64 ")",
+	       g->name, off, a, l, ws, we);
+}
+
+/* Walk every dirty run with potad_dirty_next() and compare with the
+ * model's list, which holds exactly those runs. */
+static void walk_dirty(struct run *r, struct rig *g)
+{
+	const struct ref_model *m = &g->m;
+	uint64_t off = g->base, a, l;
+	size_t i = 0;
+	int rc;
+
+	note(r, g->name, "dirty_next walk from %#" PRIx64, off, 0, 0, 0, 0);
+	while ((rc = potad_dirty_next(g->s, off, &a, &l)) == 0) {
+		EXPECT(r,
+		       i < m->n_dirty && a == m->dirty[i].start << g->shift &&
+			   l == (m->dirty[i].end - m->dirty[i].start)
+				    << g->shift,
+		       "%s: dirty_next(%#" PRIx64 ") gave [%#" PRIx64
+		       ", +%#" PRIx64 "), the model's run %zu of %zu is units "
+		       "[%#" PRIx64 ", %#" PRIx64 ")",
+		       g->name, off, a, l, i, m->n_dirty,
+		       i < m->n_dirty ? m->dirty[i].start : 0,
+		       i < m->n_dirty ? m->dirty[i].end : 0);
+		off = a + l;
+		i++;
+	}
+	done(r, rc);
+	EXPECT_RC(r, rc, R_ENOENT, "dirty_next after the last run");
+	EXPECT(r, i == m->n_dirty,
+	       "%s: dirty_next listed %zu runs, the model has %zu", g->name, i,
+	       m->n_dirty);
+}
+
 /* Walk every extent with potad_extent_next() and potad_extent_foreach()
  * and compare with the model. */
 static void op_walk(struct run *r, struct rig *g)
@@ -1320,6 +1485,7 @@ static void op_walk(struct run *r, struct rig *g)
 		EXPECT_DESC(r, &r->rep.v[n].e, &m->ext[i].desc, ~0u, "foreach");
 		n++;
 	}
+	walk_dirty(r, g);
 }
 
 /* Calls that are wrong in exactly one way, and the error each gets. */
@@ -1333,7 +1499,7 @@ static void op_probe(struct run *r, struct rig *g)
 	int rc;
 
 	q.size = g->gran;
-	switch (below(r, 12)) {
+	switch (below(r, 14)) {
 	case 0:
 		q.size = 0;
 		want = R_EINVAL;
@@ -1343,7 +1509,7 @@ static void op_probe(struct run *r, struct rig *g)
 		want = R_EINVAL;
 		break;
 	case 2:
-		q.flags = 1u << between(r, 3, 31);
+		q.flags = 1u << between(r, 4, 31);
 		want = R_EINVAL;
 		break;
 	case 3: /* min > max, both inside the space */
@@ -1400,6 +1566,47 @@ static void op_probe(struct run *r, struct rig *g)
 		rc = done(r, potad_claim(g->s, u << g->shift, 0, 0, 0, &e));
 		EXPECT_RC(r, rc, R_EINVAL, "claim of length 0");
 		return;
+	case 10: /* a free with an unknown flag frees nothing */
+		if (m->n_ext == 0)
+			return;
+		off = m->ext[below(r, m->n_ext)].desc.handle;
+		len = 1ull << between(r, 1, 31);
+		note(r, g->name, "free_ex handle %#" PRIx64 " flags %#" PRIx64,
+		     off, len, 0, 0, 0);
+		rc = done(r, potad_free_ex(g->s, off, (unsigned)len, &e));
+		EXPECT_RC(r, rc, R_EINVAL, "free_ex with an unknown flag");
+		return;
+	case 11: /* set_clean: length 0, off the granule, outside */
+		off = u << g->shift;
+		len = g->gran;
+		if (chance(r, 300)) {
+			len = 0;
+			want = R_EINVAL;
+		} else if (g->gran > 1 && chance(r, 500)) {
+			if (chance(r, 500))
+				off += between(r, 1, g->gran - 1);
+			else
+				len += between(r, 1, g->gran - 1);
+			want = R_EINVAL;
+		} else if (g->base > 0 && chance(r, 300)) {
+			off = between(r, 0, g->base - 1) & ~(g->gran - 1);
+			want = R_ERANGE;
+		} else if (chance(r, 500) && g->end <= UINT64_MAX - g->gran) {
+			off = g->end;
+			want = R_ERANGE;
+		} else {
+			/* Runs past the end. */
+			len = (m->last - u + 1) << g->shift;
+			if (len == 0 || (len >> g->shift) != m->last - u + 1)
+				return;
+			want = R_ERANGE;
+		}
+		note(r, g->name,
+		     "set_clean offset %#" PRIx64 " length %#" PRIx64, off, len,
+		     0, 0, 0);
+		rc = done(r, potad_set_clean(g->s, off, len, (int)below(r, 2)));
+		EXPECT_RC(r, rc, want, "bad set_clean");
+		return;
 	default: /* poison: length 0, off the granule, outside */
 		off = u << g->shift;
 		len = g->gran;
@@ -1448,6 +1655,8 @@ enum {
 	OP_IS_POISONED,
 	OP_PROBE,
 	OP_WALK,
+	OP_SET_CLEAN,
+	OP_DIRTY_NEXT,
 	N_OPS
 };
 
@@ -1463,14 +1672,16 @@ static void (*const ops[N_OPS])(struct run *, struct rig *) = {
     [OP_IS_POISONED] = op_is_poisoned,
     [OP_PROBE] = op_probe,
     [OP_WALK] = op_walk,
+    [OP_SET_CLEAN] = op_set_clean,
+    [OP_DIRTY_NEXT] = op_dirty_next,
 };
 
 /* Relative weights while draining the space and while filling it; the
  * phases alternate so that both a nearly empty and a full, fragmented
  * space are exercised. */
 static const unsigned mix[2][N_OPS] = {
-    {120, 40, 380, 30, 40, 160, 60, 8, 50, 20, 2},
-    {330, 70, 110, 30, 40, 160, 60, 8, 50, 20, 2},
+    {120, 40, 380, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30},
+    {330, 70, 110, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30},
 };
 
 static void step(struct run *r, struct rig *g)
@@ -1791,10 +2002,12 @@ static void child_close(struct run *r, struct rig *p)
 	unsigned d = c->shift - p->shift;
 	struct potad_extent e;
 	long i;
-	int rc;
+	int rc, dirty;
 
 	op_walk(r, c);
 	verify(r, c, 1);
+	/* The host comes back dirty if the child leaves data in it. */
+	dirty = c->m.n_ext > 0 || c->m.dirty_units > 0;
 	note(r, c->name, "space_destroy", 0, 0, 0, 0, 0);
 	rc = done(r, potad_space_destroy(c->s));
 	EXPECT_RC(r, rc, R_OK, "space_destroy of a child");
@@ -1807,7 +2020,7 @@ static void child_close(struct run *r, struct rig *p)
 	p->child = NULL;
 
 	i = ref_find_handle(&p->m, p->host);
-	ref_remove(&p->m, (size_t)i);
+	ref_remove(&p->m, (size_t)i, dirty);
 	remember_dead(p, p->host);
 	note(r, p->name, "get handle %#" PRIx64, p->host, 0, 0, 0, 0);
 	rc = done(r, potad_get(p->s, p->host, &e));
@@ -1818,14 +2031,14 @@ static void child_close(struct run *r, struct rig *p)
 /*
  * Journal replay.  A space, and the child space it may host, is driven at
  * random and snapshotted as the daemon's journal does: its highest
- * generation, its poison through potad_poison_next() and its extents
- * through potad_extent_foreach().  A fresh copy is rebuilt from that with
- * potad_place(), then the calls made on the original after the snapshot
- * are logged and replayed onto the copy.  Each time the copy must be the
- * original: extents, handles, counters, free blocks, poison; a handle
- * that was stale must stay stale; and the same allocations made on both
- * afterwards must land in the same places, since placement may depend on
- * nothing but the free space.
+ * generation, its poison through potad_poison_next(), its extents through
+ * potad_extent_foreach() and its dirty runs through potad_dirty_next().  A
+ * fresh copy is rebuilt from that with potad_place(), then the calls made on
+ * the original after the snapshot are logged and replayed onto the copy.  Each
+ * time the copy must be the original: extents, handles, counters, free blocks,
+ * poison; a handle that was stale must stay stale; and the same allocations
+ * made on both afterwards must land in the same places, since placement may
+ * depend on nothing but the free space.
  */
 
 struct evec {
@@ -1852,16 +2065,19 @@ static int on_snap(const struct potad_extent *e, void *arg)
 	return 0;
 }
 
-/* One space's snapshot; poison ranges as offset and length. */
+/* One space's snapshot; poison ranges and dirty runs as offset and
+ * length. */
 struct snap {
 	uint32_t gen_max;
 	struct evec ext;
 	struct evec poison;
+	struct evec dirty;
 };
 
-/* One logged call: LOG_PLACE an extent (e), LOG_FREE a handle
- * (e.handle), LOG_POISON bytes (e.offset, e.length) that hit rc extents. */
-enum { LOG_PLACE, LOG_FREE, LOG_POISON };
+/* One logged call: LOG_PLACE an extent (e), LOG_FREE a handle (e.handle)
+ * with free flags (e.flags), LOG_POISON bytes (e.offset, e.length) that
+ * hit rc extents, LOG_CLEAN bytes (e.offset, e.length) made clean if rc. */
+enum { LOG_PLACE, LOG_FREE, LOG_POISON, LOG_CLEAN };
 
 struct logrec {
 	int op;
@@ -1933,6 +2149,27 @@ static void snap_take(struct run *r, const struct rig *g, struct snap *sn)
 	EXPECT(r, rc == 0 && sn->ext.n == g->m.n_ext,
 	       "%s: foreach returned %d with %zu extents, the model has %zu",
 	       g->name, rc, sn->ext.n, g->m.n_ext);
+	sn->dirty.n = 0;
+	off = g->base;
+	j = 0;
+	while (potad_dirty_next(g->s, off, &a, &l) == 0) {
+		EXPECT(r,
+		       j < g->m.n_dirty &&
+			   a == g->m.dirty[j].start << g->shift &&
+			   l == (g->m.dirty[j].end - g->m.dirty[j].start)
+				    << g->shift,
+		       "%s: dirty_next(%#" PRIx64 ") gave [%#" PRIx64
+		       ", +%#" PRIx64 "), not the model's run %zu",
+		       g->name, off, a, l, j);
+		p.offset = a;
+		p.length = l;
+		evec_push(&sn->dirty, &p);
+		off = a + l;
+		j++;
+	}
+	EXPECT(r, j == g->m.n_dirty,
+	       "%s: dirty_next listed %zu runs, the model has %zu", g->name, j,
+	       g->m.n_dirty);
 }
 
 /* Rebuild a snapshot into s, a space with nothing in it yet. */
@@ -1968,6 +2205,17 @@ static void snap_restore(struct run *r, const char *name, struct potad_space *s,
 		rc = done(r, potad_place(s, &e));
 		EXPECT_RC(r, rc, R_OK, "place of a snapshotted extent");
 	}
+	/* Every free unit is clean in a new space. */
+	for (size_t i = 0; i < sn->dirty.n; i++) {
+		const struct potad_extent *d = &sn->dirty.v[i];
+
+		note(r, name,
+		     "set_clean offset %#" PRIx64 " length %#" PRIx64
+		     " clean 0",
+		     d->offset, d->length, 0, 0, 0);
+		rc = done(r, potad_set_clean(s, d->offset, d->length, 0));
+		EXPECT_RC(r, rc, R_OK, "set_clean of a snapshotted dirty run");
+	}
 }
 
 /* b must be a, but for the handles of extents allocated on each apart. */
@@ -1991,13 +2239,16 @@ static void same_spaces(struct run *r, const char *what,
 		   x.poison_units == y.poison_units && x.extents == y.extents &&
 		   x.free_blocks == y.free_blocks &&
 		   x.largest_free_block == y.largest_free_block &&
-		   x.children == y.children,
+		   x.children == y.children && x.dirty_units == y.dirty_units &&
+		   x.dirty_blocks == y.dirty_blocks,
 	       "%s: counters differ: free %" PRIu64 "/%" PRIu64 " used %" PRIu64
 	       "/%" PRIu64 " poison %" PRIu64 "/%" PRIu64 " extents %" PRIu64
-	       "/%" PRIu64 " blocks %" PRIu64 "/%" PRIu64,
+	       "/%" PRIu64 " blocks %" PRIu64 "/%" PRIu64 " dirty %" PRIu64
+	       "/%" PRIu64 " dirty blocks %" PRIu64 "/%" PRIu64,
 	       what, x.free_units, y.free_units, x.used_units, y.used_units,
 	       x.poison_units, y.poison_units, x.extents, y.extents,
-	       x.free_blocks, y.free_blocks);
+	       x.free_blocks, y.free_blocks, x.dirty_units, y.dirty_units,
+	       x.dirty_blocks, y.dirty_blocks);
 	for (unsigned k = 0; k < POTAD_ORDERS; k++)
 		EXPECT(r, x.free_per_order[k] == y.free_per_order[k],
 		       "%s: %" PRIu64 " and %" PRIu64
@@ -2023,6 +2274,17 @@ static void same_spaces(struct run *r, const char *what,
 	}
 	EXPECT(r, potad_poison_next(b, off, &pb, &lb) == -ENOENT,
 	       "%s: the copy has poison past the original's", what);
+	off = 0;
+	while ((rc = potad_dirty_next(a, off, &pa, &la)) == 0) {
+		rc = potad_dirty_next(b, off, &pb, &lb);
+		EXPECT(r, rc == 0 && pa == pb && la == lb,
+		       "%s: dirty run [%#" PRIx64 ", +%#" PRIx64
+		       ") in one, [%#" PRIx64 ", +%#" PRIx64 ") in the other",
+		       what, pa, la, pb, lb);
+		off = pa + la;
+	}
+	EXPECT(r, potad_dirty_next(b, off, &pb, &lb) == -ENOENT,
+	       "%s: the copy has dirty runs past the original's", what);
 	potad_space_frag(a, &ra, &fa);
 	potad_space_frag(b, &rb, &fb);
 	EXPECT(r, ra == rb && fa == fb,
@@ -2074,8 +2336,14 @@ static void log_step(struct run *r, struct rig *p, struct logv *lv)
 		if (is_host(g, i))
 			return;
 		l.e.handle = g->m.ext[i].desc.handle;
-		do_free(r, g, i);
+		l.e.flags = do_free(r, g, i);
 		l.op = LOG_FREE;
+	} else if (pick < 97) {
+		if (!rand_set_clean(r, g, &at, &bytes, &l.rc))
+			return;
+		l.op = LOG_CLEAN;
+		l.e.offset = at << g->shift;
+		l.e.length = bytes << g->shift;
 	} else {
 		if (!rand_poison(r, g, &at, &bytes))
 			return;
@@ -2106,10 +2374,21 @@ static void log_replay(struct run *r, struct potad_space *b,
 			EXPECT_RC(r, rc, R_OK, "place of a logged allocation");
 			break;
 		case LOG_FREE:
-			note(r, name, "free handle %#" PRIx64, l->e.handle, 0,
-			     0, 0, 0);
-			rc = done(r, potad_free(s, l->e.handle, NULL));
+			note(r, name,
+			     "free_ex handle %#" PRIx64 " flags %#" PRIx64,
+			     l->e.handle, l->e.flags, 0, 0, 0);
+			rc = done(
+			    r, potad_free_ex(s, l->e.handle, l->e.flags, NULL));
 			EXPECT_RC(r, rc, R_OK, "free of a logged handle");
+			break;
+		case LOG_CLEAN:
+			note(r, name,
+			     "set_clean offset %#" PRIx64 " length %#" PRIx64
+			     " clean %" PRIu64,
+			     l->e.offset, l->e.length, (uint64_t)l->rc, 0, 0);
+			rc = done(r, potad_set_clean(s, l->e.offset,
+						     l->e.length, l->rc));
+			EXPECT_RC(r, rc, R_OK, "logged set_clean");
 			break;
 		default:
 			note(r, name,
@@ -2168,14 +2447,19 @@ static void same_future(struct run *r, struct rig *g, struct potad_space *b,
 			evec_push(&ha, &ea);
 			evec_push(&hb, &eb);
 		} else if (pick < 90) {
+			unsigned fl;
+
 			if (ha.n == 0)
 				continue;
+			fl = chance(r, 500) ? POTAD_FREE_DIRTY : 0;
 			i = below(r, ha.n);
 			note(r, g->name,
-			     "free (both) handles %#" PRIx64 " and %#" PRIx64,
-			     ha.v[i].handle, hb.v[i].handle, 0, 0, 0);
-			ra = potad_free(g->s, ha.v[i].handle, NULL);
-			rb = done(r, potad_free(b, hb.v[i].handle, NULL));
+			     "free (both) handles %#" PRIx64 " and %#" PRIx64
+			     " flags %#" PRIx64,
+			     ha.v[i].handle, hb.v[i].handle, fl, 0, 0);
+			ra = potad_free_ex(g->s, ha.v[i].handle, fl, NULL);
+			rb =
+			    done(r, potad_free_ex(b, hb.v[i].handle, fl, NULL));
 			EXPECT(r, ra == rb,
 			       "%s: free returned %d in the original, %d in "
 			       "the copy",
@@ -2184,6 +2468,26 @@ static void same_future(struct run *r, struct rig *g, struct potad_space *b,
 				continue;
 			ha.v[i] = ha.v[--ha.n];
 			hb.v[i] = hb.v[--hb.n];
+		} else if (pick < 95) {
+			int clean = chance(r, 500);
+
+			u = between(r, g->m.first, g->m.last - 1);
+			len = log_uniform(r, g->units);
+			if (len > g->m.last - u)
+				len = g->m.last - u;
+			note(r, g->name,
+			     "set_clean (both) offset %#" PRIx64
+			     " length %#" PRIx64 " clean %" PRIu64,
+			     u << g->shift, len << g->shift, (uint64_t)clean, 0,
+			     0);
+			ra = potad_set_clean(g->s, u << g->shift,
+					     len << g->shift, clean);
+			rb = done(r, potad_set_clean(b, u << g->shift,
+						     len << g->shift, clean));
+			EXPECT(r, ra == 0 && rb == 0,
+			       "%s: set_clean returned %d in the original, %d "
+			       "in the copy",
+			       g->name, ra, rb);
 		} else {
 			u = between(r, g->m.first, g->m.last - 1);
 			len = between(r, 1, 4);
@@ -2322,8 +2626,10 @@ static void replay_round(struct run *r)
 	ref_fini(&p.m);
 	free(sp.ext.v);
 	free(sp.poison.v);
+	free(sp.dirty.v);
 	free(sc.ext.v);
 	free(sc.poison.v);
+	free(sc.dirty.v);
 	free(lv.v);
 }
 
@@ -2333,7 +2639,7 @@ static void replay_round(struct run *r)
 
 /* The oracle is only as good as the model, so the model is checked first
  * against a brute-force map of tiny spaces: one byte per unit. */
-enum { HELD = 1, BAD = 2 };
+enum { HELD = 1, BAD = 2, DIRTY = 4 };
 
 struct unit_map {
 	uint64_t first, n;
@@ -2345,26 +2651,41 @@ struct unit_map {
 static void map_change(struct run *r, struct ref_model *m, struct unit_map *map)
 {
 	uint64_t s = below(r, map->n), l = between(r, 1, map->n - s);
-	uint64_t pick = below(r, 10), fresh = 0, u;
+	uint64_t pick = below(r, 12), fresh = 0, u;
 	int busy = 0;
 
 	for (u = s; u < s + l; u++)
-		busy |= map->u[u];
+		busy |= map->u[u] & (HELD | BAD);
 	if (pick < 5 && !busy) {
 		struct ref_extent x = {.start = map->first + s,
 				       .end = map->first + s + l};
 
 		ref_insert(m, &x);
 		for (u = s; u < s + l; u++)
-			map->u[u] |= HELD;
+			map->u[u] = HELD;
 		map->live++;
 	} else if (pick < 8 && m->n_ext > 0) {
 		size_t i = below(r, m->n_ext);
+		int dirty = chance(r, 500);
 
-		for (u = m->ext[i].start; u < m->ext[i].end; u++)
-			map->u[u - map->first] &= ~HELD;
-		ref_remove(m, i);
+		for (u = m->ext[i].start; u < m->ext[i].end; u++) {
+			unsigned char *c = &map->u[u - map->first];
+
+			*c &= ~HELD;
+			if (dirty && !(*c & BAD))
+				*c |= DIRTY;
+		}
+		ref_remove(m, i, dirty);
 		map->live--;
+	} else if (pick >= 10) {
+		int clean = chance(r, 500);
+
+		for (u = s; u < s + l; u++)
+			if (clean)
+				map->u[u] &= ~DIRTY;
+			else if (!(map->u[u] & (HELD | BAD)))
+				map->u[u] |= DIRTY;
+		ref_set_clean(m, map->first + s, map->first + s + l, clean);
 	} else if (pick == 9) {
 		if (l > 8)
 			l = between(r, 1, 8);
@@ -2376,8 +2697,24 @@ static void map_change(struct run *r, struct ref_model *m, struct unit_map *map)
 		       "model: ref_poison does not count %" PRIu64 " new units",
 		       fresh);
 		for (u = s; u < s + l; u++)
-			map->u[u] |= BAD;
+			map->u[u] = (map->u[u] | BAD) & ~DIRTY;
 	}
+}
+
+/* The maximal aligned blocks [a, b) is cut into. */
+static uint64_t map_pieces(uint64_t a, uint64_t b)
+{
+	uint64_t n = 0;
+
+	while (a < b) {
+		uint64_t k = 1;
+
+		while (a % (2 * k) == 0 && a + 2 * k <= b)
+			k *= 2;
+		a += k;
+		n++;
+	}
+	return n;
 }
 
 /* Everything the model answers must agree with the map. */
@@ -2387,21 +2724,52 @@ static void map_compare(struct run *r, const struct ref_model *m,
 	uint64_t held = 0, bad = 0, free_units = 0, run = 0, best = 0;
 	uint64_t lo, hi, len, align, s, l, u, at = 0, want_at = 0;
 	struct ref_stats st;
-	int want, any_held = 0, any_bad = 0;
+	int want, any_held = 0, any_bad = 0, any_dirty = 0;
+
+	uint64_t dirty = 0, fb = 0, db = 0, mfb, mdb, ws = 0, we = 0, a, b;
 
 	for (u = 0; u < map->n; u++) {
+		int fr = (map->u[u] & (HELD | BAD)) == 0;
+
 		held += (map->u[u] & HELD) != 0;
 		bad += (map->u[u] & BAD) != 0;
-		free_units += map->u[u] == 0;
-		run = map->u[u] ? 0 : run + 1;
+		dirty += (map->u[u] & DIRTY) != 0;
+		free_units += fr;
+		run = fr ? run + 1 : 0;
 		best = run > best ? run : best;
+		EXPECT(r, fr || !(map->u[u] & DIRTY),
+		       "map: unit %" PRIu64 " is dirty and not free", u);
+	}
+	/* Blocks: runs of free units in one state, in absolute units. */
+	for (u = 0; u < map->n;) {
+		uint64_t v = u;
+
+		if (map->u[u] & (HELD | BAD)) {
+			u++;
+			continue;
+		}
+		while (v < map->n && map->u[v] == map->u[u])
+			v++;
+		fb += map_pieces(map->first + u, map->first + v);
+		if (map->u[u] & DIRTY)
+			db += map_pieces(map->first + u, map->first + v);
+		u = v;
 	}
 	ref_stats(m, &st);
 	EXPECT(r,
 	       st.units == map->n && st.used_units == held &&
 		   st.poison_units == bad && st.free_units == free_units &&
-		   st.extents == map->live,
+		   st.extents == map->live && st.dirty_units == dirty,
 	       "model: stats disagree with the unit map");
+	ref_blocks(m, &mfb, &mdb, &a);
+	EXPECT(r, a == best,
+	       "model: ref_blocks finds a longest run of %" PRIu64
+	       ", the map %" PRIu64,
+	       a, best);
+	EXPECT(r, mfb == fb && mdb == db,
+	       "model: %" PRIu64 " free and %" PRIu64
+	       " dirty blocks, the map's %" PRIu64 " and %" PRIu64,
+	       mfb, mdb, fb, db);
 	EXPECT(r, ref_largest_free_run(m) == best,
 	       "model: largest free run %" PRIu64 ", the map's %" PRIu64,
 	       ref_largest_free_run(m), best);
@@ -2427,7 +2795,7 @@ static void map_compare(struct run *r, const struct ref_model *m,
 	     u += align) {
 		uint64_t v = u;
 
-		while (v < u + len && map->u[v - map->first] == 0)
+		while (v < u + len && !(map->u[v - map->first] & (HELD | BAD)))
 			v++;
 		if (v == u + len) {
 			want = 1;
@@ -2440,13 +2808,54 @@ static void map_compare(struct run *r, const struct ref_model *m,
 	       "model: ref_fit(%" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
 	       ") disagrees with the map (%d at %" PRIu64 ")",
 	       lo, hi, len, align, want, want_at);
+	want = 0;
+	for (u = (lo + align - 1) & ~(align - 1); !want && u + len <= hi;
+	     u += align) {
+		uint64_t v = u;
+
+		while (v < u + len && map->u[v - map->first] == 0)
+			v++;
+		if (v == u + len) {
+			want = 1;
+			want_at = u;
+		}
+	}
+	EXPECT(r,
+	       ref_fit_clean(m, lo, hi, len, align, &at) == want &&
+		   (!want || at == want_at),
+	       "model: ref_fit_clean(%" PRIu64 ", %" PRIu64 ", %" PRIu64
+	       ", %" PRIu64 ") disagrees with the map (%d at %" PRIu64 ")",
+	       lo, hi, len, align, want, want_at);
+
+	/* The first dirty run that ends after a random unit. */
+	u = below(r, map->n + 2);
+	for (a = u < map->n ? u : map->n; a < map->n; a++)
+		if (map->u[a] & DIRTY)
+			break;
+	if (a < map->n) {
+		for (ws = a; ws > 0 && (map->u[ws - 1] & DIRTY); ws--)
+			;
+		for (we = a; we < map->n && (map->u[we] & DIRTY); we++)
+			;
+	}
+	want = a < map->n;
+	EXPECT(r,
+	       ref_dirty_next(m, map->first + u, &a, &b) == want &&
+		   (!want || (a == map->first + ws && b == map->first + we)),
+	       "model: ref_dirty_next(%" PRIu64 ") disagrees with the map",
+	       map->first + u);
 
 	s = below(r, map->n);
 	l = between(r, 1, map->n - s);
 	for (u = s; u < s + l; u++) {
 		any_held |= (map->u[u] & HELD) != 0;
 		any_bad |= (map->u[u] & BAD) != 0;
+		any_dirty |= (map->u[u] & DIRTY) != 0;
 	}
+	EXPECT(r,
+	       ref_any_dirty(m, map->first + s, map->first + s + l) ==
+		   any_dirty,
+	       "model: ref_any_dirty disagrees with the map");
 	EXPECT(r,
 	       ref_any_held(m, map->first + s, map->first + s + l) == any_held,
 	       "model: ref_any_held disagrees with the map");

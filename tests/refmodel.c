@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The reference model of a potad space: sorted arrays of live extents and
- * poisoned unit ranges, searched linearly. */
+/* The reference model of a potad space: sorted arrays of live extents,
+ * poisoned unit ranges and dirty free unit ranges, searched linearly. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +38,7 @@ void ref_fini(struct ref_model *m)
 {
 	free(m->ext);
 	free(m->poison);
+	free(m->dirty);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -71,6 +72,92 @@ static size_t first_poison_ending_after(const struct ref_model *m, uint64_t u)
 			hi = mid;
 	}
 	return lo;
+}
+
+static size_t first_dirty_ending_after(const struct ref_model *m, uint64_t u)
+{
+	size_t lo = 0, hi = m->n_dirty;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->dirty[mid].end <= u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Take [a, b) out of the dirty list, cutting the ranges it splits. */
+static void dirty_cut(struct ref_model *m, uint64_t a, uint64_t b)
+{
+	size_t i = first_dirty_ending_after(m, a), j;
+	struct ref_range left = {0, 0}, right = {0, 0};
+	size_t keep = 0;
+
+	for (j = i; j < m->n_dirty && m->dirty[j].start < b; j++) {
+		uint64_t lo = m->dirty[j].start > a ? m->dirty[j].start : a;
+		uint64_t hi = m->dirty[j].end < b ? m->dirty[j].end : b;
+
+		m->dirty_units -= hi - lo;
+	}
+	if (i == j)
+		return;
+	if (m->dirty[i].start < a) {
+		left.start = m->dirty[i].start;
+		left.end = a;
+		keep++;
+	}
+	if (m->dirty[j - 1].end > b) {
+		right.start = b;
+		right.end = m->dirty[j - 1].end;
+		keep++;
+	}
+	m->dirty =
+	    grow(m->dirty, &m->cap_dirty, m->n_dirty + 1, sizeof(*m->dirty));
+	memmove(&m->dirty[i + keep], &m->dirty[j],
+		(m->n_dirty - j) * sizeof(*m->dirty));
+	m->n_dirty = m->n_dirty - (j - i) + keep;
+	if (left.end)
+		m->dirty[i++] = left;
+	if (right.end)
+		m->dirty[i] = right;
+}
+
+/* Add [a, b), whose units are free, to the dirty list, merging it with the
+ * ranges it overlaps or touches. */
+static void dirty_add(struct ref_model *m, uint64_t a, uint64_t b)
+{
+	size_t i, j;
+
+	if (a >= b)
+		return;
+	dirty_cut(m, a, b);
+	m->dirty_units += b - a;
+	i = a > 0 ? first_dirty_ending_after(m, a - 1) : 0;
+	j = i;
+	if (j < m->n_dirty && m->dirty[j].start <= a) {
+		a = m->dirty[j].start;
+		j++;
+	}
+	if (j < m->n_dirty && m->dirty[j].start == b) {
+		b = m->dirty[j].end;
+		j++;
+	}
+	if (j == i) {
+		m->dirty = grow(m->dirty, &m->cap_dirty, m->n_dirty + 1,
+				sizeof(*m->dirty));
+		memmove(&m->dirty[i + 1], &m->dirty[i],
+			(m->n_dirty - i) * sizeof(*m->dirty));
+		m->n_dirty++;
+	} else {
+		memmove(&m->dirty[i + 1], &m->dirty[j],
+			(m->n_dirty - j) * sizeof(*m->dirty));
+		m->n_dirty -= j - i - 1;
+	}
+	m->dirty[i].start = a;
+	m->dirty[i].end = b;
 }
 
 size_t ref_first_from_addr(const struct ref_model *m, uint64_t off)
@@ -153,12 +240,34 @@ static int next_gap(const struct ref_model *m, uint64_t pos, uint64_t *a,
 	return 1;
 }
 
-int ref_fit(const struct ref_model *m, uint64_t lo, uint64_t hi, uint64_t len,
-	    uint64_t align, uint64_t *at)
+/* next_gap() over clean units: a run also ends where dirty units begin. */
+static int next_clean_gap(const struct ref_model *m, uint64_t pos, uint64_t *a,
+			  uint64_t *b)
+{
+	while (next_gap(m, pos, a, b)) {
+		size_t d = first_dirty_ending_after(m, *a);
+
+		if (d < m->n_dirty && m->dirty[d].start <= *a) {
+			/* A dirty run lies inside one free run. */
+			pos = m->dirty[d].end;
+			continue;
+		}
+		if (d < m->n_dirty && m->dirty[d].start < *b)
+			*b = m->dirty[d].start;
+		return 1;
+	}
+	return 0;
+}
+
+static int fit_in(const struct ref_model *m, uint64_t lo, uint64_t hi,
+		  uint64_t len, uint64_t align, int clean, uint64_t *at)
 {
 	uint64_t a, b, p, pos = lo;
 
-	while (pos < hi && next_gap(m, pos, &a, &b) && a < hi) {
+	while (pos < hi &&
+	       (clean ? next_clean_gap(m, pos, &a, &b)
+		      : next_gap(m, pos, &a, &b)) &&
+	       a < hi) {
 		if (b > hi)
 			b = hi;
 		/* Round a up to the alignment without wrapping past 2^64:
@@ -178,6 +287,100 @@ int ref_fit(const struct ref_model *m, uint64_t lo, uint64_t hi, uint64_t len,
 		pos = b;
 	}
 	return 0;
+}
+
+int ref_fit(const struct ref_model *m, uint64_t lo, uint64_t hi, uint64_t len,
+	    uint64_t align, uint64_t *at)
+{
+	return fit_in(m, lo, hi, len, align, 0, at);
+}
+
+int ref_fit_clean(const struct ref_model *m, uint64_t lo, uint64_t hi,
+		  uint64_t len, uint64_t align, uint64_t *at)
+{
+	return fit_in(m, lo, hi, len, align, 1, at);
+}
+
+int ref_any_dirty(const struct ref_model *m, uint64_t start, uint64_t end)
+{
+	size_t d = first_dirty_ending_after(m, start);
+
+	return d < m->n_dirty && m->dirty[d].start < end;
+}
+
+int ref_dirty_next(const struct ref_model *m, uint64_t u, uint64_t *start,
+		   uint64_t *end)
+{
+	size_t d = first_dirty_ending_after(m, u);
+
+	if (d >= m->n_dirty)
+		return 0;
+	*start = m->dirty[d].start;
+	*end = m->dirty[d].end;
+	return 1;
+}
+
+/* The number of maximal aligned blocks [a, b) is cut into. */
+static uint64_t pieces(uint64_t a, uint64_t b)
+{
+	uint64_t n = 0;
+
+	while (a < b) {
+		unsigned k = 63 - (unsigned)__builtin_clzll(b - a);
+
+		if (a && (unsigned)__builtin_ctzll(a) < k)
+			k = (unsigned)__builtin_ctzll(a);
+		a += 1ull << k;
+		n++;
+	}
+	return n;
+}
+
+void ref_blocks(const struct ref_model *m, uint64_t *free_blocks,
+		uint64_t *dirty_blocks, uint64_t *largest_run)
+{
+	uint64_t pos = m->first, end, a;
+	size_t i = 0, j = 0, d = 0;
+
+	*free_blocks = 0;
+	*dirty_blocks = 0;
+	*largest_run = 0;
+	/* One pass over the three lists side by side, free run by free
+	 * run, each cut where the state changes. */
+	for (;;) {
+		while (i < m->n_ext && m->ext[i].end <= pos)
+			i++;
+		while (j < m->n_poison && m->poison[j].end <= pos)
+			j++;
+		if (pos >= m->last)
+			break;
+		if (i < m->n_ext && m->ext[i].start <= pos) {
+			pos = m->ext[i].end;
+			continue;
+		}
+		if (j < m->n_poison && m->poison[j].start <= pos) {
+			pos = m->poison[j].end;
+			continue;
+		}
+		end = m->last;
+		if (i < m->n_ext && m->ext[i].start < end)
+			end = m->ext[i].start;
+		if (j < m->n_poison && m->poison[j].start < end)
+			end = m->poison[j].start;
+		if (end - pos > *largest_run)
+			*largest_run = end - pos;
+		while (d < m->n_dirty && m->dirty[d].end <= pos)
+			d++;
+		for (a = pos; d < m->n_dirty && m->dirty[d].start < end; d++) {
+			uint64_t n = pieces(m->dirty[d].start, m->dirty[d].end);
+
+			*free_blocks += pieces(a, m->dirty[d].start) + n;
+			*dirty_blocks += n;
+			a = m->dirty[d].end;
+		}
+		*free_blocks += pieces(a, end);
+		pos = end;
+	}
 }
 
 uint64_t ref_largest_free_run(const struct ref_model *m)
@@ -201,14 +404,46 @@ void ref_insert(struct ref_model *m, const struct ref_extent *e)
 	m->ext[i] = *e;
 	m->n_ext++;
 	m->used_units += e->end - e->start;
+	dirty_cut(m, e->start, e->end);
 }
 
-void ref_remove(struct ref_model *m, size_t i)
+/* Mark the unpoisoned units of [a, b), free ones, dirty. */
+static void dirty_add_unpoisoned(struct ref_model *m, uint64_t a, uint64_t b)
 {
+	for (size_t j = first_poison_ending_after(m, a);
+	     a < b && j < m->n_poison && m->poison[j].start < b; j++) {
+		dirty_add(m, a,
+			  m->poison[j].start > a ? m->poison[j].start : a);
+		a = m->poison[j].end;
+	}
+	if (a < b)
+		dirty_add(m, a, b);
+}
+
+void ref_remove(struct ref_model *m, size_t i, int dirty)
+{
+	uint64_t a = m->ext[i].start, b = m->ext[i].end;
+
 	m->used_units -= m->ext[i].end - m->ext[i].start;
 	memmove(&m->ext[i], &m->ext[i + 1],
 		(m->n_ext - i - 1) * sizeof(*m->ext));
 	m->n_ext--;
+	if (dirty)
+		dirty_add_unpoisoned(m, a, b);
+}
+
+void ref_set_clean(struct ref_model *m, uint64_t start, uint64_t end, int clean)
+{
+	uint64_t a, b, pos = start;
+
+	if (clean) {
+		dirty_cut(m, start, end);
+		return;
+	}
+	while (pos < end && next_gap(m, pos, &a, &b) && a < end) {
+		dirty_add(m, a, b < end ? b : end);
+		pos = b;
+	}
 }
 
 uint64_t ref_poison(struct ref_model *m, uint64_t start, uint64_t end)
@@ -241,6 +476,7 @@ uint64_t ref_poison(struct ref_model *m, uint64_t start, uint64_t end)
 	m->poison[j].start = lo;
 	m->poison[j].end = hi;
 	m->poison_units += (hi - lo) - before;
+	dirty_cut(m, start, end);
 
 	for (i = ref_first_ending_after(m, start);
 	     i < m->n_ext && m->ext[i].start < end; i++)
@@ -280,4 +516,5 @@ void ref_stats(const struct ref_model *m, struct ref_stats *st)
 	st->poison_units = m->poison_units;
 	st->free_units = st->units - m->used_units - (m->poison_units - held);
 	st->extents = m->n_ext;
+	st->dirty_units = m->dirty_units;
 }

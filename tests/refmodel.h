@@ -10,10 +10,10 @@
 #include <potad/engine.h>
 
 /*
- * The model keeps two sorted arrays: the live extents and the poisoned unit
- * ranges.  Every query walks them linearly.  It is meant to be obviously
- * right rather than fast, so that a disagreement with the engine points at
- * the engine.
+ * The model keeps three sorted arrays: the live extents, the poisoned unit
+ * ranges and the dirty free unit ranges.  Every query walks them linearly.  It
+ * is meant to be obviously right rather than fast, so that a disagreement with
+ * the engine points at the engine.
  *
  * All positions are absolute unit numbers (address >> granule_shift), like
  * the engine's, and every range is half-open [start, end).  A space ends at
@@ -43,6 +43,11 @@ struct ref_model {
 	size_t n_poison, cap_poison;
 	uint64_t used_units;   /* sum of the extents' lengths */
 	uint64_t poison_units; /* sum of the poisoned ranges' lengths */
+	/* Free units that are dirty: sorted, disjoint and not adjacent, so
+	 * each range is a whole run of dirty free units. */
+	struct ref_range *dirty;
+	size_t n_dirty, cap_dirty;
+	uint64_t dirty_units;
 };
 
 /* What potad_space_stats() should report, as far as the model knows. */
@@ -52,6 +57,7 @@ struct ref_stats {
 	uint64_t used_units;
 	uint64_t poison_units;
 	uint64_t extents;
+	uint64_t dirty_units;
 };
 
 /* Set up a model of the space potad_space_new(base, size, shift) makes. */
@@ -90,15 +96,38 @@ int ref_fit(const struct ref_model *m, uint64_t lo, uint64_t hi, uint64_t len,
 /* The longest run of free (neither held nor poisoned) units. */
 uint64_t ref_largest_free_run(const struct ref_model *m);
 
-/* Record a new extent; its units must be free. */
+/* ref_fit() over clean free units only. */
+int ref_fit_clean(const struct ref_model *m, uint64_t lo, uint64_t hi,
+		  uint64_t len, uint64_t align, uint64_t *at);
+
+/* Whether any unit of [start, end) is free and dirty: 1 or 0. */
+int ref_any_dirty(const struct ref_model *m, uint64_t start, uint64_t end);
+
+/* The first run of dirty free units that ends after unit u: 1 and the run
+ * in [*start, *end), or 0 when there is none. */
+int ref_dirty_next(const struct ref_model *m, uint64_t u, uint64_t *start,
+		   uint64_t *end);
+
+/* How many free blocks, and how many dirty ones, the engine should have:
+ * every run of free units all clean or all dirty cut into its maximal
+ * aligned blocks; and the longest run of free units, all in one pass. */
+void ref_blocks(const struct ref_model *m, uint64_t *free_blocks,
+		uint64_t *dirty_blocks, uint64_t *largest_run);
+
+/* Record a new extent; its units must be free (clean or dirty). */
 void ref_insert(struct ref_model *m, const struct ref_extent *e);
 
-/* Forget the extent at index i; its poisoned units stay poisoned. */
-void ref_remove(struct ref_model *m, size_t i);
+/* Forget the extent at index i; its poisoned units stay poisoned and the
+ * others become free, dirty if dirty. */
+void ref_remove(struct ref_model *m, size_t i, int dirty);
 
 /* Poison [start, end) and flag every extent it reaches as poisoned.
  * Returns the number of units that were not poisoned before. */
 uint64_t ref_poison(struct ref_model *m, uint64_t start, uint64_t end);
+
+/* Make the free units of [start, end) clean or dirty. */
+void ref_set_clean(struct ref_model *m, uint64_t start, uint64_t end,
+		   int clean);
 
 /* Poisoned units that lie inside extents. */
 uint64_t ref_poison_held(const struct ref_model *m);
