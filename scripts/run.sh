@@ -71,6 +71,7 @@ if [ -n "$pid" ]; then
 	./daemon/potad --socket "$POTAD_SOCKET" --state-dir "$run/state" \
 		2>>"$run/potad.log"
 	ctl list default --label demo
+	ctl list swap0 --label demo
 	pid=$(pgrep -f "potad --socket $POTAD_SOCKET" | head -n 1 || true)
 fi
 cat <<MSG
