@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "journal.h"
+#include "notify.h"
 
 static void usage(FILE *f)
 {
@@ -365,6 +366,7 @@ int main(int argc, char **argv)
 	else
 		log_warn("potad %s starting with --memory-only: no journal, "
 			 "extents do not survive a restart", PACKAGE_VERSION);
+	potad__notify_init();
 	potad__rpc_init(&cfg);
 	rc = potad__registry_init(&cfg);
 	if (rc == 0 && cfg.journal)
@@ -380,7 +382,11 @@ int main(int argc, char **argv)
 		potad__config_free(&cfg, decls, ndecls);
 		return 1;
 	}
-	if (!fg) {
+	/* systemd tracks the process it started (Type=notify, socket
+	 * activation): under it, detaching would look like an exit. */
+	if (!fg && potad__notify_managed())
+		log_info("started by systemd: staying in the foreground");
+	if (!fg && !potad__notify_managed()) {
 		pid_t pid = fork();
 
 		if (pid < 0) {
@@ -411,6 +417,7 @@ int main(int argc, char **argv)
 	/* After the fork: the thread pool must start in the process that
 	 * serves. */
 	potad__discard_kick_all();
+	potad__notify_ready(uv_default_loop());
 	rc = potad__serve(&cfg);
 	log_info("stopped");
 	potad__registry_fini();

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "daemon.h"
+#include "notify.h"
 #include "journal.h"
 #include "wire/frame.h"
 
@@ -78,6 +79,7 @@ static struct {
 	size_t nconns;
 	uint64_t next_id;
 	bool stopping;
+	bool inherited; /* systemd's socket: not ours to unlink */
 } srv;
 
 uint64_t potad__conn_id(const struct potad_conn *c)
@@ -791,6 +793,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (srv.stopping)
 		return;
 	srv.stopping = true;
+	potad__notify_stopping();
 	log_info("%s: stopping; finishing %zu connection(s)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT", srv.nconns);
 	uv_close((uv_handle_t *)&srv.listener, NULL);
@@ -853,12 +856,63 @@ static int mkdir_parents(const char *path)
 	return rc;
 }
 
+/* The timers and signal handlers that serving needs, however we listen. */
+static void start_handles(uv_loop_t *loop)
+{
+	uv_timer_init(loop, &srv.stop_timer);
+	uv_timer_init(loop, &srv.stall_timer);
+	uv_timer_start(&srv.stall_timer, on_stall_check, STALL_MS / 6,
+		       STALL_MS / 6);
+	uv_unref((uv_handle_t *)&srv.stall_timer);
+	uv_signal_init(loop, &srv.sigterm);
+	uv_signal_init(loop, &srv.sigint);
+	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv.sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * Serve on the socket systemd passed (potad.socket).  Its path, owner and
+ * mode are the socket unit's business, so cfg's socket path and mode are
+ * not applied, and the socket is never unlinked: systemd created it and
+ * keeps listening on it while potad is restarted.
+ */
+static int listen_inherited(int fd, uv_loop_t *loop)
+{
+	int rc;
+
+	uv_pipe_init(loop, &srv.listener, 0);
+	rc = uv_pipe_open(&srv.listener, fd);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&srv.listener, 128,
+			       on_connection);
+	if (rc < 0) {
+		log_err("cannot listen on the socket systemd passed (fd %d): "
+			"%s", fd, uv_strerror(rc));
+		uv_close((uv_handle_t *)&srv.listener, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		return rc;
+	}
+	srv.inherited = true;
+	start_handles(loop);
+	log_info("serving on the socket inherited from systemd (fd %d; %s "
+		 "is not used; frame limit %zu bytes, up to %zu connections)",
+		 fd, srv.cfg->socket_path, srv.cfg->max_frame,
+		 srv.cfg->max_conns);
+	return 0;
+}
+
 int potad__listen(const struct potad_config *cfg, uv_loop_t *loop)
 {
 	int rc;
 
 	srv.cfg = cfg;
 	srv.loop = loop;
+	rc = potad__notify_listen_fd();
+	if (rc >= 0)
+		return listen_inherited(rc, loop);
+	if (rc != -ENOENT)
+		return rc;
 	if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		log_err("socket path %s is too long", cfg->socket_path);
 		return -ENAMETOOLONG;
@@ -885,16 +939,7 @@ int potad__listen(const struct potad_config *cfg, uv_loop_t *loop)
 		uv_run(loop, UV_RUN_NOWAIT);
 		return rc;
 	}
-	uv_timer_init(loop, &srv.stop_timer);
-	uv_timer_init(loop, &srv.stall_timer);
-	uv_timer_start(&srv.stall_timer, on_stall_check, STALL_MS / 6,
-		       STALL_MS / 6);
-	uv_unref((uv_handle_t *)&srv.stall_timer);
-	uv_signal_init(loop, &srv.sigterm);
-	uv_signal_init(loop, &srv.sigint);
-	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
-	uv_signal_start(&srv.sigint, on_signal, SIGINT);
-	signal(SIGPIPE, SIG_IGN);
+	start_handles(loop);
 	log_info("serving on %s (mode %04o, frame limit %zu bytes, up to %zu "
 		 "connections)",
 		 cfg->socket_path, cfg->socket_mode, cfg->max_frame,
@@ -906,7 +951,7 @@ int potad__serve(const struct potad_config *cfg)
 {
 	int rc = uv_run(srv.loop, UV_RUN_DEFAULT);
 
-	if (srv.stopping)
+	if (srv.stopping && !srv.inherited)
 		unlink(cfg->socket_path);
 	return rc < 0 ? rc : 0;
 }

@@ -12,6 +12,8 @@ pkgs=(
 	liburing-dev           # journal writes through io_uring
 	libinih-dev            # the configuration file
 	libblkid-dev           # the swap and block device probes
+	libsystemd-dev         # socket activation and sd_notify (optional)
+	systemd                # tests: systemd-analyze, systemd-socket-activate
 	check                  # unit and randomized tests
 	util-linux mount       # probe tests: mkswap, blkid; losetup, mount
 	e2fsprogs fdisk        # probe tests: mkfs.ext4; sfdisk

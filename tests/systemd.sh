@@ -1,0 +1,120 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The systemd units pass systemd-analyze verify, and the daemon works with
+# systemd's protocols without systemd: it serves on a socket passed by
+# systemd-socket-activate, and reports READY=1, STATUS= and STOPPING=1 to
+# a NOTIFY_SOCKET.  Parts whose tools are missing are skipped with a line.
+set -u
+top=${abs_top_builddir:-$(pwd)}
+src=${srcdir:-.}
+potad=${POTAD_DAEMON:-$top/daemon/potad}
+ctl=$top/clients/potadctl
+[ -x "$potad" ] && [ -x "$ctl" ] || { echo "SKIP: $potad or $ctl not built"; exit 77; }
+dir=$(mktemp -d)
+pid=
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; [ -f "$dir/log" ] && cat "$dir/log"; exit 1; }
+passed=0
+skipped=0
+
+# 1. The units, with ExecStart pointing at the built daemon so that verify
+# checks a binary that exists; any complaint (even an ignored unknown key)
+# fails.
+if command -v systemd-analyze >/dev/null; then
+	for u in service socket; do
+		sed -e "s|@sbindir@|$top/daemon|g; s|@sysconfdir@|$dir|g" \
+			"$src/etc/potad.$u.in" >"$dir/potad.$u" ||
+			fail "cannot fill in etc/potad.$u.in"
+	done
+	out=$(systemd-analyze verify --man=no "$dir/potad.socket" \
+		"$dir/potad.service" 2>&1) || fail "verify: $out"
+	[ -z "$out" ] || fail "systemd-analyze verify complains: $out"
+	grep -q '^ExecStart=.*--foreground' "$dir/potad.service" ||
+		fail "ExecStart does not keep potad in the foreground"
+	echo "ok: systemd-analyze verify accepts potad.socket and potad.service"
+	passed=$((passed + 1))
+else
+	echo "SKIP: systemd-analyze not installed (apt-get install systemd)"
+	skipped=$((skipped + 1))
+fi
+
+# The daemon must be built with libsystemd for the rest.
+if ! grep -q '^#define HAVE_LIBSYSTEMD 1' "$top/config.h" 2>/dev/null; then
+	echo "SKIP: potad built without libsystemd: no socket activation or" \
+		"notify to test"
+	[ $passed -gt 0 ] && exit 0
+	exit 77
+fi
+
+# 2. Socket activation: systemd-socket-activate binds, potad inherits.
+if command -v systemd-socket-activate >/dev/null; then
+	systemd-socket-activate -l "$dir/s.sock" "$potad" --foreground \
+		--memory-only --state-dir "$dir/st" --socket "$dir/unused.sock" \
+		2>"$dir/log" &
+	pid=$!
+	for i in $(seq 50); do [ -S "$dir/s.sock" ] && break; sleep 0.1; done
+	out=$("$ctl" --socket "$dir/s.sock" hello 2>&1) ||
+		fail "hello over the inherited socket: $out"
+	grep -q 'inherited from systemd' "$dir/log" ||
+		fail "the daemon does not log that it uses the inherited socket"
+	[ ! -e "$dir/unused.sock" ] || fail "potad bound --socket as well"
+	kill -TERM $pid
+	wait $pid || fail "daemon exited $? after SIGTERM"
+	pid=
+	[ -S "$dir/s.sock" ] ||
+		fail "potad unlinked the socket systemd-socket-activate made"
+	echo "ok: serves on the inherited socket and leaves it in place: $out"
+	passed=$((passed + 1))
+else
+	echo "SKIP: systemd-socket-activate not installed (apt-get install systemd)"
+	skipped=$((skipped + 1))
+fi
+
+# 3. sd_notify: a datagram listener stands in for systemd.  Without
+# --foreground potad must still not detach, since NOTIFY_SOCKET is set.
+if command -v python3 >/dev/null; then
+	python3 - "$dir/notify.sock" "$dir/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+with open(sys.argv[2], "w") as out:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(msg + "\n")
+        out.flush()
+        if "STOPPING=1" in msg:
+            break
+PY
+	lpid=$!
+	for i in $(seq 50); do [ -S "$dir/notify.sock" ] && break; sleep 0.1; done
+	NOTIFY_SOCKET=$dir/notify.sock "$potad" --memory-only \
+		--state-dir "$dir/st2" --socket "$dir/n.sock" 2>"$dir/log" &
+	pid=$!
+	for i in $(seq 50); do
+		grep -q 'READY=1' "$dir/notify.txt" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q 'READY=1' "$dir/notify.txt" || fail "no READY=1 arrived"
+	grep -q '^STATUS=serving 1 space(s), 0 extent(s)' "$dir/notify.txt" ||
+		fail "no STATUS= line: $(cat "$dir/notify.txt")"
+	kill -0 $pid 2>/dev/null || fail "potad detached under NOTIFY_SOCKET"
+	kill -TERM $pid
+	wait $pid || fail "daemon exited $? after SIGTERM"
+	pid=
+	wait $lpid
+	grep -q 'STOPPING=1' "$dir/notify.txt" ||
+		fail "no STOPPING=1 after SIGTERM: $(cat "$dir/notify.txt")"
+	echo "ok: notify sent $(tr '\n' ' ' <"$dir/notify.txt")"
+	passed=$((passed + 1))
+else
+	echo "SKIP: python3 not installed: no NOTIFY_SOCKET listener"
+	skipped=$((skipped + 1))
+fi
+
+echo "systemd: $passed passed, $skipped skipped"
+[ $passed -gt 0 ] || exit 77
+exit 0
