@@ -1501,6 +1501,87 @@ END_TEST
 /*
  * Policies that make no sense for a kind.
  */
+/* A request that waits for a probe holds back the ones behind it on its
+ * connection, and only those: replies come in order, other connections
+ * are served, and a client that leaves mid-probe harms nothing. */
+START_TEST(probe_pipelined)
+{
+	Potad__V1__Op *ops1[2], *ops2[1], *ops3[1];
+	Potad__V1__Request rq[3] = {POTAD__V1__REQUEST__INIT,
+				    POTAD__V1__REQUEST__INIT,
+				    POTAD__V1__REQUEST__INIT};
+	char swap[256], file[256];
+	struct daemon d;
+	struct cl c, c2;
+	struct res r;
+
+	if (!have_tool("mkswap")) {
+		skip("probe_pipelined", "no mkswap");
+		return;
+	}
+	daemon_start(&d, sconf(NULL));
+	snprintf(swap, sizeof(swap), "%s/swapfile", d.dir);
+	snprintf(file, sizeof(file), "%s/data", d.dir);
+	make_swap(swap, 8 * MiB);
+	make_file(file, 4 * MiB, 0);
+	cl_open(&c, &d);
+	ops1[0] = op_space_add_ex((struct sa){.name = "sw", .kind = KIND(SWAP),
+					      .path = swap});
+	ops1[1] = op_alloc((struct aa){.size = 4 * KiB});
+	ops2[0] = op_alloc((struct aa){.size = 8 * KiB});
+	ops3[0] = op_space_add_ex((struct sa){.name = "f", .kind = KIND(FILE),
+					      .path = file});
+	rq[0].ops = ops1;
+	rq[0].n_ops = 2;
+	rq[1].ops = ops2;
+	rq[1].n_ops = 1;
+	rq[2].ops = ops3;
+	rq[2].n_ops = 1;
+	for (int i = 0; i < 3; i++) {
+		rq[i].id = 100 + (uint64_t)i;
+		cl_send(&c, &rq[i]);
+	}
+	/* Another connection is answered meanwhile. */
+	cl_open(&c2, &d);
+	r = call(&c2, op_hello());
+	EXPECT_OK(r);
+	for (int i = 0; i < 3; i++) {
+		Potad__V1__ServerMessage *keep = NULL;
+		Potad__V1__Response *resp = cl_response(&c, &keep);
+
+		EXPECT_EQ_D(&d, resp->id, 100 + (uint64_t)i);
+		EXPECT_EQ_D(&d, resp->n_results, rq[i].n_ops);
+		for (size_t j = 0; j < resp->n_results; j++)
+			EXPECT_D(&d, resp->results[j]->status ==
+					 POTAD__V1__STATUS__OK,
+				 "request %d op %zu: %s (\"%s\")", i, j,
+				 status_name(resp->results[j]->status),
+				 resp->results[j]->message);
+		potad__v1__server_message__free_unpacked(keep, NULL);
+	}
+	for (int i = 0; i < 2; i++)
+		free_op(ops1[i]);
+	free_op(ops2[0]);
+	free_op(ops3[0]);
+	cl_close(&c);
+
+	/* A client that sends a probing request and leaves at once. */
+	cl_open(&c, &d);
+	ops3[0] = op_space_add_ex((struct sa){.name = "gone", .kind = KIND(FILE),
+					      .path = file});
+	rq[2].id = 7;
+	cl_send(&c, &rq[2]);
+	free_op(ops3[0]);
+	cl_close(&c);
+	r = call(&c2, op_hello());
+	EXPECT_OK(r);
+	r = call(&c2, op_stat("sw"));
+	EXPECT_OK(r);
+	cl_close(&c2);
+	daemon_stop(&d);
+}
+END_TEST
+
 START_TEST(policy_refusals)
 {
 	struct daemon d;
@@ -1555,6 +1636,7 @@ static Suite *spaces_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, swap_bad_pages);
 	tcase_add_test(tc, swap_refusals);
+	tcase_add_test(tc, probe_pipelined);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("identity");
