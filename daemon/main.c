@@ -235,6 +235,8 @@ static int open_state(const struct potad_config *cfg)
 	free(r.last_log);
 	if (rc < 0)
 		return rc;
+	/* Before the sessions: an unavailable space keeps its extents. */
+	potad__spaces_verify();
 	freed = potad__recover_sessions();
 	if (freed)
 		log_info("journal: freed %zu session extent(s) of connections "
@@ -371,8 +373,6 @@ int main(int argc, char **argv)
 	rc = potad__registry_init(&cfg);
 	if (rc == 0 && cfg.journal)
 		rc = open_state(&cfg);
-	if (rc == 0)
-		potad__spaces_verify();
 	if (rc == 0)
 		rc = register_decls(decls, ndecls);
 	if (rc == 0)

@@ -580,13 +580,16 @@ out:
 	return rc;
 }
 
-/* Free what session owners of dead connections held; records the frees. */
+/* Free what session owners of dead connections held; records the frees.
+ * A space that is not available keeps them, untouched, with their owners,
+ * until it serves again. */
 size_t potad__recover_sessions(void)
 {
-	size_t freed = 0;
+	size_t freed = 0, kept = 0;
 
 	for (size_t i = 0; i < potad__space_count(); i++) {
 		struct pspace *ps = potad__space_at(i);
+		bool frozen = potad__space_unavailable(ps) != NULL;
 		struct potad_extent e;
 		uint64_t off = 0;
 
@@ -595,9 +598,12 @@ size_t potad__recover_sessions(void)
 
 			off = e.offset + 1;
 			if (!o || o->conn != ORPHAN ||
-			    e.type != POTAD_TYPE_EXTENT ||
-			    potad__journal_room(64) < 0)
+			    e.type != POTAD_TYPE_EXTENT)
 				continue;
+			if (frozen || potad__journal_room(64) < 0) {
+				kept++;
+				continue;
+			}
 			if (potad__space_free(ps, e.handle, NULL) == 0) {
 				potad__token_forget(ps, e.handle);
 				potad__jr_free(ps, e.handle);
@@ -605,6 +611,9 @@ size_t potad__recover_sessions(void)
 			}
 		}
 	}
-	potad__owner_drop_conn(ORPHAN);
+	/* An owner number must not be reused while an extent still names
+	 * it. */
+	if (!kept)
+		potad__owner_drop_conn(ORPHAN);
 	return freed;
 }
