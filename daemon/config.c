@@ -587,7 +587,7 @@ int potad__config_load(struct potad_config *cfg, const char *file,
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->socket_path = strdup("/run/potad/potad.sock");
+	cfg->socket_path = strdup("/run/potad.sock");
 	cfg->state_dir = strdup("/var/lib/potad");
 	cfg->sysfs_root = strdup("/sys");
 	cfg->socket_mode = 0660;

@@ -140,7 +140,8 @@ void **potad__conn_state(struct potad_conn *c);
 void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev);
 
 struct uv_loop_s;
-/* Bind and listen on cfg's socket (refusing to take over a live one). */
+/* Listen on the socket systemd passed us, else bind cfg's (refusing to
+ * take over a live one). */
 int potad__listen(const struct potad_config *cfg, struct uv_loop_s *loop);
 /* Serve until SIGTERM or SIGINT has let every connection finish. */
 int potad__serve(const struct potad_config *cfg);

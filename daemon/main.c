@@ -34,7 +34,7 @@ static void usage(FILE *f)
 "allocate from.\n"
 "\n"
 "  --config FILE      read daemon settings and spaces from FILE (potad.conf(5))\n"
-"  --socket PATH      listen on PATH (default /run/potad/potad.sock)\n"
+"  --socket PATH      listen on PATH (default /run/potad.sock)\n"
 "  --state-dir DIR    journal and snapshot directory (default /var/lib/potad)\n"
 "  --journal-io MODE  auto (io_uring, else pwrite+fdatasync), uring or sync\n"
 "  --memory-only      keep no journal: state is lost when potad stops\n"

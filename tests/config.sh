@@ -14,7 +14,7 @@ pid=
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; [ -f "$dir/log" ] && cat "$dir/log"; exit 1; }
 
-sed "s|/run/potad/potad.sock|$dir/s.sock|; s|/var/lib/potad|$dir/state|" \
+sed "s|/run/potad.sock|$dir/s.sock|; s|/var/lib/potad|$dir/state|" \
 	"$conf" >"$dir/c.conf"
 "$potad" --foreground --config "$dir/c.conf" 2>"$dir/log" &
 pid=$!

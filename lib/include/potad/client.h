@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* The socket used when neither the caller nor $POTAD_SOCKET names one. */
-#define POTAD_CLIENT_SOCKET "/run/potad/potad.sock"
+#define POTAD_CLIENT_SOCKET "/run/potad.sock"
 /* The default cap on one frame, in either direction. */
 #define POTAD_CLIENT_FRAME_MAX (1u << 20)
 /* The protocol version this library speaks. */
