@@ -178,6 +178,8 @@ struct pspace {
 	/* Discard in flight (discard.c): the range is held in the engine
 	 * by an extent of the discard owner. */
 	uint64_t discard_handle, discard_off, discard_len;
+	bool discard_failed; /* stop discarding until the next start (the
+			      * policy itself stays as journaled) */
 };
 
 /* An owner is a peer uid plus an optional label; session owners also

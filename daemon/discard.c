@@ -57,14 +57,16 @@ static void done(uv_work_t *w, int status)
 	if (status < 0 && d->rc == 0)
 		d->rc = status;
 	if (ps && ps->discard_handle) {
-		if (d->rc == 0 && potad__journal_room(64) == 0) {
+		if (d->rc == 0 && potad__journal_room(64) < 0)
+			d->rc = -ENOMEM; /* cannot record it: stays dirty */
+		if (d->rc == 0) {
 			flags = 0;
 			potad__jr_clean(ps, d->off, d->len, true);
 			log_debug("space %s: discarded [%#llx, +%#llx)",
 				  ps->name, (unsigned long long)d->off,
 				  (unsigned long long)d->len);
-		} else if (d->rc < 0) {
-			potad__space_root(ps)->discard = false;
+		} else {
+			potad__space_root(ps)->discard_failed = true;
 			log_warn("space %s: discard of [%#llx, +%#llx) failed: "
 				 "%s; its dirty space stays dirty (discard is "
 				 "off until the next start)",
@@ -87,7 +89,8 @@ void potad__discard_kick(struct pspace *ps)
 	uint64_t s, l;
 	int64_t o;
 
-	if (!root->discard || root->fd < 0 || !root->available ||
+	if (!root->discard || root->discard_failed || root->fd < 0 ||
+	    !root->available ||
 	    ps->discard_handle || potad_dirty_next(ps->eng, 0, &s, &l) < 0)
 		return;
 	if (!have_owner) {
