@@ -487,12 +487,6 @@ static bool kind_has_path(int kind)
 /* potad discards only files (a punched hole) and block devices
  * (BLKDISCARD): a swap area is the kernel's to discard when it swaps on
  * it, and device-DAX and PCI BARs have no discard to call. */
-static bool kind_can_discard(int kind)
-{
-	return kind == POTAD__V1__SPACE_KIND__FILE ||
-	       kind == POTAD__V1__SPACE_KIND__BLOCKDEV;
-}
-
 /* Log why declaration i is refused, naming the file, section and key. */
 static int bad(const struct loader *ld, size_t i, const char *key,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -568,7 +562,7 @@ static int check_decl(const struct loader *ld, size_t i)
 		    "partition table on the device); a %s space has no use "
 		    "for it",
 		    kn);
-	if (d->discard && !kind_can_discard(d->kind))
+	if (d->discard && !potad__kind_can_discard(d->kind))
 		return bad(ld, i, "discard",
 			   "a %s space cannot discard: only file and "
 			   "blockdev spaces can",

@@ -221,6 +221,8 @@ struct potad_probe_req;
 /* The probe request declaration d needs (its strings point into d). */
 void potad__probe_req_of(const struct potad_space_decl *d,
 			 struct potad_probe_req *rq);
+/* Whether spaces of this kind can discard (file and blockdev). */
+bool potad__kind_can_discard(int kind);
 /* Whether d asks for what its kind can do and names what it needs (a
  * path, a PCI address, a size), before anything is probed: 0, or -EINVAL
  * with the reason in msg. */

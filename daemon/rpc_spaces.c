@@ -188,7 +188,6 @@ void potad__prep_orphan(struct potad_prep *p)
 static bool needs_probe(const Potad__V1__Op *op)
 {
 	return op->op_case == POTAD__V1__OP__OP_SPACE_ADD &&
-	       op->space_add->kind != POTAD__V1__SPACE_KIND__RANGE &&
 	       op->space_add->kind > POTAD__V1__SPACE_KIND__RANGE &&
 	       op->space_add->kind <= POTAD__V1__SPACE_KIND__PCIBAR;
 }

@@ -75,18 +75,21 @@ const char *potad__space_unavailable(const struct pspace *ps)
 	return ps->available ? NULL : ps->reason ? ps->reason : "unavailable";
 }
 
+bool potad__kind_can_discard(int kind)
+{
+	return kind == POTAD__V1__SPACE_KIND__FILE ||
+	       kind == POTAD__V1__SPACE_KIND__BLOCKDEV;
+}
+
 int potad__decl_check(const struct potad_space_decl *d, char *msg,
 		      size_t len)
 {
-	bool can_discard = d->kind == POTAD__V1__SPACE_KIND__FILE ||
-			   d->kind == POTAD__V1__SPACE_KIND__BLOCKDEV;
-
 	if (d->kind < POTAD__V1__SPACE_KIND__RANGE ||
 	    d->kind > POTAD__V1__SPACE_KIND__PCIBAR) {
 		snprintf(msg, len, "unknown space kind %d", d->kind);
 		return -EINVAL;
 	}
-	if (d->discard && !can_discard) {
+	if (d->discard && !potad__kind_can_discard(d->kind)) {
 		snprintf(msg, len, "a %s space cannot discard (only file and "
 			 "blockdev spaces can)", potad__kind_name(d->kind));
 		return -EINVAL;
