@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "potad.pb-c.h"
 #include "potad/engine.h"
@@ -160,6 +161,8 @@ struct pspace {
 	struct pspace *parent; /* child spaces */
 	uint64_t host_handle;  /* the parent's extent we live in */
 	bool reserve;
+	uint64_t draws, draw_bytes; /* reserve: since the last log line */
+	time_t draw_logged;
 	bool allow_all;
 	uid_t *uids;
 	size_t nuids;

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include <dirent.h>
@@ -99,6 +100,7 @@ static struct {
 	uint8_t *snap;
 	size_t snaplen;
 	uint64_t snap_seq, snap_extents, new_start, ckpt_t0;
+	time_t ckpt_wall; /* when the newest snapshot was written; 0: none */
 	int cerr;
 	const char *cwhat;
 } J = {.fd = -1, .dirfd = -1, .efd = -1};
@@ -499,6 +501,7 @@ static void ckpt_done(uv_work_t *w, int status)
 			J.cwhat, strerror(J.cerr));
 		J.ckpt_next = J.off + J.ckpt_bytes;
 	} else {
+		J.ckpt_wall = time(NULL);
 		log_info("journal: checkpoint at seq %llu: %llu extents, %zu "
 			 "bytes, %.1f ms; older logs removed",
 			 (unsigned long long)J.snap_seq,
@@ -790,6 +793,7 @@ int potad__journal_start(const struct potad_config *cfg,
 			 struct potad_recovery *rec, uv_loop_t *loop)
 {
 	char why[512];
+	struct stat st;
 	int rc;
 
 	J.loop = loop;
@@ -809,6 +813,8 @@ int potad__journal_start(const struct potad_config *cfg,
 	rc = rec->last_log ? open_log(rec) : create_log(rec->next_seq);
 	if (rc < 0)
 		return rc;
+	if (fstatat(J.dirfd, "snapshot", &st, 0) == 0)
+		J.ckpt_wall = st.st_mtime;
 	if (cfg->journal_io == POTAD_JIO_SYNC) {
 		log_info("journal: using the pwrite+fdatasync writer (asked for "
 			 "by journal_io = sync)");
@@ -835,6 +841,11 @@ int potad__journal_start(const struct potad_config *cfg,
 		 J.uring ? "io_uring" : "pwrite+fdatasync",
 		 (unsigned long long)J.ckpt_bytes);
 	return 0;
+}
+
+time_t potad__journal_checkpointed(void)
+{
+	return J.ckpt_wall;
 }
 
 /* Once stopping and idle, let go of the loop. */

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "daemon.h"
 
@@ -60,6 +61,10 @@ uint64_t potad__journal_durable(void);
 /* The first seq of the batch still being filled (no write yet); replies
  * waiting on seqs at or past it all go out together. */
 uint64_t potad__journal_filling(void);
+
+/* When the newest snapshot was written (this run's last checkpoint, or
+ * the one found at start); 0 when there is none. */
+time_t potad__journal_checkpointed(void);
 
 /* Records.  Each encodes from the registry's view of the change. */
 void potad__jr_space(const struct pspace *ps);

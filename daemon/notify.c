@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -24,6 +25,7 @@
 #endif
 
 #include "daemon.h"
+#include "journal.h"
 #include "notify.h"
 
 /* The STATUS= line is refreshed this often while serving. */
@@ -84,18 +86,35 @@ int potad__notify_listen_fd(void)
 }
 
 #ifdef HAVE_LIBSYSTEMD
+/* The last checkpoint, for STATUS: "checkpoint 12:04:31", "no
+ * checkpoint yet" or "journal off". */
+static void checkpoint_words(char *buf, size_t len)
+{
+	time_t t = potad__journal_checkpointed();
+	struct tm tm;
+
+	if (!potad__journal_on())
+		snprintf(buf, len, "journal off");
+	else if (!t || !localtime_r(&t, &tm))
+		snprintf(buf, len, "no checkpoint yet");
+	else
+		strftime(buf, len, "last checkpoint %F %T", &tm);
+}
+
 static void send_status(void)
 {
 	struct potad_stats st;
 	uint64_t extents = 0;
 	size_t n = potad__space_count();
+	char ckpt[64];
 
 	for (size_t i = 0; i < n; i++) {
 		potad_space_stats(potad__space_at(i)->eng, &st);
 		extents += st.extents;
 	}
-	sd_notifyf(0, "STATUS=serving %zu space(s), %llu extent(s)", n,
-		   (unsigned long long)extents);
+	checkpoint_words(ckpt, sizeof(ckpt));
+	sd_notifyf(0, "STATUS=serving %zu space(s), %llu extent(s); %s", n,
+		   (unsigned long long)extents, ckpt);
 }
 
 static void on_status_timer(uv_timer_t *t)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "journal.h"
@@ -118,6 +119,9 @@ void potad__rpc_refuse(struct ctx *x, Potad__V1__Result *r, int err,
 	r->message = potad__arena_strdup(x->a, buf);
 	if (!r->message)
 		r->message = "";
+	log_debug("connection %llu (uid %u): op %zu refused: %s",
+		  (unsigned long long)potad__conn_id(x->conn),
+		  (unsigned)x->peer->uid, x->op, buf);
 }
 
 struct pspace *potad__rpc_space(struct ctx *x, Potad__V1__Result *r,
@@ -441,6 +445,26 @@ static void refuse_nospc(struct ctx *x, Potad__V1__Result *r,
 		: " (the space does not discard)");
 }
 
+/* Draws from a reserve matter to an admin (the parent ran out), but on a
+ * busy host they can come with every request: the first is logged, then
+ * at most one line a minute sums up the draws since. */
+#define RESERVE_LOG_S 60
+static void reserve_drawn(struct pspace *rs, uid_t uid, uint64_t bytes)
+{
+	time_t now = time(NULL);
+
+	rs->draws++;
+	rs->draw_bytes += bytes;
+	if (rs->draw_logged && now - rs->draw_logged < RESERVE_LOG_S)
+		return;
+	log_info("reserve %s: uid %u drew %llu bytes (%llu draw(s), %llu "
+		 "bytes since the last report)", rs->name, (unsigned)uid,
+		 (unsigned long long)bytes, (unsigned long long)rs->draws,
+		 (unsigned long long)rs->draw_bytes);
+	rs->draw_logged = now;
+	rs->draws = rs->draw_bytes = 0;
+}
+
 static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		     Potad__V1__Result *r)
 {
@@ -534,9 +558,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		/* The reserve is only for when the parent cannot serve. */
 		rc = potad_alloc(rs->eng, &q, &e);
 		if (rc == 0) {
-			log_info("uid %u drew %llu bytes from reserve %s",
-				 (unsigned)x->peer->uid,
-				 (unsigned long long)e.length, rs->name);
+			reserve_drawn(rs, x->peer->uid, e.length);
 			ps = rs;
 		}
 	}

@@ -54,6 +54,31 @@ if command -v nm >/dev/null 2>&1; then
 	done
 	echo "ok: the libraries export only potad_* symbols"
 fi
+# The installed units pass systemd-analyze verify.  Only the DESTDIR
+# prefix is put in front of the daemon's path, since verify checks that
+# ExecStart's binary exists and a staged install has it under $d.
+if [ -n "$unitdir" ] && command -v systemd-analyze >/dev/null 2>&1; then
+	mkdir "$tmp/units"
+	for u in potad.service potad.socket; do
+		sed "s|^ExecStart=$sbindir/|ExecStart=$d$sbindir/|" \
+			"$d$unitdir/$u" >"$tmp/units/$u" || fail "copy $u"
+	done
+	cmp -s "$d$unitdir/potad.service" "$tmp/units/potad.service" &&
+		fail "potad.service does not start $sbindir/potad"
+	out=$(systemd-analyze verify --man=no "$tmp/units/potad.socket" \
+		"$tmp/units/potad.service" 2>&1) || fail "verify: $out"
+	[ -z "$out" ] || fail "systemd-analyze verify complains: $out"
+	echo "ok: systemd-analyze verify accepts the installed units"
+fi
+# The sysusers entry is one systemd-sysusers understands.
+if [ -n "$sysusersdir" ] && command -v systemd-sysusers >/dev/null 2>&1; then
+	mkdir -p "$tmp/sysroot"
+	out=$(systemd-sysusers --dry-run --root="$tmp/sysroot" \
+		"$d$sysusersdir/potad.conf" 2>&1) || fail "sysusers: $out"
+	echo "$out" | grep -q "potad" ||
+		fail "systemd-sysusers would not create the potad group: $out"
+	echo "ok: systemd-sysusers would create the potad group"
+fi
 # The pkg-config file points at the installed library.
 grep -q '^Libs: -L${libdir} -lpotad$' "$d$libdir/pkgconfig/libpotad.pc" ||
 	fail "libpotad.pc: bad Libs line"

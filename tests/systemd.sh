@@ -91,7 +91,7 @@ with open(sys.argv[2], "w") as out:
 PY
 	lpid=$!
 	for i in $(seq 50); do [ -S "$dir/notify.sock" ] && break; sleep 0.1; done
-	NOTIFY_SOCKET=$dir/notify.sock "$potad" --memory-only \
+	NOTIFY_SOCKET=$dir/notify.sock "$potad" \
 		--state-dir "$dir/st2" --socket "$dir/n.sock" 2>"$dir/log" &
 	pid=$!
 	for i in $(seq 50); do
@@ -99,7 +99,8 @@ PY
 		sleep 0.1
 	done
 	grep -q 'READY=1' "$dir/notify.txt" || fail "no READY=1 arrived"
-	grep -q '^STATUS=serving 1 space(s), 0 extent(s)' "$dir/notify.txt" ||
+	grep -Eq '^STATUS=serving 1 space\(s\), 0 extent\(s\); (last checkpoint [0-9-]+ [0-9:]+|no checkpoint yet)$' \
+		"$dir/notify.txt" ||
 		fail "no STATUS= line: $(cat "$dir/notify.txt")"
 	kill -0 $pid 2>/dev/null || fail "potad detached under NOTIFY_SOCKET"
 	kill -TERM $pid
