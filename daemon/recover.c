@@ -507,7 +507,8 @@ static int list_dir(const char *dir, bool check, uint64_t **logs,
 		(*logs)[(*nlogs)++] = v;
 	}
 	closedir(d);
-	qsort(*logs, *nlogs, sizeof(**logs), cmp_u64);
+	if (*nlogs > 1)
+		qsort(*logs, *nlogs, sizeof(**logs), cmp_u64);
 	return 0;
 }
 
