@@ -78,6 +78,11 @@ void potad__config_free(struct potad_config *cfg,
 /* The writer named by s ("auto", "uring", "sync"), or -1. */
 int potad__parse_journal_io(const char *s);
 enum potad_jio { POTAD_JIO_AUTO, POTAD_JIO_URING, POTAD_JIO_SYNC };
+/* potad --unit-dropin: print the systemd drop-in that lets potad.service
+ * open the devices and files of the declared spaces and of those in
+ * cfg's state directory.  Returns the exit status. */
+int potad__print_dropin(const struct potad_config *cfg, const char *config,
+			const struct potad_space_decl *decls, size_t ndecls);
 /* Parse "4K", "2M", "1G", "1T", decimal or 0x hex; -EINVAL on junk. */
 int potad__parse_size(const char *s, uint64_t *out);
 

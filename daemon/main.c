@@ -23,6 +23,7 @@ static void usage(FILE *f)
 "             [--journal-io auto|uring|sync] [--memory-only]\n"
 "             [--foreground] [--log-level LEVEL]\n"
 "       potad --check [--state-dir DIR] [--json] [--verbose]\n"
+"       potad --unit-dropin [--config FILE] [--state-dir DIR]\n"
 "\n"
 "Serve POTAD space allocation to local clients over a Unix socket\n"
 "(protobuf, see proto/potad.proto and potad(8)).\n"
@@ -44,6 +45,9 @@ static void usage(FILE *f)
 "                     potad would start from it, 1 if it is damaged\n"
 "  --json             with --check: print one JSON object\n"
 "  --verbose          with --check: list every record\n"
+"  --unit-dropin      print the potad.service drop-in (DeviceAllow=,\n"
+"                     ReadWritePaths=) the configured and journaled\n"
+"                     spaces need, and exit\n"
 "  --version          print the version\n"
 "  --help             this text\n");
 }
@@ -257,6 +261,7 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "unit-dropin", no_argument, NULL, 'U' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -266,7 +271,7 @@ int main(int argc, char **argv)
 	struct potad_space_decl *decls = NULL;
 	size_t ndecls = 0;
 	bool fg = false, memonly = false, check = false, json = false;
-	bool verbose = false;
+	bool verbose = false, dropin = false;
 	int c, rc, lvl, jio = -1;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:fl:Vh", opts, NULL)) != -1) {
@@ -306,6 +311,9 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case 'U':
+			dropin = true;
+			break;
 		case 'V':
 			printf("potad %s\n", PACKAGE_VERSION);
 			return 0;
@@ -341,12 +349,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	lvl = level ? potad__log_parse_level(level) : cfg.log_level;
-	potad__log_set_level(check && !level ? POTAD_LOG_WARN : lvl);
+	potad__log_set_level((check || dropin) && !level ? POTAD_LOG_WARN
+							 : lvl);
 	cfg.foreground = fg;
 	if (jio >= 0)
 		cfg.journal_io = jio;
 	if (memonly)
 		cfg.journal = false;
+	if (dropin) {
+		rc = potad__print_dropin(&cfg, config, decls, ndecls);
+		potad__config_free(&cfg, decls, ndecls);
+		return rc;
+	}
 	if (check) {
 		rc = check_dir(cfg.state_dir, json, verbose);
 		potad__config_free(&cfg, decls, ndecls);

@@ -38,6 +38,51 @@ else
 	skipped=$((skipped + 1))
 fi
 
+# 2. potad --unit-dropin: one line per device or file, from the
+# configuration and from the journal (a space added at run time), and a
+# drop-in systemd-analyze verify accepts beside the units.
+cat >"$dir/dropin.conf" <<EOF
+[space disk0]
+kind = blockdev
+path = /dev/null
+[space ids]
+kind = range
+base = 0
+size = 1G
+[child kid]
+parent = ids
+size = 64M
+EOF
+: >"$dir/f1" && truncate -s 16M "$dir/f1" || fail "cannot make $dir/f1"
+"$potad" --foreground --state-dir "$dir/dst" --socket "$dir/d.sock" \
+	2>"$dir/log" &
+pid=$!
+for i in $(seq 50); do [ -S "$dir/d.sock" ] && break; sleep 0.1; done
+out=$("$ctl" --socket "$dir/d.sock" space add f1 --kind file \
+	--path "$dir/f1" 2>&1) || fail "space add f1: $out"
+kill -TERM $pid
+wait $pid || fail "daemon exited $? after SIGTERM"
+pid=
+"$potad" --unit-dropin --config "$dir/dropin.conf" --state-dir "$dir/dst" \
+	>"$dir/dropin.out" 2>"$dir/log" || fail "--unit-dropin failed"
+want="[Service]
+DeviceAllow=/dev/null rw
+ReadWritePaths=$(realpath "$dir/f1")"
+got=$(grep -v '^#' "$dir/dropin.out")
+[ "$got" = "$want" ] || fail "--unit-dropin printed:
+$(cat "$dir/dropin.out")
+expected:
+$want"
+if [ -f "$dir/potad.service" ]; then
+	mkdir "$dir/potad.service.d" &&
+		cp "$dir/dropin.out" "$dir/potad.service.d/spaces.conf"
+	out=$(systemd-analyze verify --man=no "$dir/potad.socket" \
+		"$dir/potad.service" 2>&1) || fail "verify with the drop-in: $out"
+	[ -z "$out" ] || fail "systemd-analyze verify complains: $out"
+fi
+echo "ok: --unit-dropin names the configured device and the journaled file"
+passed=$((passed + 1))
+
 # The daemon must be built with libsystemd for the rest.
 if ! grep -q '^#define HAVE_LIBSYSTEMD 1' "$top/config.h" 2>/dev/null; then
 	echo "SKIP: potad built without libsystemd: no socket activation or" \
@@ -46,7 +91,7 @@ if ! grep -q '^#define HAVE_LIBSYSTEMD 1' "$top/config.h" 2>/dev/null; then
 	exit 77
 fi
 
-# 2. Socket activation: systemd-socket-activate binds, potad inherits.
+# 3. Socket activation: systemd-socket-activate binds, potad inherits.
 if command -v systemd-socket-activate >/dev/null; then
 	systemd-socket-activate -l "$dir/s.sock" "$potad" --foreground \
 		--memory-only --state-dir "$dir/st" --socket "$dir/unused.sock" \
@@ -70,7 +115,7 @@ else
 	skipped=$((skipped + 1))
 fi
 
-# 3. sd_notify: a datagram listener stands in for systemd.  Without
+# 4. sd_notify: a datagram listener stands in for systemd.  Without
 # --foreground potad must still not detach, since NOTIFY_SOCKET is set.
 if command -v python3 >/dev/null; then
 	python3 - "$dir/notify.sock" "$dir/notify.txt" <<'PY' &
