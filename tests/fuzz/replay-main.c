@@ -2,7 +2,8 @@
 /* Replays fuzz inputs without libFuzzer: a main that feeds every file
  * under the directories (or files) named on the command line to the
  * target's LLVMFuzzerTestOneInput, so `make check` keeps running the seed
- * corpus and every crash ever found, with any compiler. */
+ * corpus and every crash ever found, with any compiler.  Without
+ * arguments it replays $srcdir/tests/fuzz/{corpus,regress}/FUZZ_TARGET. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +16,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
-static const char *prog = "fuzz-replay";
+#ifndef FUZZ_TARGET
+#error "build with -DFUZZ_TARGET='\"name\"'"
+#endif
+
+static const char *prog = "fuzz-" FUZZ_TARGET;
 static unsigned long replayed;
 
 static int replay_file(const char *path)
@@ -81,16 +86,32 @@ static int replay_dir(const char *dir)
 
 int main(int argc, char **argv)
 {
+	const char *srcdir = getenv("srcdir");
+	char *dirs[2] = {NULL, NULL};
 	struct stat sb;
 	int rc = 0;
 
-	if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0) {
-		prog = argv[1] + 7;
-		argv++;
-		argc--;
-	}
 	if (LLVMFuzzerInitialize)
 		LLVMFuzzerInitialize(&argc, &argv);
+	if (argc == 1) {
+		if (!srcdir)
+			srcdir = ".";
+		if (asprintf(&dirs[0], "%s/tests/fuzz/corpus/%s", srcdir,
+			     FUZZ_TARGET) < 0 ||
+		    asprintf(&dirs[1], "%s/tests/fuzz/regress/%s", srcdir,
+			     FUZZ_TARGET) < 0)
+			return 1;
+		rc |= replay_dir(dirs[0]) | replay_dir(dirs[1]);
+		free(dirs[0]);
+		free(dirs[1]);
+		/* The seed corpus must be there: replaying nothing is not a
+		 * pass. */
+		if (!replayed) {
+			fprintf(stderr, "%s: no inputs under %s/tests/fuzz\n",
+				prog, srcdir);
+			rc = -1;
+		}
+	}
 	for (int i = 1; i < argc; i++) {
 		if (stat(argv[i], &sb) == 0 && S_ISREG(sb.st_mode))
 			rc |= replay_file(argv[i]);
