@@ -507,7 +507,9 @@ static int list_dir(const char *dir, bool check, uint64_t **logs,
 		(*logs)[(*nlogs)++] = v;
 	}
 	closedir(d);
-	qsort(*logs, *nlogs, sizeof(**logs), cmp_u64);
+	/* No logs: *logs is NULL, which qsort() must not be given. */
+	if (*nlogs)
+		qsort(*logs, *nlogs, sizeof(**logs), cmp_u64);
 	return 0;
 }
 

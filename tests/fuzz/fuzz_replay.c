@@ -244,12 +244,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct potad_recovery r = {.check = true};
+	int rc;
 
 	if (size < 1)
 		return 0;
 	lay_out(data, size);
 	CHECK(potad__registry_init(&cfg) == 0);
-	if (potad__recover(dir, &r) == 0) {
+	rc = potad__recover(dir, &r);
+	/* FUZZ_VERBOSE=1: say what recovery made of it (seeds, triage). */
+	if (getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "fuzz-replay: %s: %llu space(s), %llu "
+			"extent(s), next seq %llu%s%s\n",
+			rc == 0 ? "recovered" : "refused",
+			(unsigned long long)r.spaces,
+			(unsigned long long)r.extents,
+			(unsigned long long)r.next_seq, rc ? ": " : "",
+			rc ? r.error : "");
+	if (rc == 0) {
 		check_spaces();
 		round_trip(&r);
 		check_spaces();
