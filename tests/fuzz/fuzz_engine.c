@@ -107,10 +107,14 @@ static uint64_t pick_len(struct input *in, const struct mspace *m)
 	return (1 + b % 16) * m->granule;
 }
 
+/* The engine tells handles apart by slot and generation only: a child
+ * space changes its host's type bits under a handle the caller holds. */
+#define SAME(a, b) ((((a) ^ (b)) & ~(0xfull << 60)) == 0)
+
 static int find_live(const struct mspace *m, uint64_t handle)
 {
 	for (size_t i = 0; i < m->n; i++)
-		if (m->live[i].handle == handle)
+		if (SAME(m->live[i].handle, handle))
 			return (int)i;
 	return -1;
 }
@@ -144,8 +148,8 @@ static bool overlaps_live(const struct mspace *m, uint64_t off, uint64_t len)
 
 static void forget_dead(struct mspace *m, uint64_t handle)
 {
-	for (size_t i = 0; i < m->ndead; i++)
-		if (m->dead[i] == handle)
+	for (size_t i = 0; i < m->ndead && i < NDEAD; i++)
+		if (SAME(m->dead[i], handle))
 			m->dead[i] = 0;
 }
 
