@@ -21,6 +21,8 @@ struct uv_loop_s;
 struct potad_recovery {
 	bool check;            /* in: read only (potad --check) */
 	bool verbose;          /* in: print every record */
+	uint32_t slot_max;     /* in: refuse handles with higher slots (0:
+				* only the limits of recover.c) */
 	uint64_t next_seq;     /* the seq the next record gets */
 	char *last_log;        /* path of the newest log, or NULL */
 	uint64_t last_start;   /* its first seq */

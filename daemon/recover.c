@@ -116,6 +116,46 @@ static char *scratch(struct rstate *s, size_t n)
 	return s->scratch;
 }
 
+/*
+ * A handle's slot indexes the engine's descriptor slab, which
+ * potad_place() grows to reach it: a record naming slot 2^31 would make
+ * recovery ask for tens of gigabytes.  Refuse slots no daemon could have
+ * made.  The engine makes a slot only when every slot it has is live, and
+ * each live extent holds a unit, so a space never has more slots than
+ * units.  Each slot is made by an allocation, which is a record of its
+ * own, or by a discard's claim, which follows a free or a completed
+ * discard in the same space (at most one per space is left over from
+ * before a restart): fewer than twice the seqs so far, plus the spaces.
+ * r->slot_max, when set, is a lower limit still (the fuzz targets keep
+ * to their memory).
+ */
+static int check_slot(struct rstate *s, size_t off, const struct pspace *ps,
+		      uint64_t handle, uint64_t seq)
+{
+	uint64_t slot = POTAD_HANDLE_SLOT(handle);
+	uint64_t n = potad__space_count();
+	struct potad_stats st;
+
+	potad_space_stats(ps->eng, &st);
+	if (slot >= st.units)
+		return damage(s, off, "extent %#llx of %s names slot %llu, but "
+			      "a space of %llu units never has that many",
+			      (unsigned long long)handle, ps->name,
+			      (unsigned long long)slot,
+			      (unsigned long long)st.units);
+	if (slot >= n && (slot - n) / 2 >= seq)
+		return damage(s, off, "extent %#llx of %s names slot %llu, "
+			      "more than %llu records could have made",
+			      (unsigned long long)handle, ps->name,
+			      (unsigned long long)slot, (unsigned long long)seq);
+	if (s->r->slot_max && slot > s->r->slot_max)
+		return damage(s, off, "extent %#llx of %s names slot %llu, past "
+			      "the limit of %u", (unsigned long long)handle,
+			      ps->name, (unsigned long long)slot,
+			      s->r->slot_max);
+	return 0;
+}
+
 /* Put back one extent of ps as a is recorded. */
 static int put_extent(struct pspace *ps, const struct potad_jalloc *a)
 {
@@ -158,8 +198,12 @@ static int apply_extents(struct rstate *s, const struct potad_jrec *rec,
 		struct potad_jalloc a;
 		int rc = potad__jdec_extent(&c, &a, sc);
 
-		if (rc == 0)
+		if (rc == 0) {
+			rc = check_slot(s, off, ps, a.handle, s->snap_seq);
+			if (rc < 0)
+				return rc;
 			rc = put_extent(ps, &a);
+		}
 		if (rc < 0)
 			return damage(s, off,
 				      "extent %u of %u ([%#llx, +%llu) in %s) "
@@ -226,6 +270,9 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 			return damage(s, off, "malformed %s record",
 				      potad__jtype_name(rec->type));
 		if (rec->type == POTAD_J_ALLOC) {
+			rc = check_slot(s, off, ps, a.handle, rec->seq);
+			if (rc < 0)
+				return rc;
 			rc = put_extent(ps, &a);
 			if (rc < 0)
 				return damage(s, off,
@@ -507,7 +554,8 @@ static int list_dir(const char *dir, bool check, uint64_t **logs,
 		(*logs)[(*nlogs)++] = v;
 	}
 	closedir(d);
-	if (*nlogs > 1)
+	/* No logs: *logs is NULL, which qsort() must not be given. */
+	if (*nlogs)
 		qsort(*logs, *nlogs, sizeof(**logs), cmp_u64);
 	return 0;
 }

@@ -185,7 +185,11 @@ static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 	if (!m)
 		return NULL;
 	potad__v1__extent__init(m);
-	m->space = ps->name;
+	/* A copy: a later op of the same request may remove the space
+	 * before the reply is packed. */
+	m->space = potad__arena_strdup(x->a, ps->name);
+	if (!m->space)
+		return NULL;
 	m->offset = e->offset;
 	m->length = e->length;
 	m->handle = e->handle ^ ps->salt;
@@ -200,8 +204,8 @@ static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
 	if (e->type == POTAD_TYPE_CHILD) {
 		struct pspace *c = potad__rpc_child_hosted_by(ps, e->handle);
 
-		if (c)
-			m->child = c->name;
+		if (c && !(m->child = potad__arena_strdup(x->a, c->name)))
+			return NULL;
 	}
 	return m;
 }

@@ -24,13 +24,14 @@ static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 		return NULL;
 	potad__v1__space_info__init(m);
 	potad_space_stats(ps->eng, &st);
-	m->name = ps->name;
+	m->name = potad__arena_strdup(x->a, ps->name);
 	m->kind = ps->kind;
-	m->source = ps->source ? ps->source : "";
+	m->source = potad__arena_strdup(x->a, ps->source ? ps->source : "");
 	m->base_offset = st.base;
 	m->size = st.size;
 	m->granule = st.granule;
-	m->parent = ps->parent ? ps->parent->name : "";
+	m->parent = potad__arena_strdup(x->a,
+					ps->parent ? ps->parent->name : "");
 	m->reserve = ps->reserve;
 	m->free_bytes = st.free_units * st.granule;
 	m->used_bytes = st.used_units * st.granule;
@@ -54,10 +55,18 @@ static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 	root = potad__space_root(ps);
 	m->reason = (char *)potad__space_unavailable(ps);
 	m->available = !m->reason;
-	if (!m->reason)
-		m->reason = "";
-	m->identity = root->identity ? root->identity : "";
-	m->device = root->device ? root->device : "";
+	m->reason = potad__arena_strdup(x->a, m->reason ? m->reason : "");
+	m->identity = potad__arena_strdup(x->a,
+					  root->identity ? root->identity : "");
+	m->device = potad__arena_strdup(x->a, root->device ? root->device : "");
+	/*
+	 * The strings are copies in the request's arena: a later op of the
+	 * same request may remove ps (SpaceRemove, ChildRemove) before the
+	 * reply is packed, and the reply must not point into it.
+	 */
+	if (!m->name || !m->source || !m->parent || !m->reason ||
+	    !m->identity || !m->device)
+		return NULL;
 	m->discard = root->discard;
 	m->isolate = root->isolate;
 	m->bar = root->bar;

@@ -18,6 +18,7 @@ pkgs=(
 	util-linux mount       # probe tests: mkswap, blkid; losetup, mount
 	e2fsprogs fdisk        # probe tests: mkfs.ext4; sfdisk
 	python3-protobuf protobuf-compiler  # a stock-protobuf client test
+	clang libclang-rt-14-dev  # make fuzz: the libFuzzer targets and runtime
 )
 
 missing=()
