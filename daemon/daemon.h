@@ -31,6 +31,8 @@ struct potad_config {
 	size_t max_conns;  /* connections served at once */
 	size_t max_queue;  /* unsent reply bytes before a client is dropped,
 			    * and the most one request's replies may take */
+	unsigned stall_ms;  /* a client whose replies have not moved for this
+			     * long is dropped */
 	unsigned low_water; /* default low-space watermark, percent */
 	int log_level;
 	bool journal;       /* durability on (default) */
