@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon_harness.h"
+#include "soak.h"
 #include "wire/frame.h"
 
 /*
@@ -32,7 +32,8 @@
  * half a frame and stall, some pipeline requests and never read (the
  * daemon must stop reading them and drop them after stall_timeout, set
  * short here), some send bad frames, some connect and hang up in a tight
- * loop.  They reconnect as they go, so the churn lasts the whole run.
+ * loop (tests/soak_bad.c).  They reconnect as they go, so the churn lasts
+ * the whole run.
  *
  * What is asserted is outcomes, not speed: every well-behaved response
  * arrives, in order, and is right; no well-behaved client waits longer
@@ -44,21 +45,8 @@
  * POTAD_SOAK_SEED replays one.
  */
 
-#define NGOOD 200
-#define NSILENT 50
-#define NHALF 30
-#define NDEAF 30
-#define NGARBAGE 4
-#define NCHURN 4
-#define NCLIENTS (NGOOD + NSILENT + NHALF + NDEAF + NGARBAGE + NCHURN)
-
-#define DEPTH 4		 /* requests in flight per good client */
-#define MAXLIVE 6	 /* extents a good client holds at most */
-#define GRANULE (4 * KiB)
-#define STALL_S 2	 /* the daemon's stall_timeout for this run */
 #define RSS_SLACK (64 * MiB)
-#define TICK_MS 250	 /* how often RSS is sampled */
-#define DEAF_BLOB 65536	 /* requests a non-reader has ready to send */
+#define TICK_MS 250 /* how often RSS is sampled */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -68,6 +56,7 @@ static const struct {
 } spaces[2] = {{"soak-a", 128 * MiB}, {"soak-b", 16 * MiB}};
 
 /* Small limits, so that non-readers are dropped within a short run. */
+/* clang-format off */
 static const char conf[] = "[daemon]\n"
 			   "max_queue = 64K\n"
 			   "stall_timeout = " STR(STALL_S) "\n"
@@ -76,72 +65,23 @@ static const char conf[] = "[daemon]\n"
 			   "granule = 4K\nallow = all\n\n"
 			   "[space soak-b]\nkind = range\nsize = 16M\n"
 			   "granule = 4K\nallow = all\n";
+/* clang-format on */
 
-enum kind { GOOD, SILENT, HALF, DEAF, GARBAGE, CHURN };
+static const char *const kind_name[] = {"good", "silent",  "half-frame",
+					"deaf", "garbage", "churn"};
 
-static const char *const kind_name[] = {"good",	 "silent",  "half-frame",
-					"deaf",	 "garbage", "churn"};
+struct soak soak;
 
-struct live {
-	uint64_t handle, offset, length;
-	uint8_t sp;
-	bool labeled, freeing;
-};
-
-/* A request in flight: what its response must say. */
-struct pend {
-	uint64_t id;
-	int op; /* Potad__V1__Op__OpCase */
-	uint8_t sp;
-	bool labeled;
-	uint64_t size, align, handle, offset;
-};
-
-struct client {
-	enum kind kind;
-	int n; /* its number among its kind */
-	int fd;
-	uint8_t *out, *in;
-	size_t olen, ocap, ilen, icap;
-	struct pend pend[DEPTH];
-	unsigned head, npend, nallocs;
-	struct live live[MAXLIVE];
-	unsigned nlive;
-	uint64_t next_id, ops, window_ops;
-	long progress; /* last response, or first request after none */
-	long next_at;  /* misbehaving ones: when to act again */
-	int garbage;   /* bad frames sent so far */
-	bool want_eof; /* a bad frame the daemon closes after refusing */
-	bool answered;
-	char label[16];
-};
-
-static struct {
-	struct daemon d;
-	struct client c[NCLIENTS];
-	struct pollfd pfd[NCLIENTS];
-	uint16_t *owner[2]; /* per unit: the good client holding it, plus 1 */
-	uint8_t deaf_blob[DEAF_BLOB]; /* ListSpaces frames, back to back */
-	size_t deaf_len, frame_len;  /* all of them, and one */
-	uint64_t rng;
-	long start, end, warm, drain_start, next_tick, next_window;
-	bool draining;
-	/* Figures for the summary. */
-	uint64_t ops, allocs, nospace, frees, lookups, lists, stats;
-	uint64_t drops, deaf_bytes, refusals, churns, reconnects, empty_windows;
-	long rss_first, rss_base, rss_max, rss_last, max_gap;
-} s;
-
-static uint64_t rnd(void)
+uint64_t rnd(void)
 {
 	/* xorshift64*: enough for choosing, and replayable from the seed. */
-	s.rng ^= s.rng >> 12;
-	s.rng ^= s.rng << 25;
-	s.rng ^= s.rng >> 27;
-	return s.rng * UINT64_C(2685821657736338717);
+	soak.rng ^= soak.rng >> 12;
+	soak.rng ^= soak.rng << 25;
+	soak.rng ^= soak.rng >> 27;
+	return soak.rng * UINT64_C(2685821657736338717);
 }
 
-static const char *who(const struct client *c)
+const char *who(const struct client *c)
 {
 	static char buf[32];
 
@@ -155,25 +95,26 @@ static const char *who(const struct client *c)
 
 /* Connect with a bounded wait (a full backlog blocks connect() on a Unix
  * socket), then make the socket non-blocking. */
-static int soak_connect(void)
+int soak_connect(void)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct timeval tv = {.tv_sec = IO_TIMEOUT_MS / 1000};
-	const char *path = s.d.sock;
+	size_t len = strlen(soak.d.sock);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	EXPECT(fd >= 0, "socket: %s", strerror(errno));
+	EXPECT(len < sizeof(sa.sun_path), "%s: too long", soak.d.sock);
+	memcpy(sa.sun_path, soak.d.sock, len + 1);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	EXPECT(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-	       "connect %s: %s; daemon log:\n%s", s.d.sock, strerror(errno),
-	       log_tail(&s.d));
+	       "connect %s: %s; daemon log:\n%s", soak.d.sock, strerror(errno),
+	       log_tail(&soak.d));
 	EXPECT(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "fcntl: %s",
 	       strerror(errno));
 	return fd;
 }
 
-static void c_close(struct client *c)
+void c_close(struct client *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -182,8 +123,7 @@ static void c_close(struct client *c)
 	c->ilen = 0;
 }
 
-/* Write what c has queued; 0, or -errno when the daemon has gone. */
-static int flush_out(struct client *c)
+int flush_out(struct client *c)
 {
 	while (c->olen) {
 		ssize_t n = write(c->fd, c->out, c->olen);
@@ -198,8 +138,18 @@ static int flush_out(struct client *c)
 	return 0;
 }
 
-/* Queue one Request of one op (freed here); its id. */
-static uint64_t queue_op(struct client *c, Potad__V1__Op *op)
+void queue_bytes(struct client *c, const void *p, size_t n)
+{
+	if (c->ocap < c->olen + n) {
+		c->ocap = c->olen + n;
+		c->out = realloc(c->out, c->ocap);
+		EXPECT(c->out != NULL, "out of memory");
+	}
+	memcpy(c->out + c->olen, p, n);
+	c->olen += n;
+}
+
+uint64_t queue_op(struct client *c, Potad__V1__Op *op)
 {
 	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
 
@@ -211,8 +161,7 @@ static uint64_t queue_op(struct client *c, Potad__V1__Op *op)
 	return req.id;
 }
 
-/* Read what has arrived; 0 at end of stream, -errno, else 1. */
-static int fill_in(struct client *c)
+int fill_in(struct client *c)
 {
 	for (;;) {
 		ssize_t n;
@@ -235,8 +184,7 @@ static int fill_in(struct client *c)
 	}
 }
 
-/* The next whole ServerMessage at *pos in c's input, or NULL. */
-static Potad__V1__ServerMessage *next_msg(struct client *c, size_t *pos)
+Potad__V1__ServerMessage *next_msg(struct client *c, size_t *pos)
 {
 	Potad__V1__ServerMessage *m;
 	uint64_t len;
@@ -254,7 +202,7 @@ static Potad__V1__ServerMessage *next_msg(struct client *c, size_t *pos)
 	return m;
 }
 
-static void drop_consumed(struct client *c, size_t pos)
+void drop_consumed(struct client *c, size_t pos)
 {
 	memmove(c->in, c->in + pos, c->ilen - pos);
 	c->ilen -= pos;
@@ -273,26 +221,26 @@ static void model_take(const struct client *c, uint8_t sp, uint64_t off,
 		       uint64_t len)
 {
 	for (uint64_t u = off / GRANULE; u < (off + len) / GRANULE; u++) {
-		uint16_t o = s.owner[sp][u];
+		uint16_t o = soak.owner[sp][u];
 
-		EXPECT(o == 0 || (o & FREEING),
-		       "%s: extent [%#" PRIx64 ", +%#" PRIx64 ") in %s "
-		       "overlaps a live extent of good client %d at unit %" PRIu64,
-		       who(c), off, len, spaces[sp].name, o - 1, u);
-		s.owner[sp][u] = (uint16_t)(c->n + 1);
+		EXPECT(
+		    o == 0 || (o & FREEING),
+		    "%s: extent [%#" PRIx64 ", +%#" PRIx64 ") in %s "
+		    "overlaps a live extent of good client %d at unit %" PRIu64,
+		    who(c), off, len, spaces[sp].name, o - 1, u);
+		soak.owner[sp][u] = (uint16_t)(c->n + 1);
 	}
 }
 
 /* Mark l's units FREEING (set) or free them (!set), leaving alone those
  * another client has taken since. */
-static void model_give(const struct client *c, const struct live *l,
-		       bool set)
+static void model_give(const struct client *c, const struct live *l, bool set)
 {
 	uint16_t mine = (uint16_t)(c->n + 1);
 
 	for (uint64_t u = l->offset / GRANULE;
 	     u < (l->offset + l->length) / GRANULE; u++) {
-		uint16_t *o = &s.owner[l->sp][u];
+		uint16_t *o = &soak.owner[l->sp][u];
 
 		EXPECT(*o == (set ? mine : (mine | FREEING)) ||
 			   (!set && (*o & ~FREEING) != mine),
@@ -407,7 +355,7 @@ static bool good_one(struct client *c)
 	unsigned r = (unsigned)(rnd() % 100);
 	bool full = c->nlive + c->nallocs >= MAXLIVE;
 
-	if (s.draining) {
+	if (soak.draining) {
 		if (l)
 			send_free(c, l);
 		return l != NULL;
@@ -426,7 +374,7 @@ static void good_refill(struct client *c)
 	while (c->npend < DEPTH && good_one(c))
 		;
 	EXPECT(flush_out(c) == 0, "%s: write: the daemon hung up; log:\n%s",
-	       who(c), log_tail(&s.d));
+	       who(c), log_tail(&soak.d));
 }
 
 static void check_alloc(struct client *c, const struct pend *p,
@@ -438,7 +386,7 @@ static void check_alloc(struct client *c, const struct pend *p,
 
 	c->nallocs--;
 	if (r->status == POTAD__V1__STATUS__NO_SPACE) {
-		s.nospace++;
+		soak.nospace++;
 		return;
 	}
 	EXPECT(r->status == POTAD__V1__STATUS__OK &&
@@ -459,10 +407,12 @@ static void check_alloc(struct client *c, const struct pend *p,
 	EXPECT(c->nlive < MAXLIVE, "%s: more live extents than asked for",
 	       who(c));
 	l = &c->live[c->nlive++];
-	*l = (struct live){.handle = e->handle, .offset = e->offset,
-			   .length = e->length, .sp = p->sp,
+	*l = (struct live){.handle = e->handle,
+			   .offset = e->offset,
+			   .length = e->length,
+			   .sp = p->sp,
 			   .labeled = p->labeled};
-	s.allocs++;
+	soak.allocs++;
 }
 
 static void check_free(struct client *c, const struct pend *p,
@@ -476,7 +426,7 @@ static void check_free(struct client *c, const struct pend *p,
 	       who(c), p->handle, status_name(r->status), r->message);
 	model_give(c, l, false);
 	*l = c->live[--c->nlive];
-	s.frees++;
+	soak.frees++;
 }
 
 static void check_query(struct client *c, const struct pend *p,
@@ -485,9 +435,8 @@ static void check_query(struct client *c, const struct pend *p,
 	size_t want = 0;
 
 	EXPECT(r->status == POTAD__V1__STATUS__OK,
-	       "%s: query (op %d) on %s: expected OK, got %s (\"%s\")",
-	       who(c), p->op, spaces[p->sp].name, status_name(r->status),
-	       r->message);
+	       "%s: query (op %d) on %s: expected OK, got %s (\"%s\")", who(c),
+	       p->op, spaces[p->sp].name, status_name(r->status), r->message);
 	switch (p->op) {
 	case POTAD__V1__OP__OP_LOOKUP:
 		EXPECT(r->body_case == POTAD__V1__RESULT__BODY_EXTENT &&
@@ -495,7 +444,7 @@ static void check_query(struct client *c, const struct pend *p,
 			   r->extent->offset == p->offset,
 		       "%s: Lookup %#" PRIx64 ": not its extent %#" PRIx64,
 		       who(c), p->offset, p->handle);
-		s.lookups++;
+		soak.lookups++;
 		break;
 	case POTAD__V1__OP__OP_LIST_EXTENTS:
 		/* Its label is its own: the list is exactly its labelled
@@ -507,7 +456,7 @@ static void check_query(struct client *c, const struct pend *p,
 		EXPECT_EQ(r->extents->n_extents, want);
 		for (size_t i = 0; i < want; i++)
 			EXPECT_STR(r->extents->extents[i]->label, c->label);
-		s.lists++;
+		soak.lists++;
 		break;
 	default:
 		EXPECT(r->body_case == POTAD__V1__RESULT__BODY_SPACE,
@@ -516,7 +465,7 @@ static void check_query(struct client *c, const struct pend *p,
 		EXPECT(r->space->free_bytes <= r->space->size,
 		       "%s: SpaceStat: %" PRIu64 " bytes free of %" PRIu64,
 		       who(c), r->space->free_bytes, r->space->size);
-		s.stats++;
+		soak.stats++;
 		break;
 	}
 }
@@ -543,7 +492,7 @@ static void good_response(struct client *c, const Potad__V1__Response *resp)
 	c->npend--;
 	c->ops++;
 	c->window_ops++;
-	s.ops++;
+	soak.ops++;
 	c->progress = now_ms();
 }
 
@@ -567,229 +516,12 @@ static void good_io(struct client *c, short revents)
 		potad__v1__server_message__free_unpacked(m, NULL);
 	}
 	drop_consumed(c, pos);
-	EXPECT(rc > 0, "%s: the daemon closed the connection (%s) with %u "
+	EXPECT(rc > 0,
+	       "%s: the daemon closed the connection (%s) with %u "
 	       "requests in flight; log:\n%s",
 	       who(c), rc ? strerror(-rc) : "end of stream", c->npend,
-	       log_tail(&s.d));
+	       log_tail(&soak.d));
 	good_refill(c);
-}
-
-/*
- * Misbehaving clients.
- */
-
-/* A ListSpaces request, framed: what non-readers and churners send. */
-static size_t frame_list(uint8_t *buf, size_t cap)
-{
-	uint8_t *b = NULL;
-	size_t len = 0, bcap = 0;
-	Potad__V1__Op *op = op_list();
-	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
-
-	req.id = 1;
-	req.ops = &op;
-	req.n_ops = 1;
-	frame_req(&b, &len, &bcap, &req);
-	free_op(op);
-	EXPECT(len <= cap, "frame of %zu bytes", len);
-	memcpy(buf, b, len);
-	free(b);
-	return len;
-}
-
-static void queue_bytes(struct client *c, const void *p, size_t n)
-{
-	if (c->ocap < c->olen + n) {
-		c->ocap = c->olen + n;
-		c->out = realloc(c->out, c->ocap);
-		EXPECT(c->out != NULL, "out of memory");
-	}
-	memcpy(c->out + c->olen, p, n);
-	c->olen += n;
-}
-
-/* The next bad frame: what the daemon must answer, and whether it then
- * closes the connection. */
-static void send_garbage(struct client *c)
-{
-	static const uint8_t endless[11] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-					    0xff, 0xff, 0xff, 0xff, 0x01};
-	/* Field 1 with wire type 7, which no protobuf has. */
-	static const uint8_t badwire[9] = {8, 0x0f, 1, 2, 3, 4, 5, 6, 7};
-	uint8_t big[POTAD_VARINT_MAX];
-
-	switch (c->garbage++ % 4) {
-	case 0:
-		queue_bytes(c, endless, sizeof(endless));
-		c->want_eof = true;
-		break;
-	case 1:
-		queue_bytes(c, big, potad__varint_put(64 * MiB, big));
-		c->want_eof = true;
-		break;
-	case 2:
-		queue_bytes(c, badwire, sizeof(badwire));
-		c->want_eof = false;
-		break;
-	default:
-		/* An overlong UTF-8 form in a label: refused, not allocated. */
-		queue_op(c, op_alloc((struct aa){.space = "soak-a",
-						 .size = GRANULE,
-						 .label = "\xc0\xaf"}));
-		c->want_eof = false;
-		break;
-	}
-}
-
-/* (Re)connect a misbehaving client and start its misbehaviour. */
-static void mis_open(struct client *c, long now)
-{
-	c_close(c);
-	c->fd = soak_connect();
-	c->answered = false;
-	c->next_at = now + 1000 + (long)(rnd() % 5000);
-	switch (c->kind) {
-	case HALF:
-		/* Half of a real frame, or half of a large one (the daemon
-		 * holds what it has of it), then nothing. */
-		if (c->n % 2) {
-			uint8_t big[60000] = {0};
-			size_t k = potad__varint_put(sizeof(big) - 8, big);
-
-			queue_bytes(c, big, k + sizeof(big) / 2);
-		} else {
-			queue_bytes(c, s.deaf_blob, s.frame_len / 2);
-		}
-		break;
-	case DEAF:
-		c->next_at = now + 100;
-		break;
-	case GARBAGE:
-		send_garbage(c);
-		c->next_at = now + IO_TIMEOUT_MS;
-		break;
-	default:
-		break;
-	}
-	EXPECT(flush_out(c) == 0, "%s: write: %s", who(c), strerror(errno));
-}
-
-/* A non-reader: send until the socket takes no more. */
-static void deaf_push(struct client *c)
-{
-	for (;;) {
-		ssize_t n = write(c->fd, s.deaf_blob, s.deaf_len);
-
-		if (n > 0) {
-			s.deaf_bytes += (uint64_t)n;
-			if ((size_t)n == s.deaf_len)
-				continue;
-		}
-		if (n < 0 && errno != EAGAIN) {
-			/* EPIPE, ECONNRESET: dropped, seen from this side. */
-			s.drops++;
-			c_close(c);
-		}
-		return;
-	}
-}
-
-static void garbage_io(struct client *c, long now)
-{
-	Potad__V1__ServerMessage *m;
-	size_t pos = 0;
-	int rc = fill_in(c);
-
-	int k = (c->garbage - 1) % 4; /* the bad frame sent last */
-
-	while ((m = next_msg(c, &pos))) {
-		const Potad__V1__Response *r = m->response;
-		Potad__V1__Status want = k == 1
-					     ? POTAD__V1__STATUS__TOO_LARGE
-					     : POTAD__V1__STATUS__INVALID;
-
-		EXPECT(m->msg_case == POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE &&
-			   r->status == want && !c->answered,
-		       "%s: bad frame %d: expected one %s refusal, got %s",
-		       who(c), k, status_name(want),
-		       r ? status_name(r->status) : "an event");
-		c->answered = true;
-		s.refusals++;
-		potad__v1__server_message__free_unpacked(m, NULL);
-	}
-	drop_consumed(c, pos);
-	if (rc > 0 && !(c->answered && !c->want_eof))
-		return;
-	EXPECT(c->answered, "%s: bad frame %d: closed without a refusal",
-	       who(c), k);
-	c_close(c);
-	c->next_at = now + 20;
-}
-
-/* A connection that should hear nothing: any bytes are a failure; the
- * daemon closing it is only counted. */
-static void quiet_io(struct client *c)
-{
-	int rc = fill_in(c);
-
-	EXPECT(c->ilen == 0, "%s: the daemon sent %zu bytes to a client that "
-	       "asked nothing", who(c), c->ilen);
-	if (rc <= 0)
-		c_close(c);
-}
-
-/* Timed actions of misbehaving clients. */
-static void mis_tick(struct client *c, long now)
-{
-	int fd;
-
-	if (s.draining || now < c->next_at)
-		return;
-	switch (c->kind) {
-	case SILENT:
-	case HALF:
-		s.reconnects++;
-		mis_open(c, now);
-		break;
-	case DEAF:
-		if (c->fd < 0)
-			mis_open(c, now);
-		deaf_push(c);
-		c->next_at = now + 100;
-		break;
-	case GARBAGE:
-		EXPECT(c->fd < 0, "%s: no reply to bad frame %d within %d ms",
-		       who(c), (c->garbage - 1) % 4, IO_TIMEOUT_MS);
-		mis_open(c, now);
-		break;
-	case CHURN:
-		/* Connect, maybe ask, hang up at once. */
-		fd = soak_connect();
-		if (rnd() % 2 && write(fd, s.deaf_blob, s.frame_len) < 0)
-			FAIL("%s: write: %s", who(c), strerror(errno));
-		close(fd);
-		s.churns++;
-		c->next_at = now + 2;
-		break;
-	default:
-		break;
-	}
-}
-
-static void mis_io(struct client *c, short revents, long now)
-{
-	if (c->kind == DEAF) {
-		/* It never reads: a hang-up is the daemon dropping it. */
-		if (revents & (POLLHUP | POLLERR)) {
-			s.drops++;
-			c_close(c);
-			c->next_at = now + 50;
-		}
-	} else if (c->kind == GARBAGE) {
-		garbage_io(c, now);
-	} else {
-		quiet_io(c);
-	}
 }
 
 /*
@@ -801,7 +533,7 @@ static long rss_kib(void)
 	long kib = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)s.d.pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)soak.d.pid);
 	f = fopen(path, "r");
 	EXPECT(f != NULL, "%s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f))
@@ -816,49 +548,54 @@ static void sample(long now)
 {
 	long kib = rss_kib();
 
-	if (!s.rss_first)
-		s.rss_first = kib;
-	if (now < s.warm)
-		s.rss_base = kib;
-	if (kib > s.rss_max)
-		s.rss_max = kib;
-	s.rss_last = kib;
-	EXPECT(now < s.warm || (kib - s.rss_base) * (long)KiB < (long)RSS_SLACK,
+	if (!soak.rss_first)
+		soak.rss_first = kib;
+	if (now < soak.warm)
+		soak.rss_base = kib;
+	if (kib > soak.rss_max)
+		soak.rss_max = kib;
+	soak.rss_last = kib;
+	EXPECT(now < soak.warm ||
+		   (kib - soak.rss_base) * (long)KiB < (long)RSS_SLACK,
 	       "daemon RSS grew from %ld KiB after warm-up to %ld KiB (limit "
-	       "+%ld KiB)", s.rss_base, kib, (long)(RSS_SLACK / KiB));
+	       "+%ld KiB)",
+	       soak.rss_base, kib, (long)(RSS_SLACK / KiB));
 }
 
 /* Every well-behaved client is answered within IO_TIMEOUT_MS; a second in
  * which one completed nothing is only counted. */
 static void check_progress(long now)
 {
-	bool window = now >= s.next_window;
+	bool window = now >= soak.next_window;
 
 	for (int i = 0; i < NGOOD; i++) {
-		struct client *c = &s.c[i];
+		struct client *c = &soak.c[i];
 		long gap = c->npend ? now - c->progress : 0;
 
-		if (gap > s.max_gap)
-			s.max_gap = gap;
+		if (gap > soak.max_gap)
+			soak.max_gap = gap;
 		EXPECT(gap <= IO_TIMEOUT_MS,
 		       "%s: no response for %ld ms (%u in flight); log:\n%s",
-		       who(c), gap, c->npend, log_tail(&s.d));
-		if (window && !s.draining) {
-			s.empty_windows += c->window_ops == 0;
+		       who(c), gap, c->npend, log_tail(&soak.d));
+		if (window && !soak.draining) {
+			soak.empty_windows += c->window_ops == 0;
 			c->window_ops = 0;
 		}
 	}
 	if (window)
-		s.next_window = now + 1000;
+		soak.next_window = now + 1000;
 }
 
+/* The run is over: good clients free what they hold, non-readers wait to
+ * be dropped; silent and half-frame ones stay connected, for the daemon
+ * to close when it stops. */
 static void start_drain(long now)
 {
-	s.draining = true;
-	s.drain_start = now;
+	soak.draining = true;
+	soak.drain_start = now;
 	for (int i = NGOOD; i < NCLIENTS; i++)
-		if (s.c[i].kind != DEAF)
-			c_close(&s.c[i]);
+		if (soak.c[i].kind == GARBAGE)
+			c_close(&soak.c[i]);
 }
 
 /* Drained: the good clients hold nothing and every non-reader has been
@@ -869,16 +606,18 @@ static bool drained(long now)
 	bool done = true;
 
 	for (int i = 0; i < NCLIENTS; i++) {
-		struct client *c = &s.c[i];
+		struct client *c = &soak.c[i];
 
-		if (c->kind == GOOD ? !c->npend && !c->nlive : c->fd < 0)
+		if (c->kind == GOOD ? !c->npend && !c->nlive
+				    : c->kind != DEAF || c->fd < 0)
 			continue;
 		done = false;
-		if (now - s.drain_start > IO_TIMEOUT_MS + STALL_S * 3000)
-			FAIL("%s: still %s %ld ms after the run ended; log:\n%s",
-			     who(c), c->kind == GOOD ? "holding extents"
-						     : "connected",
-			     now - s.drain_start, log_tail(&s.d));
+		if (now - soak.drain_start > IO_TIMEOUT_MS + STALL_S * 3000)
+			FAIL(
+			    "%s: still %s %ld ms after the run ended; log:\n%s",
+			    who(c),
+			    c->kind == GOOD ? "holding extents" : "connected",
+			    now - soak.drain_start, log_tail(&soak.d));
 	}
 	return done;
 }
@@ -889,51 +628,55 @@ static void loop(void)
 		long now = now_ms();
 		int rc;
 
-		if (!s.draining && now >= s.end)
+		if (!soak.draining && now >= soak.end)
 			start_drain(now);
-		if (s.draining && drained(now))
+		if (soak.draining && drained(now))
 			return;
 		for (int i = 0; i < NCLIENTS; i++) {
-			struct client *c = &s.c[i];
+			struct client *c = &soak.c[i];
 
 			if (c->kind != GOOD)
-				mis_tick(c, now);
-			s.pfd[i].fd = c->fd;
-			s.pfd[i].events = c->kind == DEAF ? 0 : POLLIN;
+				bad_tick(c, now);
+			soak.pfd[i].fd = c->fd;
+			soak.pfd[i].events = c->kind == DEAF ? 0 : POLLIN;
 			if (c->kind == GOOD && c->olen)
-				s.pfd[i].events |= POLLOUT;
-			s.pfd[i].revents = 0;
+				soak.pfd[i].events |= POLLOUT;
+			soak.pfd[i].revents = 0;
 		}
-		rc = poll(s.pfd, NCLIENTS, 20);
+		rc = poll(soak.pfd, NCLIENTS, 20);
 		EXPECT(rc >= 0 || errno == EINTR, "poll: %s", strerror(errno));
 		now = now_ms();
 		for (int i = 0; i < NCLIENTS && rc > 0; i++) {
-			struct client *c = &s.c[i];
+			struct client *c = &soak.c[i];
 
-			if (!s.pfd[i].revents || c->fd < 0)
+			if (!soak.pfd[i].revents || c->fd < 0)
 				continue;
 			if (c->kind == GOOD)
-				good_io(c, s.pfd[i].revents);
+				good_io(c, soak.pfd[i].revents);
 			else
-				mis_io(c, s.pfd[i].revents, now);
+				bad_io(c, soak.pfd[i].revents, now);
 		}
 		check_progress(now);
-		if (now >= s.next_tick) {
+		if (now >= soak.next_tick) {
 			sample(now);
-			s.next_tick = now + TICK_MS;
+			soak.next_tick = now + TICK_MS;
 		}
 	}
 }
 
-/* Everything freed: the spaces must be whole; then a graceful stop and a
- * clean offline check of what the journal kept. */
+/* Everything freed: the spaces must be whole; then a graceful stop, with
+ * the idle clients still connected, and a clean offline check of what the
+ * journal kept. */
 static void finish(void)
 {
 	char out[4096], err[4096];
 	struct cl cl;
 	int st;
 
-	cl_open(&cl, &s.d);
+	for (int i = NGOOD; i < NCLIENTS; i++)
+		soak.idle_left += soak.c[i].fd >= 0;
+
+	cl_open(&cl, &soak.d);
 	for (int sp = 0; sp < 2; sp++) {
 		struct sinfo si = stat_ok(&cl, spaces[sp].name);
 
@@ -942,13 +685,15 @@ static void finish(void)
 		EXPECT_EQ(si.extents, 0);
 	}
 	cl_close(&cl);
-	s.rss_last = rss_kib();
-	daemon_stop(&s.d);
+	soak.rss_last = rss_kib();
+	daemon_stop(&soak.d);
+	for (int i = 0; i < NCLIENTS; i++)
+		c_close(&soak.c[i]);
 	st = potad_run(out, sizeof(out), err, sizeof(err), 60000, "--check",
-		       "--state-dir", s.d.state, (char *)NULL);
+		       "--state-dir", soak.d.state, (char *)NULL);
 	EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	       "potad --check: expected exit 0, got status %#x:\n%s%s", st,
-	       out, err);
+	       "potad --check: expected exit 0, got status %#x:\n%s%s", st, out,
+	       err);
 }
 
 static void setup(void)
@@ -967,25 +712,20 @@ static void setup(void)
 		exit(77);
 	}
 	for (int sp = 0; sp < 2; sp++) {
-		s.owner[sp] = calloc(spaces[sp].size / GRANULE, 2);
-		EXPECT(s.owner[sp] != NULL, "out of memory");
+		soak.owner[sp] = calloc(spaces[sp].size / GRANULE, 2);
+		EXPECT(soak.owner[sp] != NULL, "out of memory");
 	}
-	s.frame_len = frame_list(s.deaf_blob, sizeof(s.deaf_blob));
-	s.deaf_len = s.frame_len;
-	while (s.deaf_len * 2 <= sizeof(s.deaf_blob)) {
-		memcpy(s.deaf_blob + s.deaf_len, s.deaf_blob, s.deaf_len);
-		s.deaf_len *= 2;
-	}
+	bad_init();
 	for (int k = GOOD; k <= CHURN; k++) {
-		static const int count[] = {NGOOD,    NSILENT,  NHALF,
-					    NDEAF,    NGARBAGE, NCHURN};
+		static const int count[] = {NGOOD, NSILENT,  NHALF,
+					    NDEAF, NGARBAGE, NCHURN};
 
 		for (int n = 0; n < count[k]; n++, i++) {
-			s.c[i].kind = (enum kind)k;
-			s.c[i].n = n;
-			s.c[i].fd = -1;
-			snprintf(s.c[i].label, sizeof(s.c[i].label), "soak-%d",
-				 n);
+			soak.c[i].kind = (enum kind)k;
+			soak.c[i].n = n;
+			soak.c[i].fd = -1;
+			snprintf(soak.c[i].label, sizeof(soak.c[i].label),
+				 "soak-%d", n);
 		}
 	}
 }
@@ -997,29 +737,29 @@ int main(void)
 	long now;
 
 	env = getenv("POTAD_SOAK_SEED");
-	s.rng = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
-	s.rng = s.rng ? s.rng : 1;
+	soak.rng = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
+	soak.rng = soak.rng ? soak.rng : 1;
 	EXPECT(secs > 0, "POTAD_SOAK_SECONDS=%ld", secs);
 	/* Failures print one line and exit 1 (no Check runner here); the
 	 * daemon dies with us (PR_SET_PDEATHSIG) and its log stays. */
 	fail_fd = STDERR_FILENO;
 	EXPECT(harness_init() == 0, "harness_init: %s", strerror(errno));
-	printf("soak: %ld s, seed %#" PRIx64 "\n", secs, s.rng);
+	printf("soak: %ld s, seed %#" PRIx64 "\n", secs, soak.rng);
 	setup();
-	daemon_start(&s.d, conf);
-	printf("soak: daemon pid %d, log %s\n", (int)s.d.pid, s.d.log);
+	daemon_start(&soak.d, conf);
+	printf("soak: daemon pid %d, log %s\n", (int)soak.d.pid, soak.d.log);
 	fflush(stdout);
 	now = now_ms();
-	s.start = now;
-	s.end = now + secs * 1000;
-	s.warm = now + (secs < 8 ? secs * 250 : 2000);
-	s.next_window = now + 1000;
+	soak.start = now;
+	soak.end = now + secs * 1000;
+	soak.warm = now + (secs < 8 ? secs * 250 : 2000);
+	soak.next_window = now + 1000;
 	for (int i = 0; i < NCLIENTS; i++) {
-		if (s.c[i].kind == GOOD) {
-			s.c[i].fd = soak_connect();
-			good_refill(&s.c[i]);
-		} else if (s.c[i].kind != CHURN) {
-			mis_open(&s.c[i], now);
+		if (soak.c[i].kind == GOOD) {
+			soak.c[i].fd = soak_connect();
+			good_refill(&soak.c[i]);
+		} else if (soak.c[i].kind != CHURN) {
+			bad_open(&soak.c[i], now);
 		}
 	}
 	loop();
@@ -1029,17 +769,20 @@ int main(void)
 	       "%d churn clients; %" PRIu64 " ops in %.1f s (%.0f/s): %" PRIu64
 	       " allocs, %" PRIu64 " NO_SPACE, %" PRIu64 " frees, %" PRIu64
 	       " lookups, %" PRIu64 " lists, %" PRIu64 " stats\n",
-	       NGOOD, NSILENT, NHALF, NDEAF, NGARBAGE, NCHURN, s.ops,
-	       (now - s.start) / 1000.0, s.ops * 1000.0 / (now - s.start),
-	       s.allocs, s.nospace, s.frees, s.lookups, s.lists, s.stats);
+	       NGOOD, NSILENT, NHALF, NDEAF, NGARBAGE, NCHURN, soak.ops,
+	       (now - soak.start) / 1000.0,
+	       soak.ops * 1000.0 / (now - soak.start), soak.allocs,
+	       soak.nospace, soak.frees, soak.lookups, soak.lists, soak.stats);
 	printf("soak: daemon RSS %ld KiB first, %ld after warm-up, %ld max, "
 	       "%ld last; %" PRIu64 " non-readers dropped (%" PRIu64
 	       " KiB sent unread), %" PRIu64 " bad frames refused, %" PRIu64
-	       " churn connects, %" PRIu64 " idle reconnects; longest wait "
-	       "%ld ms, %" PRIu64 " client-seconds with no op done\n",
-	       s.rss_first, s.rss_base, s.rss_max, s.rss_last, s.drops,
-	       s.deaf_bytes / KiB, s.refusals, s.churns, s.reconnects,
-	       s.max_gap, s.empty_windows);
+	       " churn connects, %" PRIu64 " idle reconnects, %d idle at "
+	       "SIGTERM; longest wait %ld ms, %" PRIu64
+	       " client-seconds with no op done\n",
+	       soak.rss_first, soak.rss_base, soak.rss_max, soak.rss_last,
+	       soak.drops, soak.deaf_bytes / KiB, soak.refusals, soak.churns,
+	       soak.reconnects, soak.idle_left, soak.max_gap,
+	       soak.empty_windows);
 	harness_fini();
 	return 0;
 }
