@@ -22,11 +22,13 @@
 /*
  * The daemon (started by the harness, journal on) serves two range spaces
  * to NGOOD well-behaved clients, each keeping DEPTH requests in flight:
- * allocations of random sizes and alignments, some labelled, frees of its
- * own extents, and now and then a Lookup, a ListExtents of its own label
- * or a SpaceStat.  Every response is checked, in order, against a model:
- * one owner per unit of each space, so an extent that overlaps anyone's
- * live extent fails the test the moment it is handed out.
+ * allocations of random sizes and alignments, some labelled, some scoped
+ * to the session, frees of its own extents, and now and then a Lookup, a
+ * ListExtents of its own label or a SpaceStat; once in a while it hangs
+ * up and comes back (its session extents go, the rest it frees later).
+ * Every response is checked, in order, against a model: one owner per
+ * unit of each space, so an extent that overlaps anyone's live extent
+ * fails the test the moment it is handed out.
  *
  * Beside them, misbehaving clients: some connect and never send, some send
  * half a frame and stall, some pipeline requests and never read (the
@@ -284,11 +286,13 @@ static void send_alloc(struct client *c)
 	uint64_t size = 1 + rnd() % (GRANULE << (rnd() % 8));
 	uint64_t align = rnd() % 2 ? 0 : GRANULE << (rnd() % 6);
 	bool labeled = rnd() % 2, top = rnd() % 8 == 0;
+	bool session = rnd() % 5 == 0;
 	uint64_t id = queue_op(
 	    c, op_alloc((struct aa){.space = spaces[sp].name,
 				    .size = size,
 				    .align = align,
 				    .top_down = top,
+				    .session = session,
 				    .label = labeled ? c->label : NULL}));
 
 	p = push(c, POTAD__V1__OP__OP_ALLOC, id);
@@ -296,6 +300,7 @@ static void send_alloc(struct client *c)
 	p->size = size;
 	p->align = align;
 	p->labeled = labeled;
+	p->session = session;
 	c->nallocs++;
 }
 
@@ -355,6 +360,10 @@ static bool good_one(struct client *c)
 	unsigned r = (unsigned)(rnd() % 100);
 	bool full = c->nlive + c->nallocs >= MAXLIVE;
 
+	if (c->quiesce || (!soak.draining && rnd() % 4096 == 0)) {
+		c->quiesce = true;
+		return false;
+	}
 	if (soak.draining) {
 		if (l)
 			send_free(c, l);
@@ -369,10 +378,41 @@ static bool good_one(struct client *c)
 	return true;
 }
 
+/*
+ * Hang up with nothing in flight and come back under a new label: the
+ * daemon frees the session extents once it sees the close (another client
+ * may get their units from then on), the others stay ours to free from
+ * the new connection.
+ */
+static void good_reconnect(struct client *c)
+{
+	for (unsigned i = 0; i < c->nlive;) {
+		struct live *l = &c->live[i];
+
+		if (!l->session) {
+			i++;
+			continue;
+		}
+		model_give(c, l, true);
+		*l = c->live[--c->nlive];
+	}
+	c_close(c);
+	c->fd = soak_connect();
+	c->quiesce = false;
+	c->gen++;
+	snprintf(c->label, sizeof(c->label), "soak-%d.%u", c->n, c->gen);
+	soak.good_reconnects++;
+}
+
 static void good_refill(struct client *c)
 {
 	while (c->npend < DEPTH && good_one(c))
 		;
+	if (c->quiesce && !c->npend) {
+		good_reconnect(c);
+		while (c->npend < DEPTH && good_one(c))
+			;
+	}
 	EXPECT(flush_out(c) == 0, "%s: write: the daemon hung up; log:\n%s",
 	       who(c), log_tail(&soak.d));
 }
@@ -403,6 +443,7 @@ static void check_alloc(struct client *c, const struct pend *p,
 	       who(c), p->size, p->align, spaces[p->sp].name, e->offset,
 	       e->length, e->handle);
 	EXPECT_STR(e->label ? e->label : "", p->labeled ? c->label : "");
+	EXPECT_EQ(e->session, p->session);
 	model_take(c, p->sp, e->offset, e->length);
 	EXPECT(c->nlive < MAXLIVE, "%s: more live extents than asked for",
 	       who(c));
@@ -411,8 +452,11 @@ static void check_alloc(struct client *c, const struct pend *p,
 			   .offset = e->offset,
 			   .length = e->length,
 			   .sp = p->sp,
-			   .labeled = p->labeled};
+			   .labeled = p->labeled,
+			   .session = p->session,
+			   .gen = c->gen};
 	soak.allocs++;
+	soak.sessions += p->session;
 }
 
 static void check_free(struct client *c, const struct pend *p,
@@ -450,7 +494,9 @@ static void check_query(struct client *c, const struct pend *p,
 		/* Its label is its own: the list is exactly its labelled
 		 * extents there, as the responses so far left them. */
 		for (unsigned i = 0; i < c->nlive; i++)
-			want += c->live[i].labeled && c->live[i].sp == p->sp;
+			want += c->live[i].labeled &&
+				c->live[i].gen == c->gen &&
+				c->live[i].sp == p->sp;
 		EXPECT(r->body_case == POTAD__V1__RESULT__BODY_EXTENTS,
 		       "%s: ListExtents: no list", who(c));
 		EXPECT_EQ(r->extents->n_extents, want);
@@ -678,7 +724,8 @@ static void finish(void)
 
 	cl_open(&cl, &soak.d);
 	for (int sp = 0; sp < 2; sp++) {
-		struct sinfo si = stat_ok(&cl, spaces[sp].name);
+		/* Session extents of the last hang-ups may still be going. */
+		struct sinfo si = wait_extents(&cl, spaces[sp].name, 0);
 
 		EXPECT_EQ(si.free_bytes, spaces[sp].size);
 		EXPECT_EQ(si.used_bytes, 0);
@@ -725,7 +772,7 @@ static void setup(void)
 			soak.c[i].n = n;
 			soak.c[i].fd = -1;
 			snprintf(soak.c[i].label, sizeof(soak.c[i].label),
-				 "soak-%d", n);
+				 "soak-%d.0", n);
 		}
 	}
 }
@@ -767,12 +814,14 @@ int main(void)
 	finish();
 	printf("soak: %d good, %d silent, %d half-frame, %d deaf, %d garbage, "
 	       "%d churn clients; %" PRIu64 " ops in %.1f s (%.0f/s): %" PRIu64
-	       " allocs, %" PRIu64 " NO_SPACE, %" PRIu64 " frees, %" PRIu64
-	       " lookups, %" PRIu64 " lists, %" PRIu64 " stats\n",
+	       " allocs (%" PRIu64 " session), %" PRIu64 " NO_SPACE, %" PRIu64
+	       " frees, %" PRIu64 " lookups, %" PRIu64 " lists, %" PRIu64
+	       " stats, %" PRIu64 " hang-ups\n",
 	       NGOOD, NSILENT, NHALF, NDEAF, NGARBAGE, NCHURN, soak.ops,
 	       (now - soak.start) / 1000.0,
 	       soak.ops * 1000.0 / (now - soak.start), soak.allocs,
-	       soak.nospace, soak.frees, soak.lookups, soak.lists, soak.stats);
+	       soak.sessions, soak.nospace, soak.frees, soak.lookups,
+	       soak.lists, soak.stats, soak.good_reconnects);
 	printf("soak: daemon RSS %ld KiB first, %ld after warm-up, %ld max, "
 	       "%ld last; %" PRIu64 " non-readers dropped (%" PRIu64
 	       " KiB sent unread), %" PRIu64 " bad frames refused, %" PRIu64

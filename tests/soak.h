@@ -28,7 +28,8 @@ enum kind { GOOD, SILENT, HALF, DEAF, GARBAGE, CHURN };
 struct live {
 	uint64_t handle, offset, length;
 	uint8_t sp;
-	bool labeled, freeing;
+	bool labeled, freeing, session;
+	unsigned gen; /* the client's label generation when it was made */
 };
 
 /* A request in flight: what its response must say. */
@@ -36,7 +37,7 @@ struct pend {
 	uint64_t id;
 	int op; /* Potad__V1__Op__OpCase */
 	uint8_t sp;
-	bool labeled;
+	bool labeled, session;
 	uint64_t size, align, handle, offset;
 };
 
@@ -56,7 +57,9 @@ struct client {
 	int garbage;   /* bad frames sent so far */
 	bool want_eof; /* a bad frame the daemon closes after refusing */
 	bool answered;
-	char label[16];
+	bool quiesce; /* good: hang up and come back once nothing is due */
+	unsigned gen; /* good: connections so far; its label names it */
+	char label[24];
 };
 
 struct soak {
@@ -70,7 +73,8 @@ struct soak {
 	long start, end, warm, drain_start, next_tick, next_window;
 	bool draining;
 	/* Figures for the summary. */
-	uint64_t ops, allocs, nospace, frees, lookups, lists, stats;
+	uint64_t ops, allocs, nospace, frees, lookups, lists, stats, sessions;
+	uint64_t good_reconnects;
 	uint64_t drops, deaf_bytes, refusals, churns, reconnects, empty_windows;
 	long rss_first, rss_base, rss_max, rss_last, max_gap;
 	int idle_left; /* silent and half-frame clients at SIGTERM */
