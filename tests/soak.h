@@ -67,7 +67,7 @@ struct soak {
 	struct client c[NCLIENTS];
 	struct pollfd pfd[NCLIENTS];
 	uint16_t *owner[2]; /* per unit: the good client holding it, plus 1 */
-	uint8_t deaf_blob[DEAF_BLOB]; /* ListSpaces frames, back to back */
+	uint8_t deaf_blob[DEAF_BLOB]; /* what non-readers send (bad_init) */
 	size_t deaf_len, frame_len;   /* all of them, and one */
 	uint64_t rng;
 	long start, end, warm, drain_start, next_tick, next_window;

@@ -16,9 +16,10 @@
  * - silent: connects and sends nothing; served nothing, harms no one;
  * - half-frame: sends half of a frame (some of a large one) and stalls;
  *   the daemon waits for the rest without answering or blocking others;
- * - deaf: pipelines ListSpaces and never reads; the daemon must stop
- *   reading it once its replies back up, then drop it after stall_timeout
- *   (the hang-up is what this side sees);
+ * - deaf: pipelines ListSpaces (and a few session-scoped allocations)
+ *   and never reads; the daemon must stop reading it once its replies
+ *   back up, then drop it after stall_timeout (the hang-up is what this
+ *   side sees) and free its session extents;
  * - garbage: a varint that never ends, a length over the frame limit (both
  *   refused, then closed), bytes no protobuf decodes and a label that is
  *   not UTF-8 (refused, the connection stays);
@@ -30,12 +31,11 @@
 
 #define HALF_BIG 60000 /* the large frame a half-frame client starts */
 
-/* A ListSpaces request, framed: what non-readers and churners send. */
-static size_t frame_list(uint8_t *buf, size_t cap)
+/* One request of one op (freed here), framed at buf. */
+static size_t frame_op(uint8_t *buf, size_t cap, Potad__V1__Op *op)
 {
 	uint8_t *b = NULL;
 	size_t len = 0, bcap = 0;
-	Potad__V1__Op *op = op_list();
 	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
 
 	req.id = 1;
@@ -239,10 +239,27 @@ void bad_io(struct client *c, short revents, long now)
 	}
 }
 
+/*
+ * What non-readers send: ListSpaces, and one in 64 a session-scoped Alloc,
+ * so that some of what they leave behind when dropped is state the daemon
+ * must undo (and journal) as it closes them, replies still unsent.
+ * Half-frame clients and churners send the first ListSpaces.
+ */
 void bad_init(void)
 {
-	soak.frame_len = frame_list(soak.deaf_blob, sizeof(soak.deaf_blob));
+	uint8_t *b = soak.deaf_blob;
+	size_t cap = sizeof(soak.deaf_blob);
+
+	soak.frame_len = frame_op(b, cap, op_list());
 	soak.deaf_len = soak.frame_len;
+	for (int i = 1; i < 63; i++)
+		soak.deaf_len +=
+		    frame_op(b + soak.deaf_len, cap - soak.deaf_len, op_list());
+	soak.deaf_len += frame_op(b + soak.deaf_len, cap - soak.deaf_len,
+				  op_alloc((struct aa){.space = "soak-a",
+						       .size = GRANULE,
+						       .session = true,
+						       .label = "deaf"}));
 	while (soak.deaf_len * 2 <= sizeof(soak.deaf_blob)) {
 		memcpy(soak.deaf_blob + soak.deaf_len, soak.deaf_blob,
 		       soak.deaf_len);
