@@ -212,10 +212,12 @@ void drop_consumed(struct client *c, size_t pos)
 
 /*
  * The model: who holds each unit of each space.  A unit whose free has
- * been sent but not answered is marked FREEING: the daemon may already
- * have freed it and handed it to another client whose reply this process
- * happens to read first (both wait for the same commit), so taking it is
- * no overlap.  Taking any other held unit is.
+ * been sent but not answered, or whose session has been hung up, is marked
+ * FREEING: the daemon may already have freed it and handed it to another
+ * client whose reply this process happens to read first (both wait for
+ * the same commit), so taking it is no overlap.  Taking any other held
+ * unit is.  (What this cannot see: a unit handed out before a free that
+ * was sent earlier had been done.)
  */
 #define FREEING 0x8000
 
