@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* What the soak test's files share: its clients, its state, its figures
- * (tests/soak.c runs it; tests/soak_bad.c holds the misbehaving clients). */
+ * (tests/soak.c runs it, soak_conn.c talks to the daemon, soak_bad.c holds
+ * the misbehaving clients). */
 #ifndef POTAD_TESTS_SOAK_H
 #define POTAD_TESTS_SOAK_H
 
@@ -82,10 +83,12 @@ struct soak {
 
 extern struct soak soak;
 
-/* A random number from the run's seed. */
+/* A random number from the run's seed (soak.c). */
 uint64_t rnd(void);
-/* "deaf client 7", for messages. */
+/* "deaf client 7", for messages (soak.c). */
 const char *who(const struct client *c);
+
+/* soak_conn.c */
 /* A non-blocking connection to the daemon (a bounded connect). */
 int soak_connect(void);
 /* Close c's connection and forget its buffers. */
