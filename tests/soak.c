@@ -287,15 +287,20 @@ static void good_reconnect(struct client *c)
 	soak.good_reconnects++;
 }
 
+/* Keep DEPTH requests in flight.  Only a drained client may be left with
+ * none: nothing but a response calls back in here. */
 static void good_refill(struct client *c)
 {
-	while (c->npend < DEPTH && good_one(c))
-		;
-	if (c->quiesce && !c->npend) {
-		good_reconnect(c);
+	for (;;) {
 		while (c->npend < DEPTH && good_one(c))
 			;
+		if (!c->quiesce || c->npend)
+			break;
+		/* It may choose to hang up again at once. */
+		good_reconnect(c);
 	}
+	EXPECT(c->npend || (soak.draining && !c->nlive),
+	       "%s: nothing in flight, %u extents held", who(c), c->nlive);
 	EXPECT(flush_out(c) == 0, "%s: write: the daemon hung up; log:\n%s",
 	       who(c), log_tail(&soak.d));
 }
