@@ -14,7 +14,8 @@
 
 /*
  * [daemon]          socket, socket_mode, state_dir, admin_group, max_frame,
- *                   max_connections, max_queue, low_water, log_level,
+ *                   max_connections, max_queue, stall_timeout, low_water,
+ *                   log_level,
  *                   journal, journal_io, checkpoint_bytes, journal_chunk,
  *                   sysfs_root
  * [space NAME]      kind (range|file|swap|blockdev|devdax|pcibar), base,
@@ -313,6 +314,16 @@ static int daemon_key(struct loader *ld, const char *key, const char *v)
 		cfg->socket_mode = (unsigned)m;
 		return 1;
 	}
+	if (strcmp(key, "stall_timeout") == 0) {
+		/* Whole seconds: a size suffix would make no sense here. */
+		char *end;
+		unsigned long s = strtoul(v, &end, 10);
+
+		if (*end || s < 1 || s > 86400)
+			return 0;
+		cfg->stall_ms = (unsigned)s * 1000;
+		return 1;
+	}
 	if (potad__parse_size(v, &n) < 0)
 		return 0;
 	if (strcmp(key, "max_frame") == 0 && n >= 64)
@@ -588,6 +599,7 @@ int potad__config_load(struct potad_config *cfg, const char *file,
 	cfg->max_frame = 1u << 20;
 	cfg->max_conns = 1024;
 	cfg->max_queue = 4u << 20;
+	cfg->stall_ms = 30000;
 	cfg->low_water = 10;
 	cfg->log_level = POTAD_LOG_INFO;
 	cfg->journal = true;

@@ -32,6 +32,8 @@ struct potad_config {
 	size_t max_conns;  /* connections served at once */
 	size_t max_queue;  /* unsent reply bytes before a client is dropped,
 			    * and the most one request's replies may take */
+	unsigned stall_ms;  /* a client whose replies have not moved for this
+			     * long is dropped */
 	unsigned low_water; /* default low-space watermark, percent */
 	int log_level;
 	bool journal;       /* durability on (default) */
@@ -298,6 +300,9 @@ int64_t potad__owner_get(uid_t uid, const char *label, uint64_t conn);
 const struct powner *potad__owner(uint32_t id);
 /* Forget the session owners of connection conn (its extents are gone). */
 void potad__owner_drop_conn(uint64_t conn);
+/* Forget the owners no extent names any more, once enough have piled up;
+ * only between requests (a reply being built may point at a label). */
+void potad__owner_sweep(void);
 
 /* Longest owner label or idempotency token a client may give. */
 #define POTAD_LABEL_MAX 1024

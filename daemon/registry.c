@@ -187,6 +187,52 @@ void potad__owner_drop_conn(uint64_t conn)
 			hmap_del(&owners, i);
 }
 
+/*
+ * Owners are not counted: an extent keeps only the number.  Session
+ * owners go with their connection, but the others stayed for ever, so a
+ * client that labels each job afresh grew the table (and the scan above,
+ * made at every close) without bound; the soak test's reconnecting
+ * clients showed it.  So once the table has filled to twice what was in
+ * use at the last sweep (and at least 4096), mark the owners that an
+ * extent of any space names, and forget the other non-session ones.  The
+ * discard owner is cached elsewhere and is kept.  Amortized, a sweep costs
+ * a walk of the extents per few thousand new labels.
+ */
+static uint32_t sweep_at = 4096;
+
+static int mark_owner(const struct potad_extent *e, void *arg)
+{
+	uint8_t *mark = arg;
+
+	if (e->owner < owners.n)
+		mark[e->owner] = 1;
+	return 0;
+}
+
+void potad__owner_sweep(void)
+{
+	uint32_t kept = 0, n = owners.n;
+	uint8_t *mark;
+
+	if (owners.freelist || n < sweep_at || !(mark = calloc(n, 1)))
+		return;
+	for (size_t i = 0; i < nspaces; i++)
+		if (spaces[i]->eng)
+			potad_extent_foreach(spaces[i]->eng, 0, 0, mark_owner,
+					     mark);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!owners.ents[i].live)
+			continue;
+		if (mark[i] || owners.ents[i].b || potad__discard_owner(i))
+			kept++;
+		else
+			hmap_del(&owners, i);
+	}
+	free(mark);
+	sweep_at = kept * 2 > 4096 ? kept * 2 : 4096;
+	log_debug("owners: %u of %u in use after a sweep", kept, n);
+}
+
 int potad__token_find(uid_t uid, const char *token, struct pspace **ps,
 		      uint64_t *handle)
 {

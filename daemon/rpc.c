@@ -948,8 +948,12 @@ Potad__V1__Response *potad__rpc_handle(struct potad_conn *c,
 			.a = a,
 			.base = potad__arena_bytes(a),
 			.prep = st ? st->prep : NULL};
-	Potad__V1__Response *resp = potad__rpc_zalloc(&x, sizeof(*resp));
+	Potad__V1__Response *resp;
 	Potad__V1__Result *res = NULL;
+
+	/* Here, between requests, no reply points at an owner's label. */
+	potad__owner_sweep();
+	resp = potad__rpc_zalloc(&x, sizeof(*resp));
 
 	if (!resp)
 		goto out;

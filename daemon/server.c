@@ -759,21 +759,22 @@ static void on_connection(uv_stream_t *l, int status)
 /*
  * A client that stops reading is no longer read from (backpressure), so
  * it cannot make us buffer more; but it would hold its connection for
- * ever.  One whose replies have not moved for STALL_MS is dropped.
+ * ever.  One whose replies have not moved for stall_timeout (cfg->stall_ms,
+ * 30 s by default; the soak test makes it short) is dropped.
  */
-#define STALL_MS 30000
-
 static void on_stall_check(uv_timer_t *t)
 {
 	uint64_t now = uv_now(srv.loop);
 
 	for (struct potad_conn *c = srv.conns, *n; c; c = n) {
 		n = c->next;
-		if (c->writing && !c->closing && now - c->write_since > STALL_MS) {
+		if (c->writing && !c->closing &&
+		    now - c->write_since > srv.cfg->stall_ms) {
 			log_warn("client pid %d uid %u has not read its replies "
-				 "for %d s; dropping connection %llu",
+				 "for %u s; dropping connection %llu",
 				 (int)c->peer.pid, (unsigned)c->peer.uid,
-				 STALL_MS / 1000, (unsigned long long)c->id);
+				 srv.cfg->stall_ms / 1000,
+				 (unsigned long long)c->id);
 			conn_close(c);
 		}
 	}
@@ -861,8 +862,8 @@ static void start_handles(uv_loop_t *loop)
 {
 	uv_timer_init(loop, &srv.stop_timer);
 	uv_timer_init(loop, &srv.stall_timer);
-	uv_timer_start(&srv.stall_timer, on_stall_check, STALL_MS / 6,
-		       STALL_MS / 6);
+	uv_timer_start(&srv.stall_timer, on_stall_check, srv.cfg->stall_ms / 6,
+		       srv.cfg->stall_ms / 6);
 	uv_unref((uv_handle_t *)&srv.stall_timer);
 	uv_signal_init(loop, &srv.sigterm);
 	uv_signal_init(loop, &srv.sigint);

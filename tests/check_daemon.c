@@ -176,6 +176,58 @@ START_TEST(alloc_free_lookup)
 }
 END_TEST
 
+/* Owners that no extent names any more are forgotten once thousands have
+ * piled up (a client that labels each job afresh must not grow the daemon
+ * for ever), and those still named keep their labels. */
+START_TEST(owner_sweep)
+{
+	enum { BATCH = 50, JOBS = 5000 };
+	struct res *out = xcalloc(BATCH * sizeof(*out));
+	Potad__V1__Op *ops[BATCH];
+	char labels[BATCH][32];
+	struct daemon d;
+	struct cl c;
+	struct ext keep;
+	struct res r;
+
+	daemon_start(&d, "[daemon]\nlog_level = debug\n\n"
+			 "[space default]\nkind = range\nsize = 1G\n"
+			 "granule = 4K\nallow = all\n");
+	cl_open(&c, &d);
+	keep = ALLOC_OK(&c, .size = 4096, .label = "keep");
+	for (int j = 0; j < JOBS; j += BATCH) {
+		for (int i = 0; i < BATCH; i++) {
+			snprintf(labels[i], sizeof(labels[i]), "job-%d", j + i);
+			ops[i] = op_alloc(
+			    (struct aa){.size = 4096, .label = labels[i]});
+		}
+		call_ops(&c, ops, BATCH, out);
+		for (int i = 0; i < BATCH; i++) {
+			EXPECT_OK(out[i]);
+			EXPECT_STR(out[i].ext.label, labels[i]);
+			ops[i] = op_free("default", out[i].ext.handle);
+		}
+		call_ops(&c, ops, BATCH, out);
+		for (int i = 0; i < BATCH; i++)
+			EXPECT_OK(out[i]);
+	}
+	EXPECT(strstr(log_text(&d), "after a sweep") != NULL,
+	       "%d labels used and dropped, but no owner sweep logged", JOBS);
+	r = call(&c, op_lookup("default", keep.offset));
+	EXPECT_OK(r);
+	EXPECT_STR(r.ext.label, "keep");
+	EXPECT_EQ(r.ext.handle, keep.handle);
+	r = ALLOC(&c, .size = 4096, .label = "job-7");
+	EXPECT_OK(r);
+	EXPECT_STR(r.ext.label, "job-7");
+	free_ok(&c, "default", r.ext.handle);
+	free_ok(&c, "default", keep.handle);
+	cl_close(&c);
+	daemon_stop(&d);
+	free(out);
+}
+END_TEST
+
 START_TEST(placement)
 {
 	struct daemon d;
@@ -1775,6 +1827,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, hello_and_list);
 	tcase_add_test(tc, alloc_free_lookup);
+	tcase_add_test(tc, owner_sweep);
 	tcase_add_test(tc, placement);
 	tcase_add_test(tc, pipelined);
 	tcase_add_test(tc, batched);
