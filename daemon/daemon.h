@@ -98,6 +98,10 @@ int potad__log_level(void);
 int potad__log_parse_level(const char *s);
 void potad__log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A warning caused by a client (a dropped connection, a bad frame):
+ * at most ten a minute, then a count of those left out. */
+void potad__log_client(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 #define log_err(...) potad__log(POTAD_LOG_ERR, __VA_ARGS__)
 #define log_warn(...) potad__log(POTAD_LOG_WARN, __VA_ARGS__)
 #define log_info(...) potad__log(POTAD_LOG_INFO, __VA_ARGS__)

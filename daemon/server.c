@@ -57,6 +57,7 @@ struct potad_conn {
 	bool dirty;      /* on the dirty list: has output to send */
 	struct potad_conn *dirty_next;
 	uint64_t write_since; /* loop time the current write started */
+	uint64_t read_at;     /* loop time bytes last arrived */
 	/* obuf[0, free_len) may go now; group i ends at hold_off[i] and
 	 * waits for seq hold_seq[i] to be durable. */
 	size_t free_len;
@@ -304,10 +305,13 @@ static void set_reading(struct potad_conn *c, bool on)
 	if (c->closing || c->reading == on)
 		return;
 	c->reading = on;
-	if (on)
+	if (on) {
+		/* A half frame's clock starts again: the pause was ours. */
+		c->read_at = uv_now(srv.loop);
 		uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-	else
+	} else {
 		uv_read_stop((uv_stream_t *)&c->pipe);
+	}
 }
 
 static void on_written(uv_write_t *w, int status)
@@ -400,10 +404,10 @@ static void conn_flush(struct potad_conn *c)
 		consume(c, sent);
 	}
 	if (c->writing && c->olen > srv.cfg->max_queue) {
-		log_warn("client pid %d uid %u is not reading its replies; "
-			 "dropping connection %llu",
-			 (int)c->peer.pid, (unsigned)c->peer.uid,
-			 (unsigned long long)c->id);
+		potad__log_client("client pid %d uid %u is not reading its "
+				  "replies; dropping connection %llu",
+				  (int)c->peer.pid, (unsigned)c->peer.uid,
+				  (unsigned long long)c->id);
 		conn_close(c);
 		return;
 	}
@@ -633,9 +637,10 @@ static void process(struct potad_conn *c)
 				 "frame of %llu bytes is over the %zu-byte "
 				 "limit",
 				 (unsigned long long)len, srv.cfg->max_frame);
-			log_warn("connection %llu (pid %d uid %u): %s; closing",
-				 (unsigned long long)c->id, (int)c->peer.pid,
-				 (unsigned)c->peer.uid, msg);
+			potad__log_client("connection %llu (pid %d uid %u): %s; "
+					  "closing", (unsigned long long)c->id,
+					  (int)c->peer.pid,
+					  (unsigned)c->peer.uid, msg);
 			put_refusal(c, POTAD__V1__STATUS__TOO_LARGE, msg);
 			c->close_after_flush = true;
 			break;
@@ -674,6 +679,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->rlen += (size_t)n;
+	c->read_at = uv_now(srv.loop);
 	process(c);
 	conn_flush(c);
 	flush_dirty();
@@ -741,9 +747,9 @@ static void on_connection(uv_stream_t *l, int status)
 	srv.nconns++;
 	identify(c);
 	if (srv.nconns > srv.cfg->max_conns) {
-		log_warn("connection limit %zu reached; refusing pid %d uid %u",
-			 srv.cfg->max_conns, (int)c->peer.pid,
-			 (unsigned)c->peer.uid);
+		potad__log_client("connection limit %zu reached; refusing pid "
+				  "%d uid %u", srv.cfg->max_conns,
+				  (int)c->peer.pid, (unsigned)c->peer.uid);
 		put_refusal(c, POTAD__V1__STATUS__UNAVAILABLE,
 			    "too many connections; try again later");
 		c->close_after_flush = true;
@@ -760,8 +766,20 @@ static void on_connection(uv_stream_t *l, int status)
  * A client that stops reading is no longer read from (backpressure), so
  * it cannot make us buffer more; but it would hold its connection for
  * ever.  One whose replies have not moved for stall_timeout (cfg->stall_ms,
- * 30 s by default; the soak test makes it short) is dropped.
+ * 30 s by default; the soak test makes it short) is dropped.  So is one
+ * that sent part of a frame and then nothing for as long: it holds up to
+ * a frame's worth of buffer.  A client that sends nothing at all (an
+ * event subscriber waiting) costs no buffer and is left alone.
  */
+static bool half_frame_stalled(const struct potad_conn *c, uint64_t now)
+{
+	/* Bytes left in the read buffer are a frame still arriving, unless
+	 * reading stopped for the client's own sake (backpressure, a probe,
+	 * a close): those cases wait on us, not on it. */
+	return c->rlen && c->reading && !c->parked && !c->closing &&
+	       !c->close_after_flush && now - c->read_at > srv.cfg->stall_ms;
+}
+
 static void on_stall_check(uv_timer_t *t)
 {
 	uint64_t now = uv_now(srv.loop);
@@ -770,11 +788,22 @@ static void on_stall_check(uv_timer_t *t)
 		n = c->next;
 		if (c->writing && !c->closing &&
 		    now - c->write_since > srv.cfg->stall_ms) {
-			log_warn("client pid %d uid %u has not read its replies "
-				 "for %u s; dropping connection %llu",
-				 (int)c->peer.pid, (unsigned)c->peer.uid,
-				 srv.cfg->stall_ms / 1000,
-				 (unsigned long long)c->id);
+			potad__log_client("client pid %d uid %u has not read "
+					  "its replies for %u s; dropping "
+					  "connection %llu",
+					  (int)c->peer.pid,
+					  (unsigned)c->peer.uid,
+					  srv.cfg->stall_ms / 1000,
+					  (unsigned long long)c->id);
+			conn_close(c);
+		} else if (half_frame_stalled(c, now)) {
+			potad__log_client("client pid %d uid %u sent %zu "
+					  "byte(s) of a frame and nothing for "
+					  "%u s; dropping connection %llu",
+					  (int)c->peer.pid,
+					  (unsigned)c->peer.uid, c->rlen,
+					  srv.cfg->stall_ms / 1000,
+					  (unsigned long long)c->id);
 			conn_close(c);
 		}
 	}

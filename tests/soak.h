@@ -77,6 +77,7 @@ struct soak {
 	uint64_t ops, allocs, nospace, frees, lookups, lists, stats, sessions;
 	uint64_t good_reconnects;
 	uint64_t drops, deaf_bytes, refusals, churns, reconnects, empty_windows;
+	uint64_t half_drops; /* half-frame clients the daemon dropped */
 	long rss_first, rss_base, rss_max, rss_last, max_gap;
 	int idle_left; /* silent and half-frame clients at SIGTERM */
 };

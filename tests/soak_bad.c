@@ -15,7 +15,8 @@
  *
  * - silent: connects and sends nothing; served nothing, harms no one;
  * - half-frame: sends half of a frame (some of a large one) and stalls;
- *   the daemon waits for the rest without answering or blocking others;
+ *   the daemon waits for the rest without answering or blocking others,
+ *   and drops it once it has sent nothing for stall_timeout;
  * - deaf: pipelines ListSpaces (and a few session-scoped allocations)
  *   and never reads; the daemon must stop reading it once its replies
  *   back up, then drop it after stall_timeout (the hang-up is what this
@@ -168,8 +169,9 @@ static void garbage_io(struct client *c, long now)
 	c->next_at = now + 20;
 }
 
-/* A connection that should hear nothing: any bytes are a failure; the
- * daemon closing it is only counted. */
+/* A connection that should hear nothing: any bytes are a failure.  A
+ * silent client must be left alone; a half frame left for stall_timeout
+ * is dropped (counted). */
 static void quiet_io(struct client *c)
 {
 	int rc = fill_in(c);
@@ -178,8 +180,12 @@ static void quiet_io(struct client *c)
 	       "%s: the daemon sent %zu bytes to a client that "
 	       "asked nothing",
 	       who(c), c->ilen);
-	if (rc <= 0)
-		c_close(c);
+	if (rc > 0)
+		return;
+	EXPECT(c->kind == HALF, "%s: the daemon dropped a client that sent "
+	       "nothing (%s)", who(c), rc ? strerror(-rc) : "end of file");
+	soak.half_drops++;
+	c_close(c);
 }
 
 void bad_tick(struct client *c, long now)
