@@ -8,10 +8,12 @@ set -euo pipefail
 dir=${1:-.}
 what=${2:-tests}
 passed=0 failed=0 skipped=0
-for log in "$dir"/tests/*.log; do
+for log in "$dir"/tests/*.log "$dir"/tests/*/*.log; do
 	[ -f "$log" ] || continue
-	name=$(basename "$log" .log)
-	trs=$dir/tests/$name.trs
+	trs=${log%.log}.trs
+	[ -f "$trs" ] || continue # not a test's log
+	name=${log#"$dir"/tests/}
+	name=${name%.log}
 	if grep -q '^:test-result: SKIP' "$trs" 2>/dev/null; then
 		skipped=$((skipped + 1))
 		echo "$name: skipped: $(tail -n 1 "$log")"
