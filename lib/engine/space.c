@@ -581,9 +581,12 @@ static uint64_t span_ceil(const struct potad_space *s, uint64_t b, uint64_t hi,
 /*
  * Take [a, b) out of [lo, hi), a stretch known to be wholly free whose
  * ends are block boundaries.  Merging keeps such a stretch cut into its
- * maximal aligned blocks, so those blocks are computed, not searched for;
- * each is still tested, and any surprise (a stretch that changes from
- * clean to dirty is one) falls back to the general path.
+ * maximal aligned blocks, so those blocks are computed, not searched for.
+ * Where the space has dirty blocks or poison, the stretch may not be one
+ * state or one run, so each block is tested and any surprise (a stretch
+ * that changes from clean to dirty is one) falls back to the general
+ * path; otherwise the callers' stretch is the run between two extents and
+ * the test would only repeat what merging guarantees.
  */
 static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 		       uint64_t lo, uint64_t hi)
@@ -600,7 +603,11 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 		if (x < a)
 			ra = x;
 		rb = x + pow2(k);
-		if (!potad__fb_test(s, x, k)) {
+		/* With every free unit clean and no poison, the stretch is
+		 * exactly the run between two extents and its blocks are its
+		 * maximal aligned pieces: nothing to test. */
+		if ((s->dirty_blocks || s->npoison) &&
+		    !potad__fb_test(s, x, k)) {
 			rc = potad__take_reserve(s, a, b);
 			if (rc == 0)
 				potad__take_range(s, a, b);
@@ -896,17 +903,23 @@ carve:
 	rlo = u;
 	rhi = u + pow2(j);
 	if (!down) {
-		uint64_t q;
+		uint64_t q, e;
 
-		rlo = span_floor(s, u, lo, clean);
-		if (rlo < p && p - rlo < L && align_up(rlo, A, &q) && q < p) {
+		/* The run's own edge, so that take_in_run() gets block
+		 * boundaries; the range bound only limits the slide. */
+		rlo = span_floor(s, u, s->ub, clean);
+		e = rlo < lo ? lo : rlo;
+		if (e < p && p - e < L && align_up(e, A, &q) && q < p) {
 			p = q;
 			goto take;
 		}
 	} else {
-		rhi = span_ceil(s, u + pow2(j), hi, clean);
-		if (rhi - (p + L) < L && ((rhi - L) & ~(A - 1)) > p) {
-			p = (rhi - L) & ~(A - 1);
+		uint64_t e;
+
+		rhi = span_ceil(s, u + pow2(j), s->ue, clean);
+		e = rhi > hi ? hi : rhi;
+		if (e - (p + L) < L && ((e - L) & ~(A - 1)) > p) {
+			p = (e - L) & ~(A - 1);
 			goto take;
 		}
 	}
