@@ -13,8 +13,11 @@
 /*
  * The engine knows owners as small integers; the daemon maps each
  * (uid, label, session connection) to one, and back.  Tokens map
- * (uid, token) to the extent a first attempt produced.  Both live in one
- * chained hash keyed by two integers and a string.
+ * (uid, token) to the extent a first attempt produced, and a second map
+ * leads from that extent (space, handle) back to its token, so that a
+ * free forgets the token in constant time however many tokens are live.
+ * All three live in the same chained hash keyed by two integers and a
+ * string.
  */
 struct hent {
 	uint64_t a, b;
@@ -25,7 +28,9 @@ struct hent {
 		struct {
 			struct pspace *ps;
 			uint64_t handle;
+			uint32_t rev; /* its entry in tokrev */
 		} tok;
+		uint32_t tok_at; /* tokrev: the token's entry in tokens */
 	} v;
 };
 
@@ -39,7 +44,7 @@ struct hmap {
 
 static struct pspace **spaces;
 static size_t nspaces, capspaces;
-static struct hmap owners, tokens;
+static struct hmap owners, tokens, tokrev;
 static uint64_t next_id;
 
 static uint64_t hash3(uint64_t a, uint64_t b, const char *s)
@@ -248,12 +253,19 @@ int potad__token_find(uid_t uid, const char *token, struct pspace **ps,
 int potad__token_add(uid_t uid, const char *token, struct pspace *ps,
 		     uint64_t handle)
 {
-	int64_t i = hmap_add(&tokens, uid, 0, token);
+	int64_t i = hmap_add(&tokens, uid, 0, token), r;
 
 	if (i < 0)
 		return (int)i;
+	r = hmap_add(&tokrev, (uintptr_t)ps, handle, NULL);
+	if (r < 0) {
+		hmap_del(&tokens, (uint32_t)i);
+		return (int)r;
+	}
 	tokens.ents[i].v.tok.ps = ps;
 	tokens.ents[i].v.tok.handle = handle;
+	tokens.ents[i].v.tok.rev = (uint32_t)r;
+	tokrev.ents[r].v.tok_at = (uint32_t)i;
 	return 0;
 }
 
@@ -273,17 +285,25 @@ int potad__token_foreach(potad__token_fn fn, void *arg)
 	return 0;
 }
 
+static void token_del(uint32_t i)
+{
+	hmap_del(&tokrev, tokens.ents[i].v.tok.rev);
+	hmap_del(&tokens, i);
+}
+
 void potad__token_forget(struct pspace *ps, uint64_t handle)
 {
-	/* Tokens are few next to extents; a scan on free of a tokened
-	 * extent would still be linear, so only spaces that ever saw a
-	 * token pay it. */
-	if (!tokens.n)
+	int64_t r;
+
+	/* A whole space goes rarely: that one may scan. */
+	if (handle == 0) {
+		for (uint32_t i = 0; i < tokens.n; i++)
+			if (tokens.ents[i].live && tokens.ents[i].v.tok.ps == ps)
+				token_del(i);
 		return;
-	for (uint32_t i = 0; i < tokens.n; i++)
-		if (tokens.ents[i].live && tokens.ents[i].v.tok.ps == ps &&
-		    (handle == 0 || tokens.ents[i].v.tok.handle == handle))
-			hmap_del(&tokens, i);
+	}
+	while ((r = hmap_find(&tokrev, (uintptr_t)ps, handle, NULL)) >= 0)
+		token_del(tokrev.ents[r].v.tok_at);
 }
 
 /*
@@ -319,6 +339,7 @@ void potad__registry_fini(void)
 	nspaces = capspaces = 0;
 	hmap_free(&owners);
 	hmap_free(&tokens);
+	hmap_free(&tokrev);
 }
 
 struct pspace *potad__space_by_id(uint64_t id)

@@ -638,6 +638,49 @@ START_TEST(idempotency_token)
 }
 END_TEST
 
+/* Many live tokens: a free forgets exactly the token of the extent it
+ * frees (found through the extent, not by a scan), an untokened free
+ * forgets none, and a retry of every token afterwards tells them apart. */
+START_TEST(token_many)
+{
+	enum { N = 300 };
+	struct daemon d;
+	struct cl c;
+	struct ext e[N], plain, b;
+	char tok[32];
+
+	daemon_start(&d, NULL);
+	cl_open(&c, &d);
+	for (int i = 0; i < N; i++) {
+		snprintf(tok, sizeof(tok), "many-%d", i);
+		e[i] = ALLOC_OK(&c, .size = 4 * KiB, .token = tok);
+	}
+	plain = ALLOC_OK(&c, .size = 4 * KiB);
+	free_ok(&c, "default", plain.handle);
+	for (int i = 0; i < N; i += 3)
+		free_ok(&c, "default", e[i].handle);
+	for (int i = 0; i < N; i++) {
+		snprintf(tok, sizeof(tok), "many-%d", i);
+		b = ALLOC_OK(&c, .size = 4 * KiB, .token = tok);
+		if (i % 3 == 0)
+			EXPECT(b.handle != e[i].handle,
+			       "token %s still named the freed extent %#llx",
+			       tok, (unsigned long long)e[i].handle);
+		else
+			EXPECT(b.handle == e[i].handle,
+			       "token %s: handle %#llx, expected %#llx", tok,
+			       (unsigned long long)b.handle,
+			       (unsigned long long)e[i].handle);
+		e[i] = b;
+	}
+	EXPECT_EQ(stat_ok(&c, "default").extents, N);
+	for (int i = 0; i < N; i++)
+		free_ok(&c, "default", e[i].handle);
+	cl_close(&c);
+	daemon_stop(&d);
+}
+END_TEST
+
 /*
  * Concurrency: 64 processes allocate and free at once.  A shared bitmap of
  * 4 KiB units catches any unit handed to two clients at the same time.
@@ -1834,6 +1877,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, pipelined_backpressure);
 	tcase_add_test(tc, pipelined_with_event);
 	tcase_add_test(tc, idempotency_token);
+	tcase_add_test(tc, token_many);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("concurrency");
