@@ -3259,6 +3259,241 @@ START_TEST(clean_search_skips_dirty)
 }
 END_TEST
 
+/*
+ * The radix trees alone, white-box, against a sorted array: sets (with
+ * their singletons, pairing and leaf-word searches) and a map, over key
+ * ranges from one leaf to the full 64 bits.  Keys come in clusters (dense
+ * leaves), scattered (singletons at every level) and as buddies of keys
+ * already present (pairing), so chains are made, expanded and pruned.
+ */
+struct kmodel {
+	uint64_t *k;
+	uint32_t *v;
+	size_t n;
+};
+
+static size_t km_find(const struct kmodel *m, uint64_t key)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->k[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool km_has(const struct kmodel *m, uint64_t key)
+{
+	size_t i = km_find(m, key);
+
+	return i < m->n && m->k[i] == key;
+}
+
+static void km_put(struct kmodel *m, uint64_t key, uint32_t val)
+{
+	size_t i = km_find(m, key);
+
+	if (i < m->n && m->k[i] == key) {
+		m->v[i] = val;
+		return;
+	}
+	memmove(m->k + i + 1, m->k + i, (m->n - i) * sizeof(*m->k));
+	memmove(m->v + i + 1, m->v + i, (m->n - i) * sizeof(*m->v));
+	m->k[i] = key;
+	m->v[i] = val;
+	m->n++;
+}
+
+static bool km_del(struct kmodel *m, uint64_t key)
+{
+	size_t i = km_find(m, key);
+
+	if (i == m->n || m->k[i] != key)
+		return false;
+	memmove(m->k + i, m->k + i + 1, (m->n - i - 1) * sizeof(*m->k));
+	memmove(m->v + i, m->v + i + 1, (m->n - i - 1) * sizeof(*m->v));
+	m->n--;
+	return true;
+}
+
+static uint64_t rx_next(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t rx_key(uint64_t *x, uint64_t maxkey, const struct kmodel *m)
+{
+	uint64_t r = rx_next(x), c;
+
+	switch (r % 10) {
+	case 0: case 1: case 2: /* a buddy of a key present */
+		if (m->n)
+			return m->k[(r >> 8) % m->n] ^ 1;
+		/* fall through */
+	case 3: case 4: case 5: /* near one of a few cluster centres */
+		c = (rx_next(x) % 4) * (maxkey / 4);
+		r = rx_next(x) % 300;
+		return r > maxkey - c ? maxkey : c + r;
+	default: /* anywhere */
+		return maxkey == UINT64_MAX ? rx_next(x)
+					    : rx_next(x) % (maxkey + 1);
+	}
+}
+
+static void radix_round(uint64_t maxkey, bool map, unsigned steps)
+{
+	struct rpool nodes, vals;
+	struct rtree a, b;
+	struct kmodel ma = { 0 }, mb = { 0 };
+	uint64_t x = 0x9e3779b97f4a7c15ull ^ maxkey, key, got, from;
+	uint32_t val, gv;
+
+	ma.k = calloc(steps + 1, sizeof(*ma.k));
+	ma.v = calloc(steps + 1, sizeof(*ma.v));
+	mb.k = calloc(steps + 1, sizeof(*mb.k));
+	mb.v = calloc(steps + 1, sizeof(*mb.v));
+	ck_assert(ma.k && ma.v && mb.k && mb.v);
+	potad__rpool_init(&nodes, sizeof(struct rnode));
+	potad__rpool_init(&vals, sizeof(uint32_t));
+	potad__rtree_init(&a, maxkey, map);
+	potad__rtree_init(&b, maxkey, false);
+	for (unsigned i = 0; i < steps; i++) {
+		unsigned op = (unsigned)(rx_next(&x) % 8);
+		bool had, r;
+
+		key = rx_key(&x, maxkey, &ma);
+		val = (uint32_t)rx_next(&x);
+		ck_assert_int_eq(potad__rpool_reserve(&nodes, 2 *
+				 potad__rtree_insert_need(&a)), 0);
+		ck_assert_int_eq(potad__rpool_reserve(&vals, 64), 0);
+		had = km_has(&ma, key);
+		if (op <= 2) {
+			potad__rtree_insert(&a, &nodes, &vals, key, val);
+			km_put(&ma, key, val);
+		} else if (op <= 4) {
+			r = potad__rtree_remove(&a, &nodes, &vals, key);
+			ck_assert_msg(r == km_del(&ma, key),
+				      "remove %#" PRIx64 ": %d, had %d", key,
+				      r, had);
+		} else if (op == 5 && !map) {
+			bool partner = km_has(&ma, key ^ 1);
+
+			r = potad__rtree_pair(&a, &nodes, key);
+			ck_assert_msg(r == partner, "pair %#" PRIx64
+				      ": %d, partner present %d", key, r,
+				      partner);
+			if (partner)
+				km_del(&ma, key ^ 1);
+			else
+				km_put(&ma, key, 0);
+		} else if (op == 5) {
+			r = potad__rtree_get(&a, &nodes, &vals, key, &gv);
+			ck_assert_msg(r == had, "get %#" PRIx64 ": %d, had %d",
+				      key, r, had);
+			if (r)
+				ck_assert_uint_eq(gv, ma.v[km_find(&ma, key)]);
+		} else {
+			/* The second set, for the difference searches. */
+			if (rx_next(&x) & 1) {
+				potad__rtree_insert(&b, &nodes, NULL, key, 0);
+				km_put(&mb, key, 0);
+			} else {
+				potad__rtree_remove(&b, &nodes, NULL, key);
+				km_del(&mb, key);
+			}
+		}
+		/* Searches from a random point, both ways, every step. */
+		from = rx_key(&x, maxkey, &ma);
+		{
+			size_t j = km_find(&ma, from);
+			bool want = j < ma.n;
+
+			r = potad__rtree_next(&a, &nodes, &vals, from, &got,
+					      &gv);
+			ck_assert_msg(r == want && (!r || got == ma.k[j]),
+				      "next(%#" PRIx64 "): %d %#" PRIx64
+				      ", model %d %#" PRIx64, from, r, got,
+				      want, want ? ma.k[j] : 0);
+			if (r && map)
+				ck_assert_uint_eq(gv, ma.v[j]);
+			want = (j < ma.n && ma.k[j] == from) || j > 0;
+			if (j < ma.n && ma.k[j] == from)
+				j++;
+			r = potad__rtree_prev(&a, &nodes, &vals, from, &got,
+					      &gv);
+			ck_assert_msg(r == want && (!r || got == ma.k[j - 1]),
+				      "prev(%#" PRIx64 "): %d %#" PRIx64
+				      ", model %d", from, r, got, want);
+		}
+		if (!map && i % 7 == 0) {
+			/* Smallest key >= from in a but not in b, and the
+			 * largest <= from. */
+			size_t j = km_find(&ma, from);
+			bool want;
+
+			while (j < ma.n && km_has(&mb, ma.k[j]))
+				j++;
+			want = j < ma.n;
+			r = potad__rtree_next_diff(&a, &b, &nodes, from, &got);
+			ck_assert_msg(r == want && (!r || got == ma.k[j]),
+				      "next_diff(%#" PRIx64 "): %d", from, r);
+			j = km_find(&ma, from);
+			if (j < ma.n && ma.k[j] == from)
+				j++;
+			while (j > 0 && km_has(&mb, ma.k[j - 1]))
+				j--;
+			want = j > 0;
+			r = potad__rtree_prev_diff(&a, &b, &nodes, from, &got);
+			ck_assert_msg(r == want && (!r || got == ma.k[j - 1]),
+				      "prev_diff(%#" PRIx64 "): %d", from, r);
+		}
+		if (i % 512 == 0 || i == steps - 1) {
+			struct riter it = { 0 };
+			size_t j = 0;
+
+			ck_assert(potad__rtree_verify(&a, &nodes, &vals));
+			ck_assert(potad__rtree_verify(&b, &nodes, NULL));
+			while (potad__rtree_iter(&a, &nodes, &it, &got)) {
+				ck_assert_msg(j < ma.n && got == ma.k[j],
+					      "iter: key %zu is %#" PRIx64, j,
+					      got);
+				j++;
+			}
+			ck_assert_uint_eq(j, ma.n);
+		}
+	}
+	potad__rtree_clear(&a, &nodes, &vals);
+	potad__rtree_clear(&b, &nodes, NULL);
+	ck_assert_uint_eq(nodes.live, 0);
+	ck_assert_uint_eq(vals.live, 0);
+	potad__rpool_fini(&nodes);
+	potad__rpool_fini(&vals);
+	free(ma.k);
+	free(ma.v);
+	free(mb.k);
+	free(mb.v);
+}
+
+START_TEST(radix_model)
+{
+	static const uint64_t maxkeys[] = { 63, 4095, (1ull << 30) - 1,
+					    (1ull << 45) + 12345, UINT64_MAX };
+
+	for (size_t i = 0; i < sizeof(maxkeys) / sizeof(maxkeys[0]); i++) {
+		radix_round(maxkeys[i], false, 20000);
+		radix_round(maxkeys[i], true, 20000);
+	}
+}
+END_TEST
+
 /* The checker must notice a dirty set that disagrees with the free set.
  * White-box: it corrupts the space through the engine's internals. */
 static void expect_corrupt(const struct potad_space *s, const char *what)
@@ -3411,6 +3646,10 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, clean_free_ex_flags);
 	tcase_add_test(tc, clean_search_skips_dirty);
 	tcase_add_test(tc, clean_check_catches);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("radix");
+	tcase_add_test(tc, radix_model);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("edge64");

@@ -15,6 +15,18 @@
  * and "prev" climb back only as far as the first level that has a sibling
  * on the wanted side, then descend along ctz/clz.
  *
+ * A set is usually sparse where its keys are (a free list of one order has
+ * a block here and there), so most keys would sit alone in a chain of
+ * one-child nodes down to a leaf with one bit.  Such a chain is cut short:
+ * a node whose subtree would hold a single key is a singleton, its word
+ * holding that key's low digits (its own and those below it) and its
+ * reference the mark SINGLE.  Inserting beside a singleton turns it back
+ * into a node with one child, a level at a time; nothing merges two chains
+ * back into one on removal, since the next removal there usually takes the
+ * whole subtree away.  Maps (the extent index) keep their values in the
+ * reference, so they never use singletons; their keys are denser anyway
+ * (packed extents share leaves), and singletons there measured no gain.
+ *
  * Arrays are resized by moving them to a run of the next capacity class.
  * Insertion can therefore need up to one fresh run per level; the caller
  * reserves that much before it changes anything, so an engine operation
@@ -27,6 +39,8 @@
 #define REF_CLS(r) ((r) >> 28)
 #define MKREF(i, c) ((uint32_t)(i) | ((uint32_t)(c) << 28))
 #define IDX_LIMIT 0x0fffffffu
+/* A singleton's reference: class 15, which no array has. */
+#define SINGLE UINT32_MAX
 
 static const uint8_t cap_of[RPOOL_CLASSES] = { 1,  2,  3,  4,  6,  8,
 					       12, 16, 24, 32, 48, 64 };
@@ -70,6 +84,21 @@ static inline unsigned rank(uint64_t bits, unsigned i)
 static inline unsigned digit(uint64_t key, unsigned lvl)
 {
 	return (unsigned)(key >> (6 * lvl)) & 63;
+}
+
+/* The key bits a node at level lvl spans: its own digit and those below. */
+static inline uint64_t span_mask(unsigned lvl)
+{
+	unsigned s = 6 * (lvl + 1);
+
+	return s >= 64 ? ~0ull : (1ull << s) - 1;
+}
+
+/* Whether n, a node at level lvl, is a singleton.  Leaves never are, and
+ * a map's inner nodes always hold arrays. */
+static inline bool single(const struct rnode *n, unsigned lvl)
+{
+	return lvl > 0 && n->ref == SINGLE;
 }
 
 /* key with every digit at or below lvl cleared. */
@@ -289,7 +318,9 @@ static void clear_node(struct rnode *n, unsigned lvl, bool map,
 {
 	unsigned cnt = popc(n->bits);
 
-	if (lvl == 0) {
+	if (single(n, lvl)) {
+		/* No array below it. */
+	} else if (lvl == 0) {
 		if (map && cnt >= 2)
 			free_run(vp, REF_IDX(n->ref), REF_CLS(n->ref));
 	} else if (cnt) {
@@ -318,6 +349,8 @@ bool potad__rtree_get(const struct rtree *t, const struct rpool *nodes,
 	if (key > potad__rtree_maxkey(t))
 		return false;
 	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+		if (single(n, lvl))
+			return n->bits == (key & span_mask(lvl));
 		i = digit(key, lvl);
 		if (!(n->bits & bit(i)))
 			return false;
@@ -337,15 +370,37 @@ static void insert_from(const struct rtree *t, struct rpool *nodes,
 			uint64_t key, uint32_t val)
 {
 	unsigned i, r, cnt;
+	struct rnode *c;
 
 	for (; lvl > 0; lvl--) {
+		if (single(n, lvl)) {
+			uint64_t old = n->bits;
+
+			if (old == (key & span_mask(lvl)))
+				return;
+			/* Give the key already here a child of its own, then
+			 * go on as with any node. */
+			n->bits = 0;
+			n->ref = 0;
+			c = arr_insert(nodes, &n->ref, 0, 0);
+			n->bits = bit(digit(old, lvl));
+			if (lvl > 1) {
+				c->bits = old & span_mask(lvl - 1);
+				c->ref = SINGLE;
+			} else {
+				c->bits = bit(old & 63);
+			}
+		}
 		i = digit(key, lvl);
 		r = rank(n->bits, i);
 		if (!(n->bits & bit(i))) {
-			struct rnode *c =
-				arr_insert(nodes, &n->ref, popc(n->bits), r);
-
+			c = arr_insert(nodes, &n->ref, popc(n->bits), r);
 			n->bits |= bit(i);
+			if (!t->map && lvl > 1) {
+				c->bits = key & span_mask(lvl - 1);
+				c->ref = SINGLE;
+				return;
+			}
 			n = c;
 		} else {
 			n = kids(nodes, n) + r;
@@ -386,11 +441,14 @@ void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
 	insert_from(t, nodes, vals, &t->root, t->depth - 1u, key, val);
 }
 
-/* After a leaf lost its last key, drop the nodes left empty above it. */
+/* After n, a node at level from, lost its last key, drop it and the nodes
+ * left empty above it.  A singleton being dropped has had its word
+ * cleared. */
 static void prune(const struct rtree *t, struct rpool *nodes,
-		  struct rnode **path, const unsigned *idx, struct rnode *n)
+		  struct rnode **path, const unsigned *idx, struct rnode *n,
+		  unsigned from)
 {
-	for (unsigned lvl = 1; lvl < t->depth && n->bits == 0; lvl++) {
+	for (unsigned lvl = from + 1; lvl < t->depth && n->bits == 0; lvl++) {
 		struct rnode *p = path[lvl];
 
 		arr_remove(nodes, &p->ref, popc(p->bits),
@@ -406,8 +464,13 @@ bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key)
 	unsigned idx[11], i, lvl;
 
 	for (lvl = t->depth - 1u; lvl > 0; lvl--) {
+		if (single(n, lvl) && n->bits == ((key & span_mask(lvl)) ^ 1)) {
+			n->bits = 0;
+			prune(t, nodes, path, idx, n, lvl);
+			return true;
+		}
 		i = digit(key, lvl);
-		if (!(n->bits & bit(i))) {
+		if (single(n, lvl) || !(n->bits & bit(i))) {
 			insert_from(t, nodes, NULL, n, lvl, key, 0);
 			return false;
 		}
@@ -421,7 +484,7 @@ bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key)
 		return false;
 	}
 	n->bits &= ~bit(i);
-	prune(t, nodes, path, idx, n);
+	prune(t, nodes, path, idx, n, 0);
 	return true;
 }
 
@@ -434,6 +497,13 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 	if (key > potad__rtree_maxkey(t))
 		return false;
 	for (lvl = t->depth - 1u; lvl > 0; lvl--) {
+		if (single(n, lvl)) {
+			if (n->bits != (key & span_mask(lvl)))
+				return false;
+			n->bits = 0;
+			prune(t, nodes, path, idx, n, lvl);
+			return true;
+		}
 		i = digit(key, lvl);
 		if (!(n->bits & bit(i)))
 			return false;
@@ -458,7 +528,7 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 		}
 	}
 	n->bits &= ~bit(i);
-	prune(t, nodes, path, idx, n);
+	prune(t, nodes, path, idx, n, 0);
 	return true;
 }
 
@@ -472,6 +542,12 @@ static void descend(const struct rtree *t, const struct rpool *np,
 	unsigned i;
 
 	for (; lvl > 0; lvl--) {
+		if (single(n, lvl)) {
+			*out = key | n->bits;
+			if (leaf)
+				*leaf = bit(n->bits & 63);
+			return;
+		}
 		if (largest) {
 			i = 63 - (unsigned)__builtin_clzll(n->bits);
 			key |= (uint64_t)i << (6 * lvl);
@@ -506,6 +582,16 @@ static bool seek(const struct rtree *t, const struct rpool *np,
 	uint64_t m;
 
 	for (lvl = t->depth - 1u;; lvl--) {
+		if (single(n, lvl)) {
+			uint64_t k = keep_above(from, lvl) | n->bits;
+
+			if (down ? k > from : k < from)
+				break;
+			*key = k;
+			if (leaf)
+				*leaf = bit(k & 63);
+			return true;
+		}
 		i = digit(from, lvl);
 		if (lvl == 0) {
 			m = down ? n->bits & (below(i) | bit(i))
@@ -610,6 +696,10 @@ static uint64_t leaf_word(const struct rtree *t, const struct rpool *nodes,
 	if (key > potad__rtree_maxkey(t))
 		return 0;
 	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
+		if (single(n, lvl))
+			return n->bits >> 6 == (key & span_mask(lvl)) >> 6
+				       ? bit(n->bits & 63)
+				       : 0;
 		i = digit(key, lvl);
 		if (!(n->bits & bit(i)))
 			return 0;
@@ -666,6 +756,8 @@ static bool verify_node(const struct rnode *n, unsigned lvl, bool map,
 	unsigned cnt = popc(n->bits);
 	const struct rpool *p = lvl ? np : vp;
 
+	if (single(n, lvl))
+		return !root && !map && (n->bits & ~span_mask(lvl)) == 0;
 	if (!root && cnt == 0)
 		return false;
 	if (lvl == 0 && (!map || cnt < 2))
