@@ -25,6 +25,8 @@
 
 /* The most uids and gids one --allow list may name. */
 #define ALLOW_MAX 256
+/* Extents asked for per page by list (the daemon may send fewer). */
+#define LIST_PAGE 4096
 
 struct cmd {
 	const char *name; /* "alloc", or two words: "space add" */
@@ -1135,6 +1137,8 @@ static int cmd_list(int argc, char **argv, const struct cmd *me)
 	    {"label", required_argument, NULL, 'l'},
 	    COMMON_OPTIONS};
 	struct potad_client_extent *e;
+	uint64_t from = 0;
+	bool more = true;
 	int n;
 
 	PARSE_OPTIONS(argc, argv, me, lo, list_option);
@@ -1143,25 +1147,39 @@ static int cmd_list(int argc, char **argv, const struct cmd *me)
 	n = open_client(me);
 	if (n)
 		return n;
-	n = potad_client_list_extents(cl, argv[optind], opt_by_owner, opt_owner,
-				      opt_label, &e);
-	if (n < 0)
-		return refused(me, n);
+	/* Page by page, so that a space with more extents than one reply may
+	 * hold is listed whole; each page is printed as it comes. */
+	for (bool first = true; more; first = false) {
+		n = potad_client_list_extents_page(
+		    cl, argv[optind], opt_by_owner, opt_owner, opt_label, from,
+		    LIST_PAGE, &e, &more, &from);
+		if (n < 0) {
+			/* After the first page the output is cut short; the
+			 * exit status says so. */
+			if (json && !first)
+				putchar('\n');
+			return refused(me, n);
+		}
+		if (first && json) {
+			jopen('{');
+			jstr("space", argv[optind]);
+			jkey("extents");
+			jopen('[');
+		} else if (first) {
+			print_extent_header();
+		}
+		for (int i = 0; i < n; i++) {
+			if (json)
+				json_extent(NULL, &e[i]);
+			else
+				print_extent_row(&e[i]);
+		}
+		potad_client_free_result(e);
+	}
 	if (json) {
-		jopen('{');
-		jstr("space", argv[optind]);
-		jkey("extents");
-		jopen('[');
-		for (int i = 0; i < n; i++)
-			json_extent(NULL, &e[i]);
 		jclose(']');
 		jclose('}');
-	} else {
-		print_extent_header();
-		for (int i = 0; i < n; i++)
-			print_extent_row(&e[i]);
 	}
-	potad_client_free_result(e);
 	return 0;
 }
 

@@ -724,6 +724,15 @@ static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
 		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
 }
 
+/*
+ * Listing walks the extents from `from` in address order, keeping the ones
+ * the filter passes, until the reply budget (max_queue) or the page's
+ * limit is reached.  Unpaged (limit 0), a list that outgrows the budget is
+ * refused as a whole, as it always was, so a client that does not know
+ * about pages never takes a partial list for the whole one.  Paged, the
+ * budget only cuts the page short, and `next` is the first extent the page
+ * did not take.
+ */
 struct lister {
 	struct ctx *x;
 	const struct pspace *ps;
@@ -733,20 +742,27 @@ struct lister {
 	Potad__V1__Extent **v;
 	size_t n, cap;
 	bool oom, over;
+	uint64_t next; /* with over: the offset of the first extent left */
 };
 
-static int list_one(const struct potad_extent *e, void *arg)
+/* 1 when e passes the filter and was added; 0 when it was skipped; -1 when
+ * the list is full (over) or out of memory (oom). */
+static int list_one(struct lister *l, const struct potad_extent *e)
 {
-	struct lister *l = arg;
 	const struct powner *o = potad__owner(e->owner);
 
 	if (!o || e->handle == l->ps->discard_handle ||
 	    (l->by_uid && o->uid != l->uid) ||
 	    (l->m->label && *l->m->label && strcmp(o->label, l->m->label)))
 		return 0;
-	if (potad__arena_bytes(l->x->a) - l->x->base > reply_budget) {
+	/* A page always takes one extent, so that paging moves on even
+	 * after other operations of the request used up the budget. */
+	if ((l->m->limit && l->n == l->m->limit) ||
+	    ((l->n || !l->m->limit) &&
+	     potad__arena_bytes(l->x->a) - l->x->base > reply_budget)) {
 		l->over = true;
-		return 1;
+		l->next = e->offset;
+		return -1;
 	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -755,7 +771,7 @@ static int list_one(const struct potad_extent *e, void *arg)
 
 		if (!t) {
 			l->oom = true;
-			return 1;
+			return -1;
 		}
 		if (l->n)
 			memcpy(t, l->v, l->n * sizeof(*t));
@@ -765,10 +781,10 @@ static int list_one(const struct potad_extent *e, void *arg)
 	l->v[l->n] = extent_msg(l->x, l->ps, e);
 	if (!l->v[l->n]) {
 		l->oom = true;
-		return 1;
+		return -1;
 	}
 	l->n++;
-	return 0;
+	return 1;
 }
 
 static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
@@ -777,6 +793,8 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 	struct pspace *ps = potad__rpc_space(x, r, m->space);
 	struct lister l = {.x = x, .ps = ps, .m = m};
 	Potad__V1__ExtentList *el;
+	struct potad_extent e;
+	uint64_t at = m->from;
 
 	if (!ps)
 		return;
@@ -788,12 +806,18 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 				  (unsigned)l.uid);
 		return;
 	}
-	potad_extent_foreach(ps->eng, 0, 0, list_one, &l);
-	if (l.over) {
+	while (potad_extent_next(ps->eng, at, &e) == 0 &&
+	       list_one(&l, &e) >= 0) {
+		if (e.offset + e.length < e.offset)
+			break;
+		at = e.offset + e.length;
+	}
+	if (l.over && !m->limit) {
 		potad__rpc_refuse(
 		    x, r, -E2BIG,
 		    "more than %zu bytes of extents to list (%zu so far); "
-		    "narrow it by owner or label",
+		    "narrow it by owner or label, or list it in pages "
+		    "(limit; potadctl list does)",
 		    reply_budget, l.n);
 		return;
 	}
@@ -806,6 +830,8 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 	potad__v1__extent_list__init(el);
 	el->n_extents = l.n;
 	el->extents = l.v;
+	el->more = l.over;
+	el->next = l.over ? l.next : 0;
 	r->extents = el;
 	r->body_case = POTAD__V1__RESULT__BODY_EXTENTS;
 }

@@ -638,6 +638,94 @@ START_TEST(idempotency_token)
 }
 END_TEST
 
+/* Listing in pages: a list too large for one reply is refused unpaged,
+ * and paged it comes whole, in address order, each extent once, however
+ * the pages are cut (by limit or by the reply budget), from any offset and
+ * with a filter. */
+START_TEST(list_pages)
+{
+	enum { N = 3000, NLAB = 20 };
+	struct daemon d;
+	struct cl c;
+	struct res r, p;
+	uint64_t from = 0, last = 0;
+	size_t seen = 0, pages = 0;
+	bool any = false;
+
+	daemon_start(&d, small_limits_conf);
+	cl_open(&c, &d);
+	fill_extents(&c, N);
+
+	r = call(&c, op_extents("default"));
+	EXPECT_ST(r, POTAD__V1__STATUS__TOO_LARGE);
+	EXPECT(strstr(r.msg, "pages") != NULL, "message: %s", r.msg);
+
+	/* Pages of 16, the whole way. */
+	do {
+		r = call(&c, op_extents_page("default", from, 16, NULL));
+		EXPECT_OK(r);
+		EXPECT(r.n >= 1 && r.n <= 16, "page of %zu", r.n);
+		for (size_t i = 0; i < r.n; i++) {
+			EXPECT(!any || r.exts[i].offset > last,
+			       "extent at %#llx after %#llx",
+			       (unsigned long long)r.exts[i].offset,
+			       (unsigned long long)last);
+			EXPECT(r.exts[i].offset >= from, "extent before from");
+			last = r.exts[i].offset;
+			any = true;
+		}
+		if (r.more)
+			EXPECT(r.next > last, "next %#llx not past %#llx",
+			       (unsigned long long)r.next,
+			       (unsigned long long)last);
+		seen += r.n;
+		from = r.next;
+		pages++;
+	} while (r.more);
+	EXPECT_EQ(seen, N);
+	EXPECT_EQ(pages, (N + 15) / 16);
+
+	/* A limit the budget cuts short: fewer, more follow, and next is
+	 * where the following page starts. */
+	r = call(&c, op_extents_page("default", 0, 1000000, NULL));
+	EXPECT_OK(r);
+	EXPECT(r.n > 16 && r.n < N, "budget page of %zu", r.n);
+	EXPECT(r.more, "a budget-cut page says more");
+	p = call(&c, op_extents_page("default", r.next, 1, NULL));
+	EXPECT_OK(p);
+	EXPECT_EQ(p.n, 1);
+	EXPECT_EQ(p.exts[0].offset, r.next);
+
+	/* From the middle of an extent: the next one on. */
+	r = call(&c, op_extents_page("default", 100 * 4096 + 1, 2, NULL));
+	EXPECT_OK(r);
+	EXPECT_EQ(r.n, 2);
+	EXPECT_EQ(r.exts[0].offset, 101 * 4096);
+	/* Past the last extent: empty, nothing more. */
+	r = call(&c, op_extents_page("default", (uint64_t)N * 4096, 16, NULL));
+	EXPECT_OK(r);
+	EXPECT_EQ(r.n, 0);
+	EXPECT(!r.more, "more past the end");
+
+	/* A filter, paged by 7: only the labelled ones, all of them. */
+	for (int i = 0; i < NLAB; i++)
+		ALLOC_OK(&c, .size = 4096, .label = "lab");
+	from = 0;
+	seen = 0;
+	do {
+		r = call(&c, op_extents_page("default", from, 7, "lab"));
+		EXPECT_OK(r);
+		for (size_t i = 0; i < r.n; i++)
+			EXPECT_STR(r.exts[i].label, "lab");
+		seen += r.n;
+		from = r.next;
+	} while (r.more);
+	EXPECT_EQ(seen, NLAB);
+	cl_close(&c);
+	daemon_stop(&d);
+}
+END_TEST
+
 /* Many live tokens: a free forgets exactly the token of the extent it
  * frees (found through the extent, not by a scan), an untokened free
  * forgets none, and a retry of every token afterwards tells them apart. */
@@ -1878,6 +1966,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, pipelined_with_event);
 	tcase_add_test(tc, idempotency_token);
 	tcase_add_test(tc, token_many);
+	tcase_add_test(tc, list_pages);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("concurrency");

@@ -143,6 +143,8 @@ void copy_res(struct res *d, const Potad__V1__Result *r)
 		d->n = r->extents->n_extents;
 		for (size_t i = 0; i < d->n && i < RES_LIST_MAX; i++)
 			copy_ext(&d->exts[i], r->extents->extents[i]);
+		d->more = r->extents->more;
+		d->next = r->extents->next;
 		break;
 	case POTAD__V1__RESULT__BODY_POISON:
 		d->hits = r->poison->extents_hit;
@@ -860,6 +862,17 @@ Potad__V1__Op *op_extents(const char *space)
 	potad__v1__list_extents__init(m);
 	m->space = (char *)space;
 	return new_op(POTAD__V1__OP__OP_LIST_EXTENTS, m);
+}
+
+Potad__V1__Op *op_extents_page(const char *space, uint64_t from,
+			       uint32_t limit, const char *label)
+{
+	Potad__V1__Op *op = op_extents(space);
+
+	op->list_extents->from = from;
+	op->list_extents->limit = limit;
+	op->list_extents->label = (char *)label;
+	return op;
 }
 
 Potad__V1__Op *op_poison(const char *space, uint64_t off, uint64_t len)

@@ -117,6 +117,8 @@ struct res {
 	struct ext ext;
 	struct sinfo space;
 	size_t n; /* entries in a space or extent list */
+	bool more;     /* a paged extent list: more follow ... */
+	uint64_t next; /* ... from this offset */
 	struct sinfo spaces[RES_LIST_MAX];
 	struct ext exts[RES_LIST_MAX];
 	uint32_t protocol, uid, gid, hits;
@@ -270,6 +272,10 @@ Potad__V1__Op *op_free(const char *space, uint64_t handle);
 Potad__V1__Op *op_free_at(const char *space, uint64_t offset);
 Potad__V1__Op *op_lookup(const char *space, uint64_t offset);
 Potad__V1__Op *op_extents(const char *space);
+/* A page of at most limit extents from offset from, only label's if not
+ * NULL. */
+Potad__V1__Op *op_extents_page(const char *space, uint64_t from,
+			       uint32_t limit, const char *label);
 Potad__V1__Op *op_poison(const char *space, uint64_t off, uint64_t len);
 /* A RANGE space of size bytes at base 0, 4 KiB units, open to all. */
 Potad__V1__Op *op_space_add(const char *name, uint64_t size);

@@ -1051,10 +1051,12 @@ int potad_client_lookup(struct potad_client *c, const char *space,
 	return call_extent(c, &op, false, out);
 }
 
-int potad_client_list_extents(struct potad_client *c, const char *space,
-			      bool by_owner, uint32_t owner_uid,
-			      const char *label,
-			      struct potad_client_extent **out)
+int potad_client_list_extents_page(struct potad_client *c,
+				   const char *space, bool by_owner,
+				   uint32_t owner_uid, const char *label,
+				   uint64_t from, uint32_t limit,
+				   struct potad_client_extent **out, bool *more,
+				   uint64_t *next)
 {
 	Potad__V1__ListExtents le = POTAD__V1__LIST_EXTENTS__INIT;
 	Potad__V1__Op op = POTAD__V1__OP__INIT;
@@ -1072,6 +1074,8 @@ int potad_client_list_extents(struct potad_client *c, const char *space,
 	le.owner_uid = owner_uid;
 	if (label)
 		le.label = (char *)label;
+	le.from = from;
+	le.limit = limit;
 	op.op_case = POTAD__V1__OP__OP_LIST_EXTENTS;
 	op.list_extents = &le;
 	rc = call(c, &op, POTAD__V1__RESULT__BODY_EXTENTS, false, &m, &res);
@@ -1086,7 +1090,20 @@ int potad_client_list_extents(struct potad_client *c, const char *space,
 	for (size_t i = 0; i < el->n_extents; i++)
 		conv_extent(el->extents[i], &o[i]);
 	*out = o;
+	if (more)
+		*more = el->more;
+	if (next)
+		*next = el->more ? el->next : 0;
 	return (int)el->n_extents;
+}
+
+int potad_client_list_extents(struct potad_client *c, const char *space,
+			      bool by_owner, uint32_t owner_uid,
+			      const char *label,
+			      struct potad_client_extent **out)
+{
+	return potad_client_list_extents_page(c, space, by_owner, owner_uid,
+					      label, 0, 0, out, NULL, NULL);
 }
 
 int potad_client_poison(struct potad_client *c, const char *space,

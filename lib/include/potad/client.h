@@ -271,11 +271,20 @@ POTAD_API int potad_client_lookup(struct potad_client *c, const char *space,
 				  uint64_t offset,
 				  struct potad_client_extent **out);
 /* List extents in address order, only owner_uid's when by_owner, only
- * label's when label is not NULL; returns the number in *out. */
+ * label's when label is not NULL; returns the number in *out.  All in one
+ * reply: -E2BIG when they do not fit the daemon's max_queue. */
 POTAD_API int potad_client_list_extents(struct potad_client *c,
 					const char *space, bool by_owner,
 					uint32_t owner_uid, const char *label,
 					struct potad_client_extent **out);
+/* One page of that list: at most limit extents starting at or after
+ * offset from, fewer when a reply would outgrow max_queue; *more (may be
+ * NULL) says whether more follow, from *next (may be NULL).  A limit of 0
+ * asks for all of them in one reply, as potad_client_list_extents(). */
+POTAD_API int potad_client_list_extents_page(
+    struct potad_client *c, const char *space, bool by_owner,
+    uint32_t owner_uid, const char *label, uint64_t from, uint32_t limit,
+    struct potad_client_extent **out, bool *more, uint64_t *next);
 /* Report [offset, offset + length) bad; *extents_hit (may be NULL) gets
  * the number of owners' extents it touched. */
 POTAD_API int potad_client_poison(struct potad_client *c, const char *space,
