@@ -146,7 +146,7 @@ static const char usage[] =
     "         [--seconds S | --quick] [--clients LIST] [--depth LIST]\n"
     "         [--rounds N] [--pin none|same|split] [--json]\n"
     "         [--durable [--state-dir DIR] [--journal-io auto|uring|sync]]\n"
-    "         [--redis [--redis-server PATH]]\n"
+    "         [--redis [--redis-server PATH]] [--hold N]\n"
     "\n"
     "Measure potad's operations/s and p50/p99 latency for each number\n"
     "of clients and pipeline depth, and the same traffic against a\n"
@@ -185,6 +185,9 @@ static const char usage[] =
     "  --redis-server PATH\n"
     "                  the redis-server to run (implies --redis; default:\n"
     "                  redis-server on PATH)\n"
+    "  --hold N        before measuring, allocate N extents of 4K, each\n"
+    "                  with its own idempotency token, and keep them, so\n"
+    "                  every measured operation runs beside N live tokens\n"
     "  --json          one JSON object per line instead of key=value\n"
     "  --help          this text\n"
     "\n"
@@ -221,6 +224,7 @@ struct opts {
 	bool json;
 	int clients[MAX_LIST], nclients;
 	int depth[MAX_LIST], ndepth;
+	unsigned long hold; /* --hold: tokened extents kept while measuring */
 };
 
 /* What a client hands back through shared memory. */
@@ -1275,6 +1279,84 @@ static int capture_reply(const char *path, uint8_t *canned, size_t cap,
 	return 0;
 }
 
+/*
+ * --hold: n tokened extents, allocated 1,000 to a request on a connection
+ * of their own and kept (they are not session extents, so closing it
+ * leaves them).  Plain blocking reads: this is setup, not measured.
+ */
+static int hold_tokens(const char *path, unsigned long n)
+{
+	enum { BATCH = 1000 };
+	static Potad__V1__Op ops[BATCH], *opp[BATCH];
+	static Potad__V1__Alloc al[BATCH];
+	static char tok[BATCH][32];
+	uint8_t *buf = malloc(4u << 20), *q;
+	size_t len, got;
+	uint64_t mlen;
+	int fd = connect_to(path), rc = 0, k = 0;
+	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
+	Potad__V1__ServerMessage *m;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	for (unsigned long done = 0; done < n && !rc; done += req.n_ops) {
+		req.id = done + 1;
+		req.n_ops = n - done < BATCH ? n - done : BATCH;
+		req.ops = opp;
+		for (size_t i = 0; i < req.n_ops; i++) {
+			potad__v1__alloc__init(&al[i]);
+			al[i].space = (char *)o.space;
+			al[i].size = ALLOC_SIZE;
+			snprintf(tok[i], sizeof(tok[i]), "hold-%lu", done + i);
+			al[i].token = tok[i];
+			potad__v1__op__init(&ops[i]);
+			ops[i].op_case = POTAD__V1__OP__OP_ALLOC;
+			ops[i].alloc = &al[i];
+			opp[i] = &ops[i];
+		}
+		len = potad__v1__request__get_packed_size(&req);
+		q = buf + potad__varint_put(len, buf);
+		potad__v1__request__pack(&req, q);
+		rc = write_all(fd, buf, (size_t)(q - buf) + len);
+		/* The answer: a varint length, then the message. */
+		for (got = 0; !rc;) {
+			ssize_t r = read(fd, buf + got, (4u << 20) - got);
+
+			if (r <= 0) {
+				rc = r < 0 ? -errno : -ECONNRESET;
+				break;
+			}
+			got += (size_t)r;
+			k = potad__varint_get(buf, got, &mlen);
+			if (k < 0 || mlen > (4u << 20) - POTAD_VARINT_MAX)
+				rc = -EBADMSG;
+			else if (k > 0 && got >= k + mlen)
+				break;
+		}
+		if (rc)
+			break;
+		m = potad__v1__server_message__unpack(NULL, mlen, buf + k);
+		if (!m || m->msg_case != POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
+		    m->response->n_results != req.n_ops)
+			rc = -EPROTO;
+		for (size_t i = 0; !rc && i < req.n_ops; i++)
+			if (m->response->results[i]->status !=
+			    POTAD__V1__STATUS__OK) {
+				warn("--hold: allocation %lu: %s",
+				     done + i + 1,
+				     m->response->results[i]->message);
+				rc = -ENOSPC;
+			}
+		if (m)
+			potad__v1__server_message__free_unpacked(m, NULL);
+	}
+	close(fd);
+	free(buf);
+	return rc;
+}
+
 /* ../daemon/potad beside this program (the build tree), else the cwd's. */
 static const char *default_daemon(void)
 {
@@ -2003,7 +2085,8 @@ static void print_env(void)
 		       "\"pin\":\"%s\",\"server\":\"%s\",\"durable\":%s,"
 		       "\"journal_io\":\"%s\",\"state_dir\":\"%s\","
 		       "\"state_fs\":\"%s\",\"redis\":%s,"
-		       "\"redis_version\":\"%s\",\"redis_fs\":\"%s\"}\n",
+		       "\"redis_version\":\"%s\",\"redis_fs\":\"%s\","
+		       "\"hold\":%lu}\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, ALLOC_SIZE, pins[o.pin],
 		       o.socket ? "external" : "spawned",
@@ -2012,12 +2095,12 @@ static void print_env(void)
 					    : "false",
 		       jio, o.socket ? "" : statedir, state_fs,
 		       redis_pid > 0 ? "true" : "false", redis_version,
-		       redis_fs);
+		       redis_fs, o.hold);
 	else
 		printf("rpc-env cpus=%ld load1=%.2f load5=%.2f seconds=%g "
 		       "rounds=%d size=4K pin=%s server=%s durable=%s "
 		       "journal_io=%s state_dir=%s state_fs=%s redis=%s "
-		       "redis_version=%s redis_fs=%s\n",
+		       "redis_version=%s redis_fs=%s hold=%lu\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1],
 		       o.seconds, o.rounds, pins[o.pin],
 		       o.socket ? o.socket : "spawned",
@@ -2025,7 +2108,8 @@ static void print_env(void)
 		       : server_durable > 0 ? "yes"
 					    : "no",
 		       jio, o.socket ? "-" : statedir, state_fs,
-		       redis_pid > 0 ? "yes" : "no", redis_version, redis_fs);
+		       redis_pid > 0 ? "yes" : "no", redis_version, redis_fs,
+		       o.hold);
 	fflush(stdout);
 }
 
@@ -2185,6 +2269,7 @@ int main(int argc, char **argv)
 	    {"journal-io", required_argument, NULL, 'J'},
 	    {"redis", no_argument, NULL, 'R'},
 	    {"redis-server", required_argument, NULL, 'E'},
+	    {"hold", required_argument, NULL, 'H'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -2281,6 +2366,13 @@ int main(int argc, char **argv)
 		case 'R':
 			o.redis = true;
 			break;
+		case 'H':
+			o.hold = strtoul(optarg, &end, 10);
+			if (*end || !*optarg) {
+				warn("bad --hold '%s'", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -2356,6 +2448,13 @@ int main(int argc, char **argv)
 		warn("cannot start the echo server on %s: %s", echo_sock,
 		     strerror(-rc));
 		goto out;
+	}
+	if (o.hold) {
+		rc = hold_tokens(target, o.hold);
+		if (rc < 0) {
+			warn("--hold %lu: %s", o.hold, strerror(-rc));
+			goto out;
+		}
 	}
 	dpid = server_pid(target);
 	server_durable = query_durable(target);
