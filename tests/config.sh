@@ -4,15 +4,8 @@
 # configuration error stops start-up with a message naming the section and
 # the key, and a configuration using every key and section loads.
 set -u
-top=${abs_top_builddir:-$(pwd)}
-potad=${POTAD_DAEMON:-$top/daemon/potad}
-ctl=$top/clients/potadctl
 conf=${srcdir:-.}/etc/potad.conf
-[ -x "$potad" ] && [ -x "$ctl" ] || { echo "SKIP: $potad or $ctl not built"; exit 77; }
-dir=$(mktemp -d)
-pid=
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/log" ] && cat "$dir/log"; exit 1; }
+. "${srcdir:-.}/tests/lib.sh"
 
 sed "s|/run/potad.sock|$dir/s.sock|; s|/var/lib/potad|$dir/state|" \
 	"$conf" >"$dir/c.conf"

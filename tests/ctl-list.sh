@@ -4,14 +4,7 @@
 # (max_queue is 4K here) is listed whole, in address order, each extent
 # once, in the table and in JSON, with and without a label filter.
 set -u
-top=${abs_top_builddir:-$(pwd)}
-potad=${POTAD_DAEMON:-$top/daemon/potad}
-ctl=$top/clients/potadctl
-[ -x "$potad" ] && [ -x "$ctl" ] || { echo "SKIP: $potad or $ctl not built"; exit 77; }
-dir=$(mktemp -d)
-pid=
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/log" ] && cat "$dir/log"; exit 1; }
+. "${srcdir:-.}/tests/lib.sh"
 
 printf '[daemon]\nmax_queue = 4K\n\n[space p]\nkind = range\nsize = 1G\ngranule = 4K\nallow = all\n' >"$dir/c.conf"
 "$potad" --foreground --memory-only --config "$dir/c.conf" \

@@ -5,15 +5,8 @@
 # systemd-socket-activate, and reports READY=1, STATUS= and STOPPING=1 to
 # a NOTIFY_SOCKET.  Parts whose tools are missing are skipped with a line.
 set -u
-top=${abs_top_builddir:-$(pwd)}
 src=${srcdir:-.}
-potad=${POTAD_DAEMON:-$top/daemon/potad}
-ctl=$top/clients/potadctl
-[ -x "$potad" ] && [ -x "$ctl" ] || { echo "SKIP: $potad or $ctl not built"; exit 77; }
-dir=$(mktemp -d)
-pid=
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/log" ] && cat "$dir/log"; exit 1; }
+. "$src/tests/lib.sh"
 passed=0
 skipped=0
 
