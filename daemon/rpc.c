@@ -392,33 +392,44 @@ static void op_hello(struct ctx *x, const Potad__V1__Hello *m,
 }
 
 
-/* Remember a session extent so the connection's close frees it. */
+/* Make room to remember one more session extent, before it is made: one
+ * the close could not find would never be freed.  -ENOMEM if there is
+ * none. */
+static int sess_room(struct potad_conn *c)
+{
+	struct cstate *st = state(c);
+	size_t keep = 0, cap;
+	struct sess *t;
+
+	if (!st)
+		return -ENOMEM;
+	if (st->nsess < st->capsess)
+		return 0;
+	/* Drop entries already freed before growing. */
+	for (size_t i = 0; i < st->nsess; i++) {
+		struct pspace *sp = potad__space_by_id(st->sess[i].space_id);
+
+		if (sp && potad_get(sp->eng, st->sess[i].handle, NULL) == 0)
+			st->sess[keep++] = st->sess[i];
+	}
+	st->nsess = keep;
+	cap = st->capsess ? st->capsess * 2 : 8;
+	if (st->nsess < st->capsess / 2)
+		cap = st->capsess;
+	t = realloc(st->sess, cap * sizeof(*t));
+	if (!t)
+		return st->nsess < st->capsess ? 0 : -ENOMEM;
+	st->sess = t;
+	st->capsess = cap;
+	return 0;
+}
+
+/* Remember a session extent so the connection's close frees it; after
+ * sess_room(). */
 static void sess_add(struct potad_conn *c, struct pspace *ps, uint64_t h)
 {
 	struct cstate *st = state(c);
 
-	if (st->nsess == st->capsess) {
-		size_t keep = 0, cap;
-		struct sess *t;
-
-		/* Drop entries already freed before growing. */
-		for (size_t i = 0; i < st->nsess; i++) {
-			struct pspace *sp = potad__space_by_id(st->sess[i].space_id);
-
-			if (sp &&
-			    potad_get(sp->eng, st->sess[i].handle, NULL) == 0)
-				st->sess[keep++] = st->sess[i];
-		}
-		st->nsess = keep;
-		cap = st->capsess ? st->capsess * 2 : 8;
-		if (st->nsess < st->capsess / 2)
-			cap = st->capsess;
-		t = realloc(st->sess, cap * sizeof(*t));
-		if (!t)
-			return;
-		st->sess = t;
-		st->capsess = cap;
-	}
 	st->sess[st->nsess].space_id = ps->id;
 	st->sess[st->nsess++].handle = h;
 }
@@ -553,7 +564,8 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		  (m->fixed ? POTAD_ALLOC_FIXED : 0) |
 		  (m->clean || potad__space_root(ps)->isolate ? POTAD_ALLOC_CLEAN
 							     : 0);
-	if (potad__journal_room(256 + 2 * POTAD_LABEL_MAX) < 0) {
+	if (potad__journal_room(256 + 2 * POTAD_LABEL_MAX) < 0 ||
+	    (m->session && sess_room(x->conn) < 0)) {
 		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
