@@ -1284,21 +1284,74 @@ static int capture_reply(const char *path, uint8_t *canned, size_t cap,
  * of their own and kept (they are not session extents, so closing it
  * leaves them).  Plain blocking reads: this is setup, not measured.
  */
+/* Send req on fd and read its answer, within 10 s, through buf (cap
+ * bytes): 0 with *out a Response of one Result per operation (free it
+ * with potad__v1__server_message__free_unpacked), or -errno, -EPROTO or
+ * -ETIMEDOUT.  Plain blocking I/O, for setup and queries, not for what is
+ * measured. */
+static int ask(int fd, const Potad__V1__Request *req, uint8_t *buf,
+	       size_t cap, Potad__V1__ServerMessage **out)
+{
+	Potad__V1__ServerMessage *m;
+	size_t n = potad__v1__request__get_packed_size(req), len;
+	int64_t deadline = now_ns() + 10 * 1000000000ll;
+	int rc;
+
+	if (n + POTAD_VARINT_MAX > cap)
+		return -EMSGSIZE;
+	len = potad__varint_put(n, buf);
+	potad__v1__request__pack(req, buf + len);
+	rc = write_all(fd, buf, len + n);
+	len = 0;
+	while (rc == 0) {
+		uint64_t flen;
+		int k = potad__varint_get(buf, len, &flen);
+		ssize_t got;
+
+		if (k < 0 || (k > 0 && flen > cap - (size_t)k))
+			return -EPROTO;
+		if (k > 0 && len - (size_t)k >= flen) {
+			m = potad__v1__server_message__unpack(NULL, flen,
+							      buf + k);
+			if (!m ||
+			    m->msg_case !=
+				POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
+			    m->response->n_results != req->n_ops) {
+				if (m)
+					potad__v1__server_message__free_unpacked(
+					    m, NULL);
+				return -EPROTO;
+			}
+			*out = m;
+			return 0;
+		}
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		got = read(fd, buf + len, cap - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -ECONNRESET;
+		len += (size_t)got;
+	}
+	return rc;
+}
+
 static int hold_tokens(const char *path, unsigned long n)
 {
-	enum { BATCH = 1000 };
+	enum { BATCH = 1000, CAP = 4u << 20 };
 	static Potad__V1__Op ops[BATCH], *opp[BATCH];
 	static Potad__V1__Alloc al[BATCH];
 	static char tok[BATCH][32];
-	uint8_t *buf = malloc(4u << 20), *q;
-	size_t len, got;
-	uint64_t mlen;
-	int fd = connect_to(path), rc = 0, k = 0;
+	uint8_t *buf = malloc(CAP);
+	int fd = connect_to(path), rc = 0;
 	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
 	Potad__V1__ServerMessage *m;
 
 	if (fd < 0 || !buf) {
 		free(buf);
+		if (fd >= 0)
+			close(fd);
 		return fd < 0 ? fd : -ENOMEM;
 	}
 	for (unsigned long done = 0; done < n && !rc; done += req.n_ops) {
@@ -1316,31 +1369,9 @@ static int hold_tokens(const char *path, unsigned long n)
 			ops[i].alloc = &al[i];
 			opp[i] = &ops[i];
 		}
-		len = potad__v1__request__get_packed_size(&req);
-		q = buf + potad__varint_put(len, buf);
-		potad__v1__request__pack(&req, q);
-		rc = write_all(fd, buf, (size_t)(q - buf) + len);
-		/* The answer: a varint length, then the message. */
-		for (got = 0; !rc;) {
-			ssize_t r = read(fd, buf + got, (4u << 20) - got);
-
-			if (r <= 0) {
-				rc = r < 0 ? -errno : -ECONNRESET;
-				break;
-			}
-			got += (size_t)r;
-			k = potad__varint_get(buf, got, &mlen);
-			if (k < 0 || mlen > (4u << 20) - POTAD_VARINT_MAX)
-				rc = -EBADMSG;
-			else if (k > 0 && got >= k + mlen)
-				break;
-		}
+		rc = ask(fd, &req, buf, CAP, &m);
 		if (rc)
 			break;
-		m = potad__v1__server_message__unpack(NULL, mlen, buf + k);
-		if (!m || m->msg_case != POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
-		    m->response->n_results != req.n_ops)
-			rc = -EPROTO;
 		for (size_t i = 0; !rc && i < req.n_ops; i++)
 			if (m->response->results[i]->status !=
 			    POTAD__V1__STATUS__OK) {
@@ -1349,8 +1380,7 @@ static int hold_tokens(const char *path, unsigned long n)
 				     m->response->results[i]->message);
 				rc = -ENOSPC;
 			}
-		if (m)
-			potad__v1__server_message__free_unpacked(m, NULL);
+		potad__v1__server_message__free_unpacked(m, NULL);
 	}
 	close(fd);
 	free(buf);
@@ -1772,11 +1802,9 @@ static int query_durable(const char *path)
 	Potad__V1__Hello hello = POTAD__V1__HELLO__INIT;
 	Potad__V1__Op op = POTAD__V1__OP__INIT, *ops[1] = {&op};
 	Potad__V1__Request req = POTAD__V1__REQUEST__INIT;
-	Potad__V1__ServerMessage *m = NULL;
+	Potad__V1__ServerMessage *m;
 	uint8_t buf[4096];
-	size_t len = 0, n;
-	int fd = connect_to(path), rc = -EPROTO;
-	int64_t deadline = now_ns() + 10 * 1000000000ll;
+	int fd = connect_to(path), rc;
 
 	if (fd < 0)
 		return fd;
@@ -1787,49 +1815,14 @@ static int query_durable(const char *path)
 	req.id = 1;
 	req.n_ops = 1;
 	req.ops = ops;
-	n = potad__v1__request__get_packed_size(&req);
-	len = potad__varint_put(n, buf);
-	potad__v1__request__pack(&req, buf + len);
-	rc = write_all(fd, buf, len + n);
-	len = 0;
-	while (rc == 0) {
-		uint64_t flen;
-		int k = potad__varint_get(buf, len, &flen);
-		ssize_t got;
-
-		if (k < 0 || (k > 0 && flen > sizeof(buf) - (size_t)k)) {
-			rc = -EPROTO;
-			break;
-		}
-		if (k > 0 && len - (size_t)k >= flen) {
-			m = potad__v1__server_message__unpack(NULL, flen,
-							      buf + k);
-			if (!m ||
-			    m->msg_case !=
-				POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
-			    m->response->n_results != 1 ||
-			    m->response->results[0]->body_case !=
-				POTAD__V1__RESULT__BODY_HELLO)
-				rc = -EPROTO;
-			else
-				rc = m->response->results[0]->hello->durable;
-			break;
-		}
-		if (now_ns() > deadline) {
-			rc = -ETIMEDOUT;
-			break;
-		}
-		got = read(fd, buf + len, sizeof(buf) - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			rc = got < 0 ? -errno : -ECONNRESET;
-			break;
-		}
-		len += (size_t)got;
-	}
-	if (m)
+	rc = ask(fd, &req, buf, sizeof(buf), &m);
+	if (rc == 0) {
+		rc = m->response->results[0]->body_case ==
+			     POTAD__V1__RESULT__BODY_HELLO
+			 ? m->response->results[0]->hello->durable
+			 : -EPROTO;
 		potad__v1__server_message__free_unpacked(m, NULL);
+	}
 	close(fd);
 	return rc;
 }
