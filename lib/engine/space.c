@@ -603,9 +603,7 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 		if (x < a)
 			ra = x;
 		rb = x + pow2(k);
-		/* With every free unit clean and no poison, the stretch is
-		 * exactly the run between two extents and its blocks are its
-		 * maximal aligned pieces: nothing to test. */
+		/* Tested only where the stretch may surprise (see above). */
 		if ((s->dirty_blocks || s->npoison) &&
 		    !potad__fb_test(s, x, k)) {
 			rc = potad__take_reserve(s, a, b);
