@@ -799,14 +799,17 @@ static int list_one(struct lister *l, const struct potad_extent *e)
 	return 1;
 }
 
+static int list_cb(const struct potad_extent *e, void *arg)
+{
+	return list_one(arg, e) < 0;
+}
+
 static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 			    Potad__V1__Result *r)
 {
 	struct pspace *ps = potad__rpc_space(x, r, m->space);
 	struct lister l = {.x = x, .ps = ps, .m = m};
 	Potad__V1__ExtentList *el;
-	struct potad_extent e;
-	uint64_t at = m->from;
 
 	if (!ps)
 		return;
@@ -818,12 +821,7 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 				  (unsigned)l.uid);
 		return;
 	}
-	while (potad_extent_next(ps->eng, at, &e) == 0 &&
-	       list_one(&l, &e) >= 0) {
-		if (e.offset + e.length < e.offset)
-			break;
-		at = e.offset + e.length;
-	}
+	potad_extent_foreach_from(ps->eng, m->from, 0, 0, list_cb, &l);
 	if (l.over && !m->limit) {
 		potad__rpc_refuse(
 		    x, r, -E2BIG,

@@ -1391,6 +1391,25 @@ START_TEST(extent_foreach_owner)
 	ASSERT_RC(potad_extent_foreach(s, 1, 1, walk_fn, &w), -5);
 	ck_assert_int_eq(w.calls, 2);
 	same_extent(&e[2], &w.seen[1]);
+
+	/* From an offset: the extents that start at or after it. */
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach_from(s, e[2].offset, 0, 0, walk_fn,
+					    &w), 0);
+	ck_assert_int_eq(w.calls, 4);
+	same_extent(&e[2], &w.seen[0]);
+	same_extent(&e[5], &w.seen[3]);
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach_from(s, e[2].offset + 1, 1, 1, walk_fn,
+					    &w), 0);
+	ck_assert_int_eq(w.calls, 1);
+	same_extent(&e[4], &w.seen[0]);
+	memset(&w, 0, sizeof(w));
+	ASSERT_RC(potad_extent_foreach_from(s, e[5].offset + 1, 0, 0, walk_fn,
+					    &w), 0);
+	ASSERT_RC(potad_extent_foreach_from(s, UINT64_MAX, 0, 0, walk_fn, &w),
+		  0);
+	ck_assert_int_eq(w.calls, 0);
 	for (int i = 0; i < 6; i++)
 		must_free(s, e[i].handle);
 	memset(&w, 0, sizeof(w));
@@ -3348,8 +3367,28 @@ static uint64_t rx_key(uint64_t *x, uint64_t maxkey, const struct kmodel *m)
 	}
 }
 
+/* potad__rtree_walk()'s callback: each key must be the model's next. */
+struct walk_keys {
+	const struct kmodel *m;
+	bool map;
+	size_t at, seen, stop;
+};
+
+static int walk_key(uint64_t key, uint32_t val, void *arg)
+{
+	struct walk_keys *w = arg;
+
+	ck_assert_msg(w->at < w->m->n && key == w->m->k[w->at],
+		      "walk: key %zu is %#" PRIx64, w->at, key);
+	if (w->map)
+		ck_assert_uint_eq(val, w->m->v[w->at]);
+	w->at++;
+	return ++w->seen == w->stop ? 7 : 0;
+}
+
 static void radix_round(uint64_t maxkey, bool map, unsigned steps)
 {
+	struct walk_keys wk;
 	struct rpool nodes, vals;
 	struct rtree a, b;
 	struct kmodel ma = { 0 }, mb = { 0 };
@@ -3468,6 +3507,22 @@ static void radix_round(uint64_t maxkey, bool map, unsigned steps)
 				j++;
 			}
 			ck_assert_uint_eq(j, ma.n);
+			/* The in-order walk, from a random key, stopped
+			 * after a random number of keys. */
+			from = rx_key(&x, maxkey, &ma);
+			wk.m = &ma;
+			wk.map = map;
+			wk.at = km_find(&ma, from);
+			wk.stop = (size_t)(rx_next(&x) % 200);
+			wk.seen = 0;
+			r = potad__rtree_walk(&a, &nodes, &vals, from, walk_key,
+					      &wk) == 7;
+			ck_assert_msg(r == (wk.stop && wk.seen == wk.stop),
+				      "walk from %#" PRIx64 ": stopped %d "
+				      "after %zu keys, stop %zu", from, r,
+				      wk.seen, wk.stop);
+			if (!r)
+				ck_assert_uint_eq(wk.at, ma.n);
 		}
 	}
 	potad__rtree_clear(&a, &nodes, &vals);

@@ -295,25 +295,43 @@ int potad_extent_next(const struct potad_space *s, uint64_t offset,
 	return 0;
 }
 
+struct foreach_ctx {
+	const struct potad_space *s;
+	int owner_only;
+	uint32_t owner;
+	potad_extent_fn fn;
+	void *arg;
+};
+
+static int foreach_one(uint64_t key, uint32_t slot, void *arg)
+{
+	const struct foreach_ctx *c = arg;
+	struct potad_extent e;
+
+	(void)key;
+	if (c->owner_only && DESC(c->s, slot)->owner != c->owner)
+		return 0;
+	potad__desc_fill(c->s, slot, &e);
+	return c->fn(&e, c->arg);
+}
+
+int potad_extent_foreach_from(const struct potad_space *s, uint64_t offset,
+			      int owner_only, uint32_t owner,
+			      potad_extent_fn fn, void *arg)
+{
+	struct foreach_ctx c = { s, owner_only, owner, fn, arg };
+	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
+
+	if ((offset >> s->g) >= s->ue)
+		return 0;
+	if (u < s->ub)
+		u = s->ub;
+	return potad__rtree_walk(&s->index, &s->inodes, &s->vals, u - s->ub,
+				 foreach_one, &c);
+}
+
 int potad_extent_foreach(const struct potad_space *s, int owner_only,
 			 uint32_t owner, potad_extent_fn fn, void *arg)
 {
-	uint64_t key = 0;
-	uint32_t slot;
-	struct potad_extent e;
-	int rc;
-
-	while (potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
-				 &slot)) {
-		if (!owner_only || DESC(s, slot)->owner == owner) {
-			potad__desc_fill(s, slot, &e);
-			rc = fn(&e, arg);
-			if (rc)
-				return rc;
-		}
-		if (key == UINT64_MAX)
-			break;
-		key++;
-	}
-	return 0;
+	return potad_extent_foreach_from(s, 0, owner_only, owner, fn, arg);
 }

@@ -686,6 +686,52 @@ bool potad__rtree_iter(const struct rtree *t, const struct rpool *nodes,
 	return true;
 }
 
+/* The subtree at n (level lvl, keys prefix | its digits), from key `from`
+ * on, in order: every node below the path to `from` is visited once. */
+static int walk_node(const struct rtree *t, const struct rpool *np,
+		     const struct rpool *vp, const struct rnode *n,
+		     unsigned lvl, uint64_t prefix, uint64_t from,
+		     potad__rtree_fn fn, void *arg)
+{
+	uint64_t m;
+	int rc;
+
+	if (single(n, lvl)) {
+		uint64_t k = prefix | n->bits;
+
+		return k >= from ? fn(k, 0, arg) : 0;
+	}
+	/* Digits below from's own at this level hold only smaller keys;
+	 * once past it, every key of a child is larger. */
+	m = n->bits;
+	if (keep_above(from, lvl) == prefix)
+		m &= ~below(digit(from, lvl));
+	for (; m; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(m);
+		uint64_t k = prefix | (uint64_t)i << (6 * lvl);
+
+		if (lvl == 0)
+			rc = fn(k, t->map ? leaf_val(vp, n, i) : 0, arg);
+		else
+			rc = walk_node(t, np, vp,
+				       kids(np, n) + rank(n->bits, i), lvl - 1,
+				       k, from, fn, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int potad__rtree_walk(const struct rtree *t, const struct rpool *nodes,
+		      const struct rpool *vals, uint64_t from,
+		      potad__rtree_fn fn, void *arg)
+{
+	if (from > potad__rtree_maxkey(t))
+		return 0;
+	return walk_node(t, nodes, vals, &t->root, t->depth - 1u, 0, from, fn,
+			 arg);
+}
+
 /* The leaf word that holds key's bit, or 0 if the tree has no such leaf. */
 static uint64_t leaf_word(const struct rtree *t, const struct rpool *nodes,
 			  uint64_t key)

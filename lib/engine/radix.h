@@ -113,6 +113,14 @@ struct riter {
 };
 bool potad__rtree_iter(const struct rtree *t, const struct rpool *nodes,
 		       struct riter *it, uint64_t *key);
+/* Call fn(key, value, arg) for every key >= from in order (value 0 in a
+ * set), until fn returns nonzero, which is then returned; 0 after the last
+ * key.  One visit per node: O(keys) for the whole tree, not a search per
+ * key.  fn must not change the tree. */
+typedef int (*potad__rtree_fn)(uint64_t key, uint32_t val, void *arg);
+int potad__rtree_walk(const struct rtree *t, const struct rpool *nodes,
+		      const struct rpool *vals, uint64_t from,
+		      potad__rtree_fn fn, void *arg);
 /* Structural self-check (no empty nodes, arrays inside their pool). */
 bool potad__rtree_verify(const struct rtree *t, const struct rpool *nodes,
 			 const struct rpool *vals);

@@ -220,6 +220,14 @@ POTAD_API int potad_extent_foreach(const struct potad_space *s,
 				   int owner_only, uint32_t owner,
 				   potad_extent_fn fn, void *arg);
 
+/* potad_extent_foreach() over the extents that start at or after offset:
+ * one visit per extent, so a long walk in pieces costs O(extents) in all,
+ * not a search per extent as potad_extent_next() does. */
+POTAD_API int potad_extent_foreach_from(const struct potad_space *s,
+					uint64_t offset, int owner_only,
+					uint32_t owner, potad_extent_fn fn,
+					void *arg);
+
 /*
  * Poison and child spaces.
  */
