@@ -16,8 +16,8 @@
  * [daemon]          socket, socket_mode, state_dir, admin_group, max_frame,
  *                   max_connections, max_queue, stall_timeout, low_water,
  *                   log_level,
- *                   journal, journal_io, checkpoint_bytes, journal_chunk,
- *                   sysfs_root
+ *                   journal, journal_io, checkpoint_bytes, checkpoint_fork,
+ *                   journal_chunk, sysfs_root
  * [space NAME]      kind (range|file|swap|blockdev|devdax|pcibar), base,
  *                   size, granule, path, pci, bar, force, discard, isolate,
  *                   allow (uids, @groups, or "all"; space-separated)
@@ -296,6 +296,10 @@ static int daemon_key(struct loader *ld, const char *key, const char *v)
 	if (strcmp(key, "journal") == 0) {
 		ld->why = why_bool;
 		return parse_bool(v, &cfg->journal) == 0;
+	}
+	if (strcmp(key, "checkpoint_fork") == 0) {
+		ld->why = why_bool;
+		return parse_bool(v, &cfg->checkpoint_fork) == 0;
 	}
 	if (strcmp(key, "journal_io") == 0) {
 		int m = potad__parse_journal_io(v);
@@ -604,6 +608,7 @@ int potad__config_load(struct potad_config *cfg, const char *file,
 	cfg->log_level = POTAD_LOG_INFO;
 	cfg->journal = true;
 	cfg->checkpoint_bytes = 64ull << 20;
+	cfg->checkpoint_fork = true;
 	cfg->journal_chunk = 8ull << 20;
 	*decls = NULL;
 	*ndecls = 0;

@@ -39,6 +39,7 @@ struct potad_config {
 	bool journal;       /* durability on (default) */
 	int journal_io;     /* enum potad_jio */
 	uint64_t checkpoint_bytes; /* log size that starts a checkpoint */
+	bool checkpoint_fork; /* write snapshots from a forked copy */
 	uint64_t journal_chunk;    /* preallocation step of a log */
 	char *sysfs_root;   /* where devdax and pcibar probes read sysfs
 			     * ("/sys"; tests point it at a fake tree) */

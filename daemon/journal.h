@@ -23,6 +23,8 @@ struct potad_recovery {
 	bool verbose;          /* in: print every record */
 	uint32_t slot_max;     /* in: refuse handles with higher slots (0:
 				* only the limits of recover.c) */
+	int lock_fd;           /* in: the state directory's lock, which a
+				* checkpoint's child keeps while it lives */
 	uint64_t next_seq;     /* the seq the next record gets */
 	char *last_log;        /* path of the newest log, or NULL */
 	uint64_t last_start;   /* its first seq */

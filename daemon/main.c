@@ -228,6 +228,7 @@ static int open_state(const struct potad_config *cfg)
 	rc = lock_dir(cfg->state_dir);
 	if (rc < 0)
 		return rc;
+	r.lock_fd = rc;
 	rc = potad__recover(cfg->state_dir, &r);
 	if (rc < 0) {
 		log_err("journal: %s; not starting (inspect it with potad "

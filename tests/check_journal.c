@@ -33,7 +33,8 @@
  *   protobuf of space stat and list extents; only meta_bytes, the engine's
  *   own memory, may differ).  Then more operations, kill -9 and the same
  *   check, and a second recovery without changes in between.  Once with
- *   checkpoints every 64 KiB of log, once with the default, once with the
+ *   checkpoints every 64 KiB of log (written by a forked copy, and again
+ *   built on the loop with checkpoint_fork = no), once with the default, once with the
  *   synchronous writer (--journal-io sync), once with journal_io = sync
  *   and journal_chunk = 64K from the configuration file, and once with
  *   io_uring asked for by name when the kernel offers it.
@@ -1239,9 +1240,36 @@ static void roundtrip(const char *name, const char *keys,
 	roundtrip_on(&d, name, expect_snapshot);
 }
 
+/* Checkpoints every 64 KiB of log, their snapshots written by a forked
+ * copy of the daemon (the default) or built on its loop; the first start's
+ * log must say which, and that no fork failed. */
+static void roundtrip_ckpt(const char *name, const char *keys,
+			   const char *says)
+{
+	struct daemon d;
+	const char *log;
+
+	daemon_start_args(&d, jconf(keys), NULL);
+	roundtrip_on(&d, name, true);
+	log = log_text(&d);
+	EXPECT(strstr(log, says) && !strstr(log, "writing it in-process"),
+	       "%s: the log should say \"%s\" and not that a checkpoint "
+	       "fell back to the loop:\n%s",
+	       name, says, log);
+}
+
 START_TEST(roundtrip_checkpoints)
 {
-	roundtrip("checkpoint_bytes 64K", CKPT_64K, NULL, true);
+	roundtrip_ckpt("checkpoint_bytes 64K", CKPT_64K,
+		       "written by a forked copy");
+}
+END_TEST
+
+START_TEST(roundtrip_checkpoints_inline)
+{
+	roundtrip_ckpt("checkpoint_bytes 64K, checkpoint_fork = no",
+		       CKPT_64K "checkpoint_fork = no\n",
+		       "built on the loop (checkpoint_fork = no)");
 }
 END_TEST
 
@@ -2134,6 +2162,7 @@ static Suite *journal_suite(void)
 	tc = tcase_create("roundtrip");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, roundtrip_checkpoints);
+	tcase_add_test(tc, roundtrip_checkpoints_inline);
 	tcase_add_test(tc, roundtrip_default);
 	tcase_add_test(tc, roundtrip_sync);
 	tcase_add_test(tc, roundtrip_config_keys);
