@@ -1237,6 +1237,113 @@ START_TEST(free_child_host_busy)
 }
 END_TEST
 
+/* A refused shrink: the wanted error, and nothing changed. */
+static void refuse_shrink(struct potad_space *s, uint64_t h, uint64_t len,
+			  unsigned flags, int want, const char *what)
+{
+	struct potad_stats a = stats(s), b;
+	struct potad_extent e;
+	int rc = potad_shrink(s, h, len, flags, &e);
+
+	ck_assert_msg(rc == want,
+		      "%s: potad_shrink(%#" PRIx64 ", %" PRIu64
+		      ", %#x) expected %d (%s), got %d (%s)",
+		      what, h, len, flags, want, ename(want), rc, ename(rc));
+	b = stats(s);
+	stats_same(&a, &b, what);
+	CHECK_OK(s);
+}
+
+START_TEST(shrink_tail)
+{
+	struct potad_space *s = mk(0, MiB, 12);
+	struct potad_extent a, b, g;
+	struct potad_alloc_req r = req_of(64 * KiB, 0, 0);
+
+	r.owner = 7;
+	r.tag = 9;
+	a = must(s, &r);
+	b = must_alloc(s, 64 * KiB, 0, 0);
+	ASSERT_U64(a.offset, 0);
+	ASSERT_U64(b.offset, 64 * KiB);
+
+	/* Keep 12K: the tail [12K, 64K) is free again, and merges with
+	 * nothing but itself since b follows it. */
+	ASSERT_RC(potad_shrink(s, a.handle, 12 * KiB, 0, &g), 0);
+	ASSERT_U64(g.offset, 0);
+	ASSERT_U64(g.length, 12 * KiB);
+	ASSERT_U64(g.handle, a.handle);
+	ASSERT_U64(g.owner, 7);
+	ASSERT_U64(g.tag, 9);
+	CHECK_OK(s);
+	EXPECT_FREE(s, {3, 16}, {32, 256});
+	ASSERT_U64(stats(s).used_units, 3 + 16);
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	ASSERT_U64(g.length, 12 * KiB);
+	ASSERT_RC(potad_lookup(s, 12 * KiB - 1, &g), 0);
+	ASSERT_U64(g.handle, a.handle);
+	ASSERT_RC(potad_lookup(s, 12 * KiB, &g), -ENOENT);
+
+	/* The freed tail is allocated like any free space. */
+	g = must_claim(s, 12 * KiB, 52 * KiB);
+	must_free(s, g.handle);
+
+	refuse_shrink(s, a.handle, 12 * KiB, 0, -EINVAL, "not shorter");
+	refuse_shrink(s, a.handle, 16 * KiB, 0, -EINVAL, "longer");
+	refuse_shrink(s, a.handle, 0, 0, -EINVAL, "to nothing");
+	refuse_shrink(s, a.handle, 6 * KiB, 0, -EINVAL, "off the granule");
+	refuse_shrink(s, a.handle, 4 * KiB, 0x80, -EINVAL, "unknown flag");
+	refuse_shrink(s, with_type(a.handle, 0), 4 * KiB, 0, -EINVAL,
+		      "forged type");
+
+	/* A dirty tail stays apart from the clean space beside it. */
+	ASSERT_RC(potad_shrink(s, a.handle, 4 * KiB, POTAD_FREE_DIRTY, &g), 0);
+	ASSERT_U64(g.length, 4 * KiB);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).dirty_units, 2);
+	EXPECT_FREE(s, {1, 3}, {3, 16}, {32, 256});
+
+	/* Freeing what is left merges everything of one state back. */
+	must_free(s, a.handle);
+	refuse_shrink(s, a.handle, 4 * KiB, 0, -ESTALE, "after the free");
+	must_free(s, b.handle);
+	ASSERT_U64(stats(s).dirty_units, 2);
+	ASSERT_RC(potad_set_clean(s, 0, MiB, 1), 0);
+	EXPECT_FREE(s, {0, 256});
+	destroy(s);
+}
+END_TEST
+
+START_TEST(shrink_poison_and_child)
+{
+	struct potad_space *s = mk(0, 16 * MiB, 12), *c = NULL;
+	struct potad_extent a, h, g;
+
+	/* A poisoned unit in the tail stays poisoned, and the extent that
+	 * kept the rest is no longer marked poisoned. */
+	a = must_alloc(s, 64 * KiB, 0, 0);
+	/* One extent hit. */
+	ASSERT_RC(potad_poison(s, 8 * KiB, 4 * KiB, NULL, NULL), 1);
+	ASSERT_RC(potad_get(s, a.handle, &g), 0);
+	ck_assert_uint_eq(g.flags, POTAD_EXTENT_POISONED);
+	ASSERT_RC(potad_shrink(s, a.handle, 4 * KiB, 0, &g), 0);
+	ck_assert_uint_eq(g.flags, 0);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).poison_units, 1);
+	ASSERT_U64(stats(s).used_units, 1);
+	ASSERT_RC(potad_is_poisoned(s, 8 * KiB, 4 * KiB), 1);
+	EXPECT_FREE(s, {1, 2}, {3, 4096});
+
+	/* An extent that hosts a child space keeps its length. */
+	h = must_alloc(s, MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, h.handle, 12, &c), 0);
+	refuse_shrink(s, h.handle, 4 * KiB, 0, -EBUSY, "child host");
+	destroy(c);
+	must_free(s, a.handle);
+	destroy(s);
+}
+END_TEST
+
 /*
  * Lookup, get and iteration
  */
@@ -3651,6 +3758,8 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, free_forged);
 	tcase_add_test(tc, free_stale_generation);
 	tcase_add_test(tc, free_child_host_busy);
+	tcase_add_test(tc, shrink_tail);
+	tcase_add_test(tc, shrink_poison_and_child);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lookup");

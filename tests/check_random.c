@@ -778,6 +778,40 @@ static unsigned do_free(struct run *r, struct rig *g, size_t i)
 	return flags;
 }
 
+/* Shrink the model's extent i to a random shorter length through
+ * potad_shrink(), clean or dirty: refused for an extent of one unit (no
+ * shorter length) and for the host of a child space.  0 and the flags
+ * and bytes kept, or -1 when it was refused. */
+static int do_shrink(struct run *r, struct rig *g, size_t i, unsigned *flags,
+		     uint64_t *keep)
+{
+	struct ref_extent x = g->m.ext[i];
+	uint64_t units = x.end - x.start, k;
+	struct potad_extent e;
+	unsigned fl = chance(r, 300) ? POTAD_FREE_DIRTY : 0;
+	int rc;
+
+	k = units < 2 ? units : 1 + below(r, units - 1);
+	note(r, g->name,
+	     "shrink handle %#" PRIx64 " length %#" PRIx64 " flags %#" PRIx64,
+	     x.desc.handle, k << g->shift, fl, 0, 0);
+	rc = done(r, potad_shrink(g->s, x.desc.handle, k << g->shift, fl, &e));
+	if (k == units) {
+		EXPECT_RC(r, rc, R_EINVAL, "shrink to the same length");
+		return -1;
+	}
+	if (g->child != NULL && x.desc.handle == g->host) {
+		EXPECT_RC(r, rc, R_EBUSY, "shrink of the extent hosting a child");
+		return -1;
+	}
+	EXPECT_RC(r, rc, R_OK, "shrink of a live extent");
+	ref_shrink(&g->m, i, x.start + k, fl & POTAD_FREE_DIRTY);
+	EXPECT_DESC(r, &e, &g->m.ext[i].desc, ~0u, "shrunk descriptor");
+	*flags = fl;
+	*keep = k << g->shift;
+	return 0;
+}
+
 static void push_report(struct reports *rep, struct potad_space *s,
 			const struct potad_extent *e)
 {
@@ -1090,6 +1124,15 @@ static void op_free(struct run *r, struct rig *g)
 {
 	if (g->m.n_ext > 0)
 		do_free(r, g, below(r, g->m.n_ext));
+}
+
+static void op_shrink(struct run *r, struct rig *g)
+{
+	unsigned flags;
+	uint64_t keep;
+
+	if (g->m.n_ext > 0)
+		do_shrink(r, g, below(r, g->m.n_ext), &flags, &keep);
 }
 
 /* Handles that are not live or not well formed change nothing. */
@@ -1657,6 +1700,7 @@ enum {
 	OP_WALK,
 	OP_SET_CLEAN,
 	OP_DIRTY_NEXT,
+	OP_SHRINK,
 	N_OPS
 };
 
@@ -1674,14 +1718,15 @@ static void (*const ops[N_OPS])(struct run *, struct rig *) = {
     [OP_WALK] = op_walk,
     [OP_SET_CLEAN] = op_set_clean,
     [OP_DIRTY_NEXT] = op_dirty_next,
+    [OP_SHRINK] = op_shrink,
 };
 
 /* Relative weights while draining the space and while filling it; the
  * phases alternate so that both a nearly empty and a full, fragmented
  * space are exercised. */
 static const unsigned mix[2][N_OPS] = {
-    {120, 40, 380, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30},
-    {330, 70, 110, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30},
+    {120, 40, 380, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30, 40},
+    {330, 70, 110, 30, 40, 160, 60, 8, 50, 20, 2, 25, 30, 30},
 };
 
 static void step(struct run *r, struct rig *g)
@@ -2075,9 +2120,10 @@ struct snap {
 };
 
 /* One logged call: LOG_PLACE an extent (e), LOG_FREE a handle (e.handle)
+ * with free flags (e.flags), LOG_SHRINK one (e.handle) to e.length bytes
  * with free flags (e.flags), LOG_POISON bytes (e.offset, e.length) that
  * hit rc extents, LOG_CLEAN bytes (e.offset, e.length) made clean if rc. */
-enum { LOG_PLACE, LOG_FREE, LOG_POISON, LOG_CLEAN };
+enum { LOG_PLACE, LOG_FREE, LOG_SHRINK, LOG_POISON, LOG_CLEAN };
 
 struct logrec {
 	int op;
@@ -2329,7 +2375,7 @@ static void log_step(struct run *r, struct rig *p, struct logv *lv)
 		if (rand_claim(r, g, &l.e) != 0)
 			return;
 		l.op = LOG_PLACE;
-	} else if (pick < 95) {
+	} else if (pick < 90) {
 		if (g->m.n_ext == 0)
 			return;
 		i = below(r, g->m.n_ext);
@@ -2338,6 +2384,14 @@ static void log_step(struct run *r, struct rig *p, struct logv *lv)
 		l.e.handle = g->m.ext[i].desc.handle;
 		l.e.flags = do_free(r, g, i);
 		l.op = LOG_FREE;
+	} else if (pick < 95) {
+		if (g->m.n_ext == 0)
+			return;
+		i = below(r, g->m.n_ext);
+		l.e.handle = g->m.ext[i].desc.handle;
+		if (do_shrink(r, g, i, &l.e.flags, &l.e.length) < 0)
+			return;
+		l.op = LOG_SHRINK;
 	} else if (pick < 97) {
 		if (!rand_set_clean(r, g, &at, &bytes, &l.rc))
 			return;
@@ -2380,6 +2434,15 @@ static void log_replay(struct run *r, struct potad_space *b,
 			rc = done(
 			    r, potad_free_ex(s, l->e.handle, l->e.flags, NULL));
 			EXPECT_RC(r, rc, R_OK, "free of a logged handle");
+			break;
+		case LOG_SHRINK:
+			note(r, name,
+			     "shrink handle %#" PRIx64 " length %#" PRIx64
+			     " flags %#" PRIx64,
+			     l->e.handle, l->e.length, l->e.flags, 0, 0);
+			rc = done(r, potad_shrink(s, l->e.handle, l->e.length,
+						  l->e.flags, NULL));
+			EXPECT_RC(r, rc, R_OK, "shrink of a logged handle");
 			break;
 		case LOG_CLEAN:
 			note(r, name,

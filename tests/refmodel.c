@@ -432,6 +432,21 @@ void ref_remove(struct ref_model *m, size_t i, int dirty)
 		dirty_add_unpoisoned(m, a, b);
 }
 
+void ref_shrink(struct ref_model *m, size_t i, uint64_t end, int dirty)
+{
+	struct ref_extent *x = &m->ext[i];
+	uint64_t b = x->end;
+
+	m->used_units -= b - end;
+	x->end = end;
+	x->desc.length = (end - x->start) << m->shift;
+	x->desc.flags &= ~POTAD_EXTENT_POISONED;
+	if (ref_any_poisoned(m, x->start, end))
+		x->desc.flags |= POTAD_EXTENT_POISONED;
+	if (dirty)
+		dirty_add_unpoisoned(m, end, b);
+}
+
 void ref_set_clean(struct ref_model *m, uint64_t start, uint64_t end, int clean)
 {
 	uint64_t a, b, pos = start;

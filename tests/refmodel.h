@@ -121,6 +121,11 @@ void ref_insert(struct ref_model *m, const struct ref_extent *e);
  * others become free, dirty if dirty. */
 void ref_remove(struct ref_model *m, size_t i, int dirty);
 
+/* Shrink the extent at index i to end at unit end, giving the rest back
+ * (dirty if dirty; its poisoned units stay poisoned), and say whether
+ * what is left is still poisoned. */
+void ref_shrink(struct ref_model *m, size_t i, uint64_t end, int dirty);
+
 /* Poison [start, end) and flag every extent it reaches as poisoned.
  * Returns the number of units that were not poisoned before. */
 uint64_t ref_poison(struct ref_model *m, uint64_t start, uint64_t end);

@@ -985,6 +985,45 @@ static int free_extent(struct potad_space *s, uint64_t handle, bool dirty,
 	return 0;
 }
 
+int potad_shrink(struct potad_space *s, uint64_t handle, uint64_t length,
+		 unsigned flags, struct potad_extent *out)
+{
+	bool dirty = flags & POTAD_FREE_DIRTY, poisoned;
+	uint32_t slot;
+	struct desc *d;
+	uint64_t a, b;
+	int rc;
+
+	if (flags & ~POTAD_FREE_DIRTY)
+		return -EINVAL;
+	rc = potad__desc_find(s, handle, &slot);
+	if (rc < 0)
+		return rc;
+	d = DESC(s, slot);
+	if (DESC_TYPE(d) == POTAD_TYPE_CHILD)
+		return -EBUSY;
+	if (length == 0 || (length & (pow2(s->g) - 1)) ||
+	    (length >> s->g) >= d->len)
+		return -EINVAL;
+	a = d->start + (length >> s->g);
+	b = d->start + d->len;
+	/* The same as freeing an extent [a, b); the index keeps its key. */
+	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
+	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
+					: potad__range_need(s, a, b, dirty));
+	if (rc < 0)
+		return rc;
+	d->len = a - d->start;
+	s->used_units -= b - a;
+	if (poisoned)
+		potad__free_unpoisoned(s, a, b, dirty);
+	else
+		potad__free_range(s, a, b, dirty);
+	if (out)
+		potad__desc_fill(s, slot, out);
+	return 0;
+}
+
 int potad_free_ex(struct potad_space *s, uint64_t handle, unsigned flags,
 		  struct potad_extent *out)
 {

@@ -181,6 +181,17 @@ POTAD_API int potad_free(struct potad_space *s, uint64_t handle,
 POTAD_API int potad_free_ex(struct potad_space *s, uint64_t handle,
 			    unsigned flags, struct potad_extent *out);
 
+/* Free the tail of an extent: keep its first length bytes, under the same
+ * handle, owner and tag, and give the rest back as potad_free_ex() would
+ * (flags as there; poisoned units of the tail stay out of the free lists).
+ * If out is not NULL it gets the extent as it is now.  -EINVAL for a length
+ * of 0, off the granule, or not shorter than the extent, and for a bad
+ * handle or flag; -ESTALE, -EBUSY as potad_free(); -ENOMEM (the space
+ * unchanged). */
+POTAD_API int potad_shrink(struct potad_space *s, uint64_t handle,
+			   uint64_t length, unsigned flags,
+			   struct potad_extent *out);
+
 /* Mark the free units of [offset, offset + length) clean (clean != 0) or
  * dirty; units held by extents and poisoned units are left as they are.
  * Blocks are split and merged so that no two free buddies in the same
