@@ -1067,6 +1067,46 @@ static int cmd_free(int argc, char **argv, const struct cmd *me)
 	return 0;
 }
 
+static int cmd_shrink(int argc, char **argv, const struct cmd *me)
+{
+	static const struct option lo[] = {COMMON_OPTIONS};
+	struct potad_client_extent *e;
+	uint64_t handle, keep;
+	const char *space;
+	int rc;
+
+	PARSE_OPTIONS(argc, argv, me, lo, cmd_common);
+	if (argc - optind != 3)
+		return usage_err(me, "expects SPACE, HANDLE and SIZE");
+	space = argv[optind];
+	if (!parse_size(argv[optind + 1], &handle))
+		return usage_err(me, "bad handle '%s'", argv[optind + 1]);
+	if (!parse_size(argv[optind + 2], &keep) || !keep)
+		return usage_err(me, "bad size '%s' (the bytes to keep, not 0)",
+				 argv[optind + 2]);
+	rc = open_client(me);
+	if (rc)
+		return rc;
+	rc = potad_client_shrink(cl, space, handle, keep, &e);
+	if (rc < 0)
+		return refused(me, rc);
+	if (json) {
+		jopen('{');
+		jstr("space", space);
+		ju64("offset", e->offset);
+		ju64("length", e->length);
+		jhex("handle", e->handle);
+		jbool("shrunk", true);
+		jclose('}');
+	} else {
+		printf("shrunk space %s offset 0x%" PRIx64 " length %s handle "
+		       "0x%" PRIx64 "\n",
+		       safe(space), e->offset, fmt_size(e->length), e->handle);
+	}
+	potad_client_free_result(e);
+	return 0;
+}
+
 static void print_extent_row(const struct potad_client_extent *e)
 {
 	printf("0x%-16" PRIx64 "  %8s  0x%016" PRIx64 "  %6" PRIu32
@@ -1578,6 +1618,13 @@ static const char u_free[] =
 	"Free an extent by the handle alloc printed (0x...), or (admins) the\n"
 	"extent covering OFFSET.\n";
 
+static const char u_shrink[] =
+	"Usage: potadctl shrink SPACE HANDLE SIZE\n"
+	"\n"
+	"Keep the first SIZE bytes of the extent HANDLE names (fewer than it\n"
+	"has, a multiple of the granule) under the same handle, and free the\n"
+	"rest.\n";
+
 static const char u_lookup[] =
 	"Usage: potadctl lookup SPACE OFFSET\n"
 	"\n"
@@ -1635,6 +1682,7 @@ static const struct cmd commands[] = {
 	{"space stat", cmd_space_stat, u_space_stat},
 	{"alloc", cmd_alloc, u_alloc},
 	{"free", cmd_free, u_free},
+	{"shrink", cmd_shrink, u_shrink},
 	{"lookup", cmd_lookup, u_lookup},
 	{"list", cmd_list, u_list},
 	{"poison", cmd_poison, u_poison},
@@ -1662,6 +1710,7 @@ static void usage(FILE *f)
 	    "K]\n"
 	    "        [--session] [--clean] [--reserve R]\n"
 	    "  free SPACE HANDLE | free SPACE --offset OFFSET\n"
+	    "  shrink SPACE HANDLE SIZE\n"
 	    "  lookup SPACE OFFSET\n"
 	    "  list SPACE [--owner UID] [--label L]\n"
 	    "  poison SPACE OFFSET LENGTH\n"

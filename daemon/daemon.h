@@ -268,6 +268,9 @@ bool potad__space_holds_data(const struct pspace *ps);
 /* Free an extent of ps: dirty where the space holds data. */
 int potad__space_free(struct pspace *ps, uint64_t handle,
 		      struct potad_extent *out);
+/* Free all but the first keep bytes of an extent of ps, likewise. */
+int potad__space_shrink(struct pspace *ps, uint64_t handle, uint64_t keep,
+			struct potad_extent *out);
 /* Carve child space d->name from parent as d describes (size, align,
  * granule, reserve, ACL) and journal it.  Returns 0 with a description in
  * msg, or -errno with the reason there. */

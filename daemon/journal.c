@@ -249,6 +249,12 @@ void potad__jr_free(const struct pspace *ps, uint64_t handle)
 		potad__jenc_ids(rec(POTAD_J_FREE, 24), ps->id, handle, 0);
 }
 
+void potad__jr_shrink(const struct pspace *ps, uint64_t handle, uint64_t keep)
+{
+	if (J.on)
+		potad__jenc_ids(rec(POTAD_J_SHRINK, 24), ps->id, handle, keep);
+}
+
 void potad__jr_poison(const struct pspace *ps, uint64_t offset,
 		      uint64_t length)
 {

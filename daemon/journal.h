@@ -80,6 +80,8 @@ void potad__jr_acl(const struct pspace *ps);
 void potad__jr_alloc(const struct pspace *ps, const struct potad_extent *e,
 		     const char *token);
 void potad__jr_free(const struct pspace *ps, uint64_t handle);
+/* The extent keeps its first keep bytes; the rest was freed. */
+void potad__jr_shrink(const struct pspace *ps, uint64_t handle, uint64_t keep);
 /* The free units of [offset, offset + length) became clean (a discard
  * completed) or dirty (a child carved from used space). */
 void potad__jr_clean(const struct pspace *ps, uint64_t offset,

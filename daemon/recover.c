@@ -297,6 +297,16 @@ static int apply(struct rstate *s, const struct potad_jrec *rec, size_t off)
 		potad__token_forget(ps, y);
 		s->r->extents--;
 		return 0;
+	case POTAD_J_SHRINK:
+		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
+			return damage(s, off, "shrink in an unknown space");
+		rc = potad__space_shrink(ps, y, z, NULL);
+		if (rc < 0)
+			return damage(s, off, "extent %#llx of %s cannot keep "
+				      "%llu bytes: %s", (unsigned long long)y,
+				      ps->name, (unsigned long long)z,
+				      strerror(-rc));
+		return 0;
 	case POTAD_J_POISON:
 		if (potad__jdec_ids(rec, &x, &y, &z) < 0 || !(ps = potad__space_by_id(x)))
 			return damage(s, off, "poison in an unknown space");

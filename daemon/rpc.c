@@ -690,13 +690,30 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
-	rc = potad__space_free(ps, handle, &e);
-	if (rc < 0) {
-		potad__rpc_refuse(x, r, rc, "free failed: %s", strerror(-rc));
+	rc = m->keep ? potad__space_shrink(ps, handle, m->keep, &e)
+		     : potad__space_free(ps, handle, &e);
+	if (rc == -EINVAL && m->keep) {
+		potad__rpc_refuse(x, r, rc,
+				  "cannot keep %llu bytes of extent %#llx "
+				  "(%llu bytes): keep fewer, a multiple of "
+				  "the granule of '%s', or free it all",
+				  (unsigned long long)m->keep,
+				  (unsigned long long)wire,
+				  (unsigned long long)e.length, ps->name);
 		return;
 	}
-	potad__jr_free(ps, handle);
-	potad__token_forget(ps, handle);
+	if (rc < 0) {
+		potad__rpc_refuse(x, r, rc, "%s failed: %s",
+				  m->keep ? "shrink" : "free", strerror(-rc));
+		return;
+	}
+	if (m->keep) {
+		/* The extent lives on: its token still names it. */
+		potad__jr_shrink(ps, handle, m->keep);
+	} else {
+		potad__jr_free(ps, handle);
+		potad__token_forget(ps, handle);
+	}
 	potad__discard_kick(ps);
 	r->extent = extent_msg(x, ps, &e);
 	if (r->extent)

@@ -68,6 +68,14 @@ int potad__space_free(struct pspace *ps, uint64_t handle,
 			     out);
 }
 
+int potad__space_shrink(struct pspace *ps, uint64_t handle, uint64_t keep,
+			struct potad_extent *out)
+{
+	return potad_shrink(ps->eng, handle, keep,
+			    potad__space_holds_data(ps) ? POTAD_FREE_DIRTY : 0,
+			    out);
+}
+
 const char *potad__space_unavailable(const struct pspace *ps)
 {
 	while (ps->parent)

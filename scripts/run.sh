@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # README's first command: install, build, start the daemon on its built-in
 # configuration (one 1 GiB range space, "default"), and show potadctl
-# allocating, aligning, looking up and freeing.  The daemon keeps running;
-# the last lines say how to talk to it and how to stop it.
+# allocating, aligning, looking up, shrinking and freeing.  The daemon
+# keeps running; the last lines say how to talk to it and how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -36,6 +36,7 @@ h=$(./clients/potadctl --json alloc default 64K --label demo |
 echo "\$ potadctl --json alloc default 64K --label demo   # handle $h"
 echo
 ctl lookup default 0x100000
+ctl shrink default "$h" 16K
 ctl list default --label demo
 ctl buddyinfo default
 ctl free default "$h"

@@ -176,6 +176,71 @@ START_TEST(alloc_free_lookup)
 }
 END_TEST
 
+/* Freeing an extent's tail: the rest keeps its handle, label and token,
+ * the tail is free and found by nothing, and what cannot be kept is
+ * refused with the state unchanged. */
+START_TEST(shrink_tail)
+{
+	struct daemon d;
+	struct cl c;
+	struct ext a, b, t;
+	struct res r;
+	struct sinfo s0;
+
+	daemon_start(&d, NULL);
+	cl_open(&c, &d);
+	a = ALLOC_OK(&c, .size = 64 * KiB, .label = "vol", .tag = 3,
+		     .token = "tok-vol");
+	b = ALLOC_OK(&c, .size = 4 * KiB);
+	EXPECT_EQ(b.offset, a.offset + a.length);
+
+	r = call(&c, op_shrink("default", a.handle, 16 * KiB));
+	EXPECT_OK(r);
+	EXPECT_EQ(r.ext.handle, a.handle);
+	EXPECT_EQ(r.ext.offset, a.offset);
+	EXPECT_EQ(r.ext.length, 16 * KiB);
+	EXPECT_STR(r.ext.label, "vol");
+	EXPECT_EQ(r.ext.tag, 3);
+	s0 = stat_ok(&c, "default");
+	EXPECT_EQ(s0.used_bytes, 16 * KiB + 4 * KiB);
+	r = call(&c, op_lookup("default", a.offset + 16 * KiB - 1));
+	EXPECT_OK(r);
+	EXPECT_EQ(r.ext.handle, a.handle);
+	r = call(&c, op_lookup("default", a.offset + 16 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__NOT_FOUND);
+	/* The token still names the extent, now shorter. */
+	t = ALLOC_OK(&c, .size = 64 * KiB, .token = "tok-vol");
+	EXPECT_EQ(t.handle, a.handle);
+	EXPECT_EQ(t.length, 16 * KiB);
+	/* The freed tail is free space like any other. */
+	t = ALLOC_OK(&c, .size = 48 * KiB, .fixed = true,
+		     .at = a.offset + 16 * KiB);
+	free_ok(&c, "default", t.handle);
+
+	/* Refusals change nothing. */
+	s0 = stat_ok(&c, "default");
+	r = call(&c, op_shrink("default", a.handle, 16 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__INVALID);
+	r = call(&c, op_shrink("default", a.handle, 20 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__INVALID);
+	r = call(&c, op_shrink("default", a.handle, 6 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__INVALID);
+	r = call(&c, op_shrink("nosuch", a.handle, 4 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__NOT_FOUND);
+	EXPECT_SAME(&c, "default", s0, "refused shrinks");
+	free_ok(&c, "default", b.handle);
+	r = call(&c, op_shrink("default", b.handle, 4 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__STALE);
+
+	free_ok(&c, "default", a.handle);
+	s0 = stat_ok(&c, "default");
+	EXPECT_EQ(s0.free_bytes, GiB);
+	EXPECT_EQ(s0.free_blocks, 1);
+	cl_close(&c);
+	daemon_stop(&d);
+}
+END_TEST
+
 /* Owners that no extent names any more are forgotten once thousands have
  * piled up (a client that labels each job afresh must not grow the daemon
  * for ever), and those still named keep their labels. */
@@ -1368,6 +1433,8 @@ static void as_nobody(const struct daemon *d, const struct ext *roots,
 	EXPECT_ST(r, POTAD__V1__STATUS__PERMISSION);
 	r = call(&c, op_free_at("default", roots->offset));
 	EXPECT_ST(r, POTAD__V1__STATUS__PERMISSION);
+	r = call(&c, op_shrink("default", roots->handle, 4 * KiB));
+	EXPECT_ST(r, POTAD__V1__STATUS__PERMISSION);
 	r = call(&c, op_extents("default"));
 	EXPECT_OK(r);
 	EXPECT_EQ(r.n, 1);
@@ -1958,6 +2025,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, hello_and_list);
 	tcase_add_test(tc, alloc_free_lookup);
+	tcase_add_test(tc, shrink_tail);
 	tcase_add_test(tc, owner_sweep);
 	tcase_add_test(tc, placement);
 	tcase_add_test(tc, pipelined);

@@ -703,7 +703,8 @@ struct wl {
 	size_t nlive, cap;
 	struct tok *tok;
 	size_t ntok;
-	unsigned long ops, allocs, frees, refused, poisons, lookups, repeats;
+	unsigned long ops, allocs, frees, shrinks, refused, poisons, lookups,
+	    repeats;
 	char labels[50][16];
 	char long_label[300];
 	uint32_t me;
@@ -825,11 +826,12 @@ static void wl_setup(struct wl *w, struct cl *c, uint64_t seed, bool children)
 	}
 }
 
-enum pk { P_ALLOC, P_REPEAT, P_FREE, P_LOOKUP, P_POISON };
+enum pk { P_ALLOC, P_REPEAT, P_FREE, P_SHRINK, P_LOOKUP, P_POISON };
 
 struct pend {
 	enum pk k;
-	struct lv lv; /* FREE, LOOKUP: the extent; REPEAT: what it gave */
+	struct lv lv; /* FREE, SHRINK, LOOKUP: the extent; REPEAT: what it
+		       * gave */
 	int tok;      /* ALLOC with a token, REPEAT */
 	struct aa a;  /* ALLOC */
 };
@@ -948,6 +950,20 @@ static Potad__V1__Op *wl_pick(struct wl *w, struct pend *p)
 				      below(w, p->lv.length / (4 * KiB)) * 4 *
 					  KiB);
 	}
+	if (x < 145 && w->nlive) {
+		size_t i = below(w, w->nlive);
+		uint64_t units = w->live[i].length / (4 * KiB);
+
+		if (units >= 2) {
+			/* Keep a shorter head; the record follows at once, as
+			 * later operations of the batch see it. */
+			p->k = P_SHRINK;
+			w->live[i].length = 4 * KiB * (1 + below(w, units - 1));
+			p->lv = w->live[i];
+			return op_shrink(p->lv.space, p->lv.handle,
+					 p->lv.length);
+		}
+	}
 	if (w->nlive && below(w, 1000) < (pfree > 900 ? 900 : pfree)) {
 		p->k = P_FREE;
 		p->lv = wl_take(w, below(w, w->nlive));
@@ -1005,6 +1021,19 @@ static void wl_settle(struct wl *w, const struct pend *p, const struct res *r)
 		       status_name(r->status), r->msg);
 		EXPECT_EQ(r->ext.handle, p->lv.handle);
 		w->frees++;
+		break;
+	case P_SHRINK:
+		EXPECT(r->status == POTAD__V1__STATUS__OK &&
+			   r->ext.handle == p->lv.handle &&
+			   r->ext.offset == p->lv.offset &&
+			   r->ext.length == p->lv.length,
+		       "shrink of %#" PRIx64 " in %s to %#" PRIx64 " bytes: "
+		       "expected it at %#" PRIx64 ", got %s (\"%s\") %#" PRIx64
+		       " at %#" PRIx64 " +%#" PRIx64,
+		       p->lv.handle, p->lv.space, p->lv.length, p->lv.offset,
+		       status_name(r->status), r->msg, r->ext.handle,
+		       r->ext.offset, r->ext.length);
+		w->shrinks++;
 		break;
 	case P_LOOKUP:
 		EXPECT(r->status == POTAD__V1__STATUS__OK,
@@ -1102,10 +1131,11 @@ static void wl_fini(struct wl *w)
 static void wl_print(const struct wl *w, const char *name)
 {
 	printf("check_journal: %s: %lu ops (%lu allocs, %lu refused, %lu "
-	       "frees, %lu lookups, %lu token repeats, %lu poisons), %zu "
-	       "live; seed %#llx\n",
-	       name, w->ops, w->allocs, w->refused, w->frees, w->lookups,
-	       w->repeats, w->poisons, w->nlive, (unsigned long long)seed0);
+	       "frees, %lu shrinks, %lu lookups, %lu token repeats, %lu "
+	       "poisons), %zu live; seed %#llx\n",
+	       name, w->ops, w->allocs, w->refused, w->frees, w->shrinks,
+	       w->lookups, w->repeats, w->poisons, w->nlive,
+	       (unsigned long long)seed0);
 	fflush(stdout);
 }
 

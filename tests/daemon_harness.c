@@ -845,6 +845,14 @@ Potad__V1__Op *op_free_at(const char *space, uint64_t offset)
 	return op;
 }
 
+Potad__V1__Op *op_shrink(const char *space, uint64_t handle, uint64_t keep)
+{
+	Potad__V1__Op *op = op_free(space, handle);
+
+	op->free->keep = keep;
+	return op;
+}
+
 Potad__V1__Op *op_lookup(const char *space, uint64_t offset)
 {
 	Potad__V1__Lookup *m = xcalloc(sizeof(*m));

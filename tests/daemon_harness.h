@@ -270,6 +270,8 @@ Potad__V1__Op *op_alloc(struct aa a);
 Potad__V1__Op *op_free(const char *space, uint64_t handle);
 /* Free by offset (admins). */
 Potad__V1__Op *op_free_at(const char *space, uint64_t offset);
+/* Free the tail: keep the first keep bytes. */
+Potad__V1__Op *op_shrink(const char *space, uint64_t handle, uint64_t keep);
 Potad__V1__Op *op_lookup(const char *space, uint64_t offset);
 Potad__V1__Op *op_extents(const char *space);
 /* A page of at most limit extents from offset from, only label's if not

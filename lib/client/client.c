@@ -1020,6 +1020,23 @@ int potad_client_free(struct potad_client *c, const char *space,
 	return call_extent(c, &op, true, out);
 }
 
+int potad_client_shrink(struct potad_client *c, const char *space,
+			uint64_t handle, uint64_t keep,
+			struct potad_client_extent **out)
+{
+	Potad__V1__Free fr = POTAD__V1__FREE__INIT;
+	Potad__V1__Op op = POTAD__V1__OP__INIT;
+
+	if (!space || !keep)
+		return -EINVAL;
+	fr.space = (char *)space;
+	fr.handle = handle;
+	fr.keep = keep;
+	op.op_case = POTAD__V1__OP__OP_FREE;
+	op.free = &fr;
+	return call_extent(c, &op, true, out);
+}
+
 int potad_client_free_offset(struct potad_client *c, const char *space,
 			     uint64_t offset, struct potad_client_extent **out)
 {

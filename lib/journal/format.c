@@ -603,6 +603,7 @@ const char *potad__jtype_name(unsigned type)
 		[POTAD_J_FREE] = "free",     [POTAD_J_POISON] = "poison",
 		[POTAD_J_TOKEN] = "token",   [POTAD_J_EXTENTS] = "extents",
 		[POTAD_J_END] = "end",       [POTAD_J_CLEAN] = "clean",
+		[POTAD_J_SHRINK] = "shrink",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type]

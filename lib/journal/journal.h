@@ -57,6 +57,7 @@ enum potad_jtype {
 	POTAD_J_CLEAN = 10,    /* free ranges of a space made clean (a
 				* discard completed) or, in a snapshot,
 				* dirty */
+	POTAD_J_SHRINK = 11,   /* an extent's tail freed */
 };
 
 struct potad_jrec {

@@ -262,6 +262,12 @@ POTAD_API int potad_client_alloc(struct potad_client *c,
 POTAD_API int potad_client_free(struct potad_client *c, const char *space,
 				uint64_t handle,
 				struct potad_client_extent **out);
+/* Free the tail of the extent named by handle: keep its first keep bytes
+ * (a shorter multiple of the granule) under the same handle; *out gets
+ * the extent as it is now. */
+POTAD_API int potad_client_shrink(struct potad_client *c, const char *space,
+				  uint64_t handle, uint64_t keep,
+				  struct potad_client_extent **out);
 /* Free the extent covering offset (admins). */
 POTAD_API int potad_client_free_offset(struct potad_client *c,
 				       const char *space, uint64_t offset,
