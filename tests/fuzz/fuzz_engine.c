@@ -276,6 +276,36 @@ static void op_free(struct input *in, int i)
 	CHECK(potad_get(m->s, h, &e) == -ESTALE);
 }
 
+/* Keep a head of a live extent and free its tail. */
+static void op_shrink(struct input *in, int i)
+{
+	struct mspace *m = &sp[i];
+	size_t k;
+	uint64_t units, keep;
+	unsigned flags = (unsigned)get(in, 1) & 1;
+	struct potad_extent e;
+	int rc;
+
+	if (!m->n)
+		return;
+	k = get(in, 1) % m->n;
+	units = m->live[k].len / m->granule;
+	keep = 1 + get(in, 3) % units; /* units itself: nothing to free */
+	rc = potad_shrink(m->s, m->live[k].handle, keep * m->granule, flags,
+			  &e);
+	if (m->live[k].child >= 0) {
+		CHECK(rc == -EBUSY);
+		return;
+	}
+	if (keep == units) {
+		CHECK(rc == -EINVAL);
+		return;
+	}
+	CHECK(rc == 0 && e.handle == m->live[k].handle &&
+	      e.offset == m->live[k].off && e.length == keep * m->granule);
+	m->live[k].len = e.length;
+}
+
 static void op_lookup(struct input *in, int i)
 {
 	struct mspace *m = &sp[i];
@@ -510,7 +540,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned op = (unsigned)get(&in, 1);
 
 		i = pick_space(&in);
-		switch (op % 12) {
+		switch (op % 13) {
 		case 0:
 		case 1:
 			op_alloc(&in, i);
@@ -544,6 +574,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 11:
 			potad_space_set_gen_floor(sp[i].s, (uint32_t)get(&in, 1));
+			break;
+		case 12:
+			op_shrink(&in, i);
 			break;
 		}
 		check_all();

@@ -204,6 +204,11 @@ static void rpc_seeds(void)
 	op[3].space_stat = &st;
 	st.name = "a";
 	st.fragmentation = true;
+	/* The aligned extent keeps a head first (admins find it by
+	 * offset), then goes. */
+	fr.keep = 0x10000;
+	frame(&f, ops + 2, 1, 5);
+	fr.keep = 0;
 	frame(&f, ops, 4, 4);
 	rpc_seed("alloc-admin", true, 0xff, &f);
 	rpc_seed("alloc-user", false, 0xff, &f);
@@ -383,6 +388,7 @@ static void log_records(struct jbuf *j)
 	rec_alloc(j, POTAD_J_ALLOC, &a);
 	rec_space(j, &kid);
 	rec_ids(j, POTAD_J_POISON, 1, 0x101000, 0x1000);
+	rec_ids(j, POTAD_J_SHRINK, 1, H(0, 1), 0x1000);
 	rec_ids(j, POTAD_J_FREE, 1, H(0, 1), 0);
 	n = potad__jenc_clean(NULL, 1, false, dirty, 1);
 	potad__jenc_clean(jroom(j, n), 1, false, dirty, 1);
