@@ -67,9 +67,13 @@
  *             must equal the original (extents, counters, free lists).
  *             Then first_alloc_ms times one allocation in the copy, which
  *             rebuilds the free-slot list that placing left dirty.
+ * L1 list     The same population as R1 (without poison), listed: an
+ *             operation is one extent visited by one potad_extent_foreach_from()
+ *             walk of the whole space; next_ns is the same list taken with
+ *             a potad_extent_next() call per extent, as a paged lister did.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
- * bytes, R1 extents and steps) by 10 for a smoke run.  After each
+ * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
  * workload's last run the space is verified with potad_space_check(),
  * outside the timed region.  Any unexpected engine error stops the program
  * with a message naming the workload, run, phase, operation number and
@@ -125,6 +129,7 @@ struct result {
 	double util_256m;
 	double total_ms;
 	double first_alloc_ms;
+	double next_ns;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -671,6 +676,67 @@ static void restore_verify(struct run *r, struct potad_space *a,
 	snap_release(&again);
 }
 
+/* n allocations of 4K-64K, then steps that each free a random one and
+ * allocate another: R1's and L1's population. */
+static void fill_small(struct run *r, struct liveset *l, uint64_t n,
+		       uint64_t steps)
+{
+	struct potad_extent e;
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		do_alloc(r, small_size(r), 0, 0, &e);
+		live_push(l, &e);
+	}
+	for (i = 0; i < steps; i++) {
+		live_free_random(r, l);
+		do_alloc(r, small_size(r), 0, 0, &e);
+		live_push(l, &e);
+	}
+}
+
+static int count_one(const struct potad_extent *e, void *arg)
+{
+	(void)e;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/* Listing: every extent in address order, by one in-order walk of the
+ * index (potad_extent_foreach_from), and, for comparison, by a search per
+ * extent (potad_extent_next). */
+static void wl_list(struct run *r, struct result *res, int quick)
+{
+	uint64_t n = 1000000 / (quick ? 10 : 1), seen = 0, off = 0, t0;
+	struct liveset l = { 0 };
+	struct potad_extent e;
+	int rc;
+
+	space_new(r, 0, 64 * GIB);
+	set_phase(r, "setup");
+	fill_small(r, &l, n, n / 10);
+	live_release(&l);
+
+	set_phase(r, "measure");
+	clock_start(r);
+	rc = potad_extent_foreach_from(r->s, 0, 0, 0, count_one, &seen);
+	clock_stop(r);
+	if (rc != 0 || seen != n)
+		die("%s: run %d: the walk saw %llu of %llu extents", r->wl,
+		    r->runno, (unsigned long long)seen,
+		    (unsigned long long)n);
+	r->ops = seen;
+	finish_measure(r, res);
+	t0 = now_ns();
+	for (seen = 0; potad_extent_next(r->s, off, &e) == 0; seen++)
+		off = e.offset + 1;
+	res->next_ns = (double)(now_ns() - t0) / (double)(seen ? seen : 1);
+	if (seen != n)
+		die("%s: run %d: potad_extent_next saw %llu of %llu extents",
+		    r->wl, r->runno, (unsigned long long)seen,
+		    (unsigned long long)n);
+}
+
 static void wl_restore(struct run *r, struct result *res, int quick)
 {
 	const uint64_t size = 64 * GIB;
@@ -684,15 +750,7 @@ static void wl_restore(struct run *r, struct result *res, int quick)
 
 	space_new(r, 0, size);
 	set_phase(r, "setup");
-	for (i = 0; i < n; i++) {
-		do_alloc(r, small_size(r), 0, 0, &e);
-		live_push(&l, &e);
-	}
-	for (i = 0; i < steps; i++) {
-		live_free_random(r, &l);
-		do_alloc(r, small_size(r), 0, 0, &e);
-		live_push(&l, &e);
-	}
+	fill_small(r, &l, n, steps);
 	for (i = 0; i < 64; i++) {
 		rc = potad_poison(r->s, next_pick(r, size >> GRANULE_SHIFT)
 						<< GRANULE_SHIFT,
@@ -747,6 +805,7 @@ static const struct workload workloads[] = {
 	{ "W3", "aligned", wl_aligned },
 	{ "W4", "aging", wl_aging },
 	{ "R1", "restore", wl_restore },
+	{ "L1", "list", wl_list },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -829,6 +888,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_restore)
 			printf(",\"total_ms\":%.1f,\"first_alloc_ms\":%.2f",
 			       last->total_ms, last->first_alloc_ms);
+		if (w->fn == wl_list)
+			printf(",\"next_ns\":%.1f", last->next_ns);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -852,6 +913,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_restore)
 			printf(" total_ms=%.1f first_alloc_ms=%.2f",
 			       last->total_ms, last->first_alloc_ms);
+		if (w->fn == wl_list)
+			printf(" next_ns=%.1f", last->next_ns);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -860,8 +923,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: potad-bench-engine [--runs N] [--quick] [--only W1|W2|W3|W4|R1]\n"
-"                          [--json]\n"
+"Usage: potad-bench-engine [--runs N] [--quick]\n"
+"                          [--only W1|W2|W3|W4|R1|L1] [--json]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
 "  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
@@ -875,6 +938,8 @@ static void usage(FILE *f)
 "  R1 restore  64 GiB space, 1,000,000 extents of 4K-64K, 100,000 churn\n"
 "              steps, 64 poisoned units; snapshot, then rebuild it in a\n"
 "              fresh space with potad_place (an operation: one extent)\n"
+"  L1 list     R1's extents (no poison) walked in address order with\n"
+"              potad_extent_foreach_from (an operation: one extent)\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
@@ -898,11 +963,13 @@ static void usage(FILE *f)
 "                    last run\n"
 "  first_alloc_ms    R1: the first allocation after it, which rebuilds\n"
 "                    the free-slot list (untimed otherwise), last run\n"
+"  next_ns           L1: ns per extent listed with potad_extent_next\n"
+"                    instead, last run\n"
 "\n"
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4, R1 or its name)\n"
+"  --only W    run one workload (W1..W4, R1, L1 or its name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -976,7 +1043,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3, W4 or R1)\n",
+				"(W1, W2, W3, W4, R1 or L1)\n",
 			only);
 		return 2;
 	}
