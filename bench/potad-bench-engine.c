@@ -71,6 +71,11 @@
  *             operation is one extent visited by one potad_extent_foreach_from()
  *             walk of the whole space; next_ns is the same list taken with
  *             a potad_extent_next() call per extent, as a paged lister did.
+ * I1 index    The extent index alone (the radix map, no descriptors, no
+ *             free space) in W1's pattern: 100,000 keys over 2^28 units,
+ *             2,000,000 steps that remove a random key and insert a new
+ *             one, W1's sizes laid end to end.  An operation is one insert
+ *             or remove: the floor W1 cannot go under with this index.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -91,6 +96,8 @@
 #include <time.h>
 
 #include <potad/engine.h>
+
+#include "engine/radix.h" /* I1 measures the index on its own */
 
 #define KIB (1ull << 10)
 #define MIB (1ull << 20)
@@ -737,6 +744,77 @@ static void wl_list(struct run *r, struct result *res, int quick)
 		    (unsigned long long)n);
 }
 
+/* The next I1 key: W1's sizes laid end to end, wrapping at span units,
+ * and moved on past a key still live (rare: 100,000 live extents fill a
+ * third of the span). */
+static uint64_t next_key(struct run *r, const struct rtree *t,
+			 const struct rpool *nodes, const struct rpool *vals,
+			 uint64_t *at, uint64_t span)
+{
+	uint64_t k;
+
+	*at = (*at + (next_size(r) >> GRANULE_SHIFT)) % span;
+	for (k = *at; potad__rtree_get(t, nodes, vals, k, NULL);)
+		k = (k + 1) % span;
+	return k;
+}
+
+/* The extent index alone: W1's pattern on the radix map that indexes
+ * extents (100,000 live keys over 2^28 units; each step removes a random
+ * one and inserts a new one), with no descriptors and no free space.  It
+ * is the part of W1 that any free-space design leaves to the index. */
+static void wl_index(struct run *r, struct result *res, int quick)
+{
+	const uint64_t live = 100000, span = 1ull << 28;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), at = 0, i, *key;
+	struct rpool nodes, vals;
+	struct rtree t;
+
+	space_new(r, 0, GIB); /* unused: run_workload checks a space */
+	potad__rpool_init(&nodes, sizeof(struct rnode));
+	potad__rpool_init(&vals, sizeof(uint32_t));
+	potad__rtree_init(&t, span - 1, true);
+	key = xcalloc(live, sizeof(*key));
+	set_phase(r, "setup");
+	for (i = 0; i < live; i++) {
+		key[i] = next_key(r, &t, &nodes, &vals, &at, span);
+		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
+		    potad__rpool_reserve(&vals, 64))
+			die("%s: out of memory", r->wl);
+		potad__rtree_insert(&t, &nodes, &vals, key[i], (uint32_t)i);
+	}
+
+	set_phase(r, "measure");
+	clock_start(r);
+	for (i = 0; i < steps; i++) {
+		uint64_t v = next_pick(r, live);
+
+		if (!potad__rtree_remove(&t, &nodes, &vals, key[v]))
+			die("%s: key %#llx was not in the index", r->wl,
+			    (unsigned long long)key[v]);
+		count_op(r);
+		key[v] = next_key(r, &t, &nodes, &vals, &at, span);
+		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
+		    potad__rpool_reserve(&vals, 64))
+			die("%s: out of memory", r->wl);
+		potad__rtree_insert(&t, &nodes, &vals, key[v], (uint32_t)v);
+		count_op(r);
+	}
+	clock_stop(r);
+	res->ops = r->ops;
+	res->ns_per_op = (double)r->ns / (double)r->ops;
+	res->extent_bytes = potad__rpool_bytes(&nodes) + potad__rpool_bytes(&vals);
+	res->extents = live;
+	res->size = 1; /* util: nothing is allocated */
+	r->meta_peak = res->extent_bytes;
+	if (!potad__rtree_verify(&t, &nodes, &vals))
+		die("%s: the index is malformed", r->wl);
+	potad__rtree_clear(&t, &nodes, &vals);
+	potad__rpool_fini(&nodes);
+	potad__rpool_fini(&vals);
+	free(key);
+}
+
 static void wl_restore(struct run *r, struct result *res, int quick)
 {
 	const uint64_t size = 64 * GIB;
@@ -806,6 +884,7 @@ static const struct workload workloads[] = {
 	{ "W4", "aging", wl_aging },
 	{ "R1", "restore", wl_restore },
 	{ "L1", "list", wl_list },
+	{ "I1", "index", wl_index },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -924,7 +1003,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: potad-bench-engine [--runs N] [--quick]\n"
-"                          [--only W1|W2|W3|W4|R1|L1] [--json]\n"
+"                          [--only W1|W2|W3|W4|R1|L1|I1] [--json]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
 "  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
@@ -940,6 +1019,10 @@ static void usage(FILE *f)
 "              fresh space with potad_place (an operation: one extent)\n"
 "  L1 list     R1's extents (no poison) walked in address order with\n"
 "              potad_extent_foreach_from (an operation: one extent)\n"
+"  I1 index    the extent index alone, in W1's pattern: 100,000 keys,\n"
+"              2,000,000 steps that remove one and insert another\n"
+"              (an operation: one insert or remove; bytes_per_extent:\n"
+"              the index's bytes per key)\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
@@ -969,7 +1052,7 @@ static void usage(FILE *f)
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4, R1, L1 or its name)\n"
+"  --only W    run one workload (W1..W4, R1, L1, I1 or its name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -1043,7 +1126,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3, W4, R1 or L1)\n",
+				"(W1, W2, W3, W4, R1, L1 or I1)\n",
 			only);
 		return 2;
 	}
