@@ -72,10 +72,10 @@
  *             walk of the whole space; next_ns is the same list taken with
  *             a potad_extent_next() call per extent, as a paged lister did.
  * I1 index    The extent index alone (the radix map, no descriptors, no
- *             free space) in W1's pattern: 100,000 keys over 2^28 units,
- *             2,000,000 steps that remove a random key and insert a new
- *             one, W1's sizes laid end to end.  An operation is one insert
- *             or remove: the floor W1 cannot go under with this index.
+ *             free space): W1's own index operations, recorded from a W1
+ *             run through the engine (setup), replayed on a fresh map.  An
+ *             operation is one insert or remove: the floor W1 cannot go
+ *             under with this index.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -744,75 +744,80 @@ static void wl_list(struct run *r, struct result *res, int quick)
 		    (unsigned long long)n);
 }
 
-/* The next I1 key: W1's sizes laid end to end, wrapping at span units,
- * and moved on past a key still live (rare: 100,000 live extents fill a
- * third of the span). */
-static uint64_t next_key(struct run *r, const struct rtree *t,
-			 const struct rpool *nodes, const struct rpool *vals,
-			 uint64_t *at, uint64_t span)
-{
-	uint64_t k;
-
-	*at = (*at + (next_size(r) >> GRANULE_SHIFT)) % span;
-	for (k = *at; potad__rtree_get(t, nodes, vals, k, NULL);)
-		k = (k + 1) % span;
-	return k;
-}
-
-/* The extent index alone: W1's pattern on the radix map that indexes
- * extents (100,000 live keys over 2^28 units; each step removes a random
- * one and inserts a new one), with no descriptors and no free space.  It
- * is the part of W1 that any free-space design leaves to the index. */
+/* The extent index alone: W1's own index operations (the start of every
+ * extent its setup allocates, then per step the start it frees and the
+ * one it allocates, recorded from a W1 run through the engine), replayed
+ * on a fresh radix map of the kind that indexes extents, with no
+ * descriptors and no free space: the part of W1 that any free-space
+ * design leaves to the index. */
 static void wl_index(struct run *r, struct result *res, int quick)
 {
-	const uint64_t live = 100000, span = 1ull << 28;
-	uint64_t steps = 2000000 / (quick ? 10 : 1), at = 0, i, *key;
+	const uint64_t live = 100000;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *start, *rm, *in;
+	struct potad_extent e;
 	struct rpool nodes, vals;
 	struct rtree t;
 
-	space_new(r, 0, GIB); /* unused: run_workload checks a space */
-	potad__rpool_init(&nodes, sizeof(struct rnode));
-	potad__rpool_init(&vals, sizeof(uint32_t));
-	potad__rtree_init(&t, span - 1, true);
-	key = xcalloc(live, sizeof(*key));
+	h = xcalloc(live, sizeof(*h));
+	start = xcalloc(live, sizeof(*start));
+	rm = xcalloc(steps, sizeof(*rm));
+	in = xcalloc(steps, sizeof(*in));
+	space_new(r, 0, TIB);
 	set_phase(r, "setup");
 	for (i = 0; i < live; i++) {
-		key[i] = next_key(r, &t, &nodes, &vals, &at, span);
+		do_alloc(r, next_size(r), 0, 0, &e);
+		h[i] = e.handle;
+		start[i] = e.offset >> GRANULE_SHIFT;
+	}
+	potad__rpool_init(&nodes, sizeof(struct rnode));
+	potad__rpool_init(&vals, sizeof(uint32_t));
+	potad__rtree_init(&t, (TIB >> GRANULE_SHIFT) - 1, true);
+	for (i = 0; i < live; i++) {
 		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
 		    potad__rpool_reserve(&vals, 64))
 			die("%s: out of memory", r->wl);
-		potad__rtree_insert(&t, &nodes, &vals, key[i], (uint32_t)i);
+		potad__rtree_insert(&t, &nodes, &vals, start[i], (uint32_t)i);
+	}
+	for (i = 0; i < steps; i++) {
+		uint64_t v = next_pick(r, live);
+
+		rm[i] = start[v];
+		do_free(r, h[v], 0);
+		do_alloc(r, next_size(r), 0, 0, &e);
+		h[v] = e.handle;
+		in[i] = start[v] = e.offset >> GRANULE_SHIFT;
 	}
 
 	set_phase(r, "measure");
 	clock_start(r);
 	for (i = 0; i < steps; i++) {
-		uint64_t v = next_pick(r, live);
-
-		if (!potad__rtree_remove(&t, &nodes, &vals, key[v]))
+		if (!potad__rtree_remove(&t, &nodes, &vals, rm[i]))
 			die("%s: key %#llx was not in the index", r->wl,
-			    (unsigned long long)key[v]);
+			    (unsigned long long)rm[i]);
 		count_op(r);
-		key[v] = next_key(r, &t, &nodes, &vals, &at, span);
 		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
 		    potad__rpool_reserve(&vals, 64))
 			die("%s: out of memory", r->wl);
-		potad__rtree_insert(&t, &nodes, &vals, key[v], (uint32_t)v);
+		potad__rtree_insert(&t, &nodes, &vals, in[i], (uint32_t)i);
 		count_op(r);
 	}
 	clock_stop(r);
 	res->ops = r->ops;
 	res->ns_per_op = (double)r->ns / (double)r->ops;
-	res->extent_bytes = potad__rpool_bytes(&nodes) + potad__rpool_bytes(&vals);
+	res->extent_bytes =
+	    potad__rpool_bytes(&nodes) + potad__rpool_bytes(&vals);
 	res->extents = live;
-	res->size = 1; /* util: nothing is allocated */
+	res->size = 1; /* util: the index holds no space */
 	r->meta_peak = res->extent_bytes;
 	if (!potad__rtree_verify(&t, &nodes, &vals))
 		die("%s: the index is malformed", r->wl);
 	potad__rtree_clear(&t, &nodes, &vals);
 	potad__rpool_fini(&nodes);
 	potad__rpool_fini(&vals);
-	free(key);
+	free(h);
+	free(start);
+	free(rm);
+	free(in);
 }
 
 static void wl_restore(struct run *r, struct result *res, int quick)
@@ -1019,10 +1024,10 @@ static void usage(FILE *f)
 "              fresh space with potad_place (an operation: one extent)\n"
 "  L1 list     R1's extents (no poison) walked in address order with\n"
 "              potad_extent_foreach_from (an operation: one extent)\n"
-"  I1 index    the extent index alone, in W1's pattern: 100,000 keys,\n"
-"              2,000,000 steps that remove one and insert another\n"
-"              (an operation: one insert or remove; bytes_per_extent:\n"
-"              the index's bytes per key)\n"
+"  I1 index    the extent index alone: W1's index inserts and removes,\n"
+"              recorded from a W1 run and replayed on a fresh map (an\n"
+"              operation: one insert or remove; bytes_per_extent: the\n"
+"              index's bytes per key)\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
