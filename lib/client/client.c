@@ -1005,19 +1005,28 @@ int potad_client_alloc(struct potad_client *c,
 	return call_extent(c, &op, false, out);
 }
 
-int potad_client_free(struct potad_client *c, const char *space,
-		      uint64_t handle, struct potad_client_extent **out)
+/* One Free: fr names the extent (by handle, or by offset) and how much of
+ * it to keep. */
+static int call_free(struct potad_client *c, const char *space,
+		     Potad__V1__Free *fr, struct potad_client_extent **out)
 {
-	Potad__V1__Free fr = POTAD__V1__FREE__INIT;
 	Potad__V1__Op op = POTAD__V1__OP__INIT;
 
 	if (!space)
 		return -EINVAL;
-	fr.space = (char *)space;
-	fr.handle = handle;
+	fr->space = (char *)space;
 	op.op_case = POTAD__V1__OP__OP_FREE;
-	op.free = &fr;
+	op.free = fr;
 	return call_extent(c, &op, true, out);
+}
+
+int potad_client_free(struct potad_client *c, const char *space,
+		      uint64_t handle, struct potad_client_extent **out)
+{
+	Potad__V1__Free fr = POTAD__V1__FREE__INIT;
+
+	fr.handle = handle;
+	return call_free(c, space, &fr, out);
 }
 
 int potad_client_shrink(struct potad_client *c, const char *space,
@@ -1025,32 +1034,22 @@ int potad_client_shrink(struct potad_client *c, const char *space,
 			struct potad_client_extent **out)
 {
 	Potad__V1__Free fr = POTAD__V1__FREE__INIT;
-	Potad__V1__Op op = POTAD__V1__OP__INIT;
 
-	if (!space || !keep)
+	if (!keep)
 		return -EINVAL;
-	fr.space = (char *)space;
 	fr.handle = handle;
 	fr.keep = keep;
-	op.op_case = POTAD__V1__OP__OP_FREE;
-	op.free = &fr;
-	return call_extent(c, &op, true, out);
+	return call_free(c, space, &fr, out);
 }
 
 int potad_client_free_offset(struct potad_client *c, const char *space,
 			     uint64_t offset, struct potad_client_extent **out)
 {
 	Potad__V1__Free fr = POTAD__V1__FREE__INIT;
-	Potad__V1__Op op = POTAD__V1__OP__INIT;
 
-	if (!space)
-		return -EINVAL;
-	fr.space = (char *)space;
 	fr.by_offset = true;
 	fr.offset = offset;
-	op.op_case = POTAD__V1__OP__OP_FREE;
-	op.free = &fr;
-	return call_extent(c, &op, true, out);
+	return call_free(c, space, &fr, out);
 }
 
 int potad_client_lookup(struct potad_client *c, const char *space,
