@@ -949,6 +949,29 @@ static int alloc_option(int o, char **argv, const struct cmd *me)
 	return -1;
 }
 
+/* The extent an alloc or a shrink left held: one line, or a JSON object;
+ * what (if not NULL) says what was done, first on the line and as a true
+ * JSON key. */
+static void print_held(const char *space, const struct potad_client_extent *e,
+		       const char *what)
+{
+	if (json) {
+		jopen('{');
+		jstr("space", space);
+		ju64("offset", e->offset);
+		ju64("length", e->length);
+		jhex("handle", e->handle);
+		if (what)
+			jbool(what, true);
+		jclose('}');
+	} else {
+		printf("%s%sspace %s offset 0x%" PRIx64
+		       " length %s handle 0x%" PRIx64 "\n",
+		       what ? what : "", what ? " " : "", safe(space),
+		       e->offset, fmt_size(e->length), e->handle);
+	}
+}
+
 static int cmd_alloc(int argc, char **argv, const struct cmd *me)
 {
 	static const struct option lo[] = {
@@ -966,7 +989,6 @@ static int cmd_alloc(int argc, char **argv, const struct cmd *me)
 	    {"reserve", required_argument, NULL, 'r'},
 	    COMMON_OPTIONS};
 	struct potad_client_extent *e;
-	const char *space;
 	int rc;
 
 	PARSE_OPTIONS(argc, argv, me, lo, alloc_option);
@@ -981,19 +1003,7 @@ static int cmd_alloc(int argc, char **argv, const struct cmd *me)
 	rc = potad_client_alloc(cl, &aa, &e);
 	if (rc < 0)
 		return refused(me, rc);
-	space = *e->space ? e->space : aa.space;
-	if (json) {
-		jopen('{');
-		jstr("space", space);
-		ju64("offset", e->offset);
-		ju64("length", e->length);
-		jhex("handle", e->handle);
-		jclose('}');
-	} else {
-		printf("space %s offset 0x%" PRIx64
-		       " length %s handle 0x%" PRIx64 "\n",
-		       safe(space), e->offset, fmt_size(e->length), e->handle);
-	}
+	print_held(*e->space ? e->space : aa.space, e, NULL);
 	potad_client_free_result(e);
 	return 0;
 }
@@ -1090,19 +1100,7 @@ static int cmd_shrink(int argc, char **argv, const struct cmd *me)
 	rc = potad_client_shrink(cl, space, handle, keep, &e);
 	if (rc < 0)
 		return refused(me, rc);
-	if (json) {
-		jopen('{');
-		jstr("space", space);
-		ju64("offset", e->offset);
-		ju64("length", e->length);
-		jhex("handle", e->handle);
-		jbool("shrunk", true);
-		jclose('}');
-	} else {
-		printf("shrunk space %s offset 0x%" PRIx64 " length %s handle "
-		       "0x%" PRIx64 "\n",
-		       safe(space), e->offset, fmt_size(e->length), e->handle);
-	}
+	print_held(space, e, "shrunk");
 	potad_client_free_result(e);
 	return 0;
 }
