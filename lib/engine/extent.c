@@ -276,18 +276,27 @@ int potad_lookup(const struct potad_space *s, uint64_t offset,
 	return 0;
 }
 
+/* The index key of the first unit at or after byte offset that an extent
+ * could start at; false when offset lies past the space. */
+static bool first_key(const struct potad_space *s, uint64_t offset,
+		      uint64_t *key)
+{
+	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
+
+	if ((offset >> s->g) >= s->ue)
+		return false;
+	*key = (u < s->ub ? s->ub : u) - s->ub;
+	return true;
+}
+
 int potad_extent_next(const struct potad_space *s, uint64_t offset,
 		      struct potad_extent *out)
 {
-	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
 	uint64_t key;
 	uint32_t slot;
 
-	if ((offset >> s->g) >= s->ue)
-		return -ENOENT;
-	if (u < s->ub)
-		u = s->ub;
-	if (!potad__rtree_next(&s->index, &s->inodes, &s->vals, u - s->ub, &key,
+	if (!first_key(s, offset, &key) ||
+	    !potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
 			       &slot))
 		return -ENOENT;
 	if (out)
@@ -320,13 +329,11 @@ int potad_extent_foreach_from(const struct potad_space *s, uint64_t offset,
 			      potad_extent_fn fn, void *arg)
 {
 	struct foreach_ctx c = { s, owner_only, owner, fn, arg };
-	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
+	uint64_t key;
 
-	if ((offset >> s->g) >= s->ue)
+	if (!first_key(s, offset, &key))
 		return 0;
-	if (u < s->ub)
-		u = s->ub;
-	return potad__rtree_walk(&s->index, &s->inodes, &s->vals, u - s->ub,
+	return potad__rtree_walk(&s->index, &s->inodes, &s->vals, key,
 				 foreach_one, &c);
 }
 

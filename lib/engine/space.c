@@ -953,10 +953,19 @@ int potad_claim(struct potad_space *s, uint64_t offset, uint64_t length,
 	return potad_alloc(s, &r, out);
 }
 
-static int free_extent(struct potad_space *s, uint64_t handle, bool dirty,
-		       struct potad_extent *out)
+/*
+ * Freeing.  A free gives back the whole extent and its descriptor; a
+ * shrink gives back the tail, [start + length, end), and the descriptor,
+ * with its index key, keeps the head.  Either way the units go back as
+ * maximal aligned pieces merged with their buddies, and poisoned ones stay
+ * out.  Merging only moves a block up to a shallower order, so the pieces'
+ * own orders bound what the inserts need.
+ */
+static int release(struct potad_space *s, uint64_t handle, bool whole,
+		   uint64_t length, bool dirty, struct potad_extent *out)
 {
 	uint32_t slot;
+	struct desc *d;
 	uint64_t a, b;
 	bool poisoned;
 	int rc;
@@ -964,64 +973,43 @@ static int free_extent(struct potad_space *s, uint64_t handle, bool dirty,
 	rc = potad__desc_find(s, handle, &slot);
 	if (rc < 0)
 		return rc;
-	if (DESC_TYPE(DESC(s, slot)) == POTAD_TYPE_CHILD)
+	d = DESC(s, slot);
+	if (DESC_TYPE(d) == POTAD_TYPE_CHILD)
 		return -EBUSY;
-	a = DESC(s, slot)->start;
-	b = a + DESC(s, slot)->len;
-	/* Merging only moves a block up to a shallower order, so the pieces'
-	 * own orders bound what the inserts need. */
+	if (!whole && (length == 0 || (length & (pow2(s->g) - 1)) ||
+		       (length >> s->g) >= d->len))
+		return -EINVAL;
+	a = d->start + (whole ? 0 : length >> s->g);
+	b = d->start + d->len;
 	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
 	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
 					: potad__range_need(s, a, b, dirty));
 	if (rc < 0)
 		return rc;
-	if (out)
+	if (whole && out)
 		potad__desc_fill(s, slot, out);
+	if (!whole) {
+		d->len = a - d->start;
+		s->used_units -= b - a;
+	}
 	if (poisoned)
 		potad__free_unpoisoned(s, a, b, dirty);
 	else
 		potad__free_range(s, a, b, dirty);
-	potad__desc_drop(s, slot);
+	if (whole)
+		potad__desc_drop(s, slot);
+	else if (out)
+		potad__desc_fill(s, slot, out);
 	return 0;
 }
 
 int potad_shrink(struct potad_space *s, uint64_t handle, uint64_t length,
 		 unsigned flags, struct potad_extent *out)
 {
-	bool dirty = flags & POTAD_FREE_DIRTY, poisoned;
-	uint32_t slot;
-	struct desc *d;
-	uint64_t a, b;
-	int rc;
-
 	if (flags & ~POTAD_FREE_DIRTY)
 		return -EINVAL;
-	rc = potad__desc_find(s, handle, &slot);
-	if (rc < 0)
-		return rc;
-	d = DESC(s, slot);
-	if (DESC_TYPE(d) == POTAD_TYPE_CHILD)
-		return -EBUSY;
-	if (length == 0 || (length & (pow2(s->g) - 1)) ||
-	    (length >> s->g) >= d->len)
-		return -EINVAL;
-	a = d->start + (length >> s->g);
-	b = d->start + d->len;
-	/* The same as freeing an extent [a, b); the index keeps its key. */
-	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
-	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
-					: potad__range_need(s, a, b, dirty));
-	if (rc < 0)
-		return rc;
-	d->len = a - d->start;
-	s->used_units -= b - a;
-	if (poisoned)
-		potad__free_unpoisoned(s, a, b, dirty);
-	else
-		potad__free_range(s, a, b, dirty);
-	if (out)
-		potad__desc_fill(s, slot, out);
-	return 0;
+	return release(s, handle, false, length, flags & POTAD_FREE_DIRTY,
+		       out);
 }
 
 int potad_free_ex(struct potad_space *s, uint64_t handle, unsigned flags,
@@ -1029,13 +1017,13 @@ int potad_free_ex(struct potad_space *s, uint64_t handle, unsigned flags,
 {
 	if (flags & ~POTAD_FREE_DIRTY)
 		return -EINVAL;
-	return free_extent(s, handle, flags & POTAD_FREE_DIRTY, out);
+	return release(s, handle, true, 0, flags & POTAD_FREE_DIRTY, out);
 }
 
 int potad_free(struct potad_space *s, uint64_t handle,
 	       struct potad_extent *out)
 {
-	return free_extent(s, handle, false, out);
+	return release(s, handle, true, 0, false, out);
 }
 
 /*
