@@ -68,9 +68,10 @@
  *             Then first_alloc_ms times one allocation in the copy, which
  *             rebuilds the free-slot list that placing left dirty.
  * L1 list     The same population as R1 (without poison), listed: an
- *             operation is one extent visited by one potad_extent_foreach_from()
- *             walk of the whole space; next_ns is the same list taken with
- *             a potad_extent_next() call per extent, as a paged lister did.
+ *             operation is one extent visited by one walk of the whole
+ *             space with potad_extent_foreach_from(); next_ns is the same
+ *             list taken with a potad_extent_next() call per extent, as a
+ *             paged lister did.
  * I1 index    The extent index alone (the radix map, no descriptors, no
  *             free space): W1's own index operations, recorded from a W1
  *             run through the engine (setup), replayed on a fresh map.  An
@@ -437,33 +438,58 @@ static void live_release(struct liveset *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* W1's population: live extents of the size mix, their handles in h, their
+ * lengths in len and (if start is not NULL) their first units in start. */
+static void w1_fill(struct run *r, uint64_t live, uint64_t *h, uint64_t *len,
+		    uint64_t *start)
+{
+	struct potad_extent e;
+
+	for (uint64_t i = 0; i < live; i++) {
+		do_alloc(r, next_size(r), 0, 0, &e);
+		h[i] = e.handle;
+		len[i] = e.length;
+		if (start)
+			start[i] = e.offset >> GRANULE_SHIFT;
+	}
+}
+
+/* One W1 step: free a random extent of the arrays w1_fill() filled and
+ * allocate one in its place.  With start, *freed gets the first unit of
+ * the extent freed and *made that of the one allocated. */
+static inline void w1_step(struct run *r, uint64_t live, uint64_t *h,
+			   uint64_t *len, uint64_t *start, uint64_t *freed,
+			   uint64_t *made)
+{
+	uint64_t v = next_pick(r, live);
+	struct potad_extent e;
+
+	do_free(r, h[v], len[v]);
+	do_alloc(r, next_size(r), 0, 0, &e);
+	h[v] = e.handle;
+	len[v] = e.length;
+	if (start) {
+		*freed = start[v];
+		*made = start[v] = e.offset >> GRANULE_SHIFT;
+	}
+}
+
 static void wl_churn(struct run *r, struct result *res, int quick)
 {
 	const uint64_t live = 100000;
 	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *len;
-	struct potad_extent e;
 
 	h = xcalloc(live, sizeof(*h));
 	len = xcalloc(live, sizeof(*len));
 	space_new(r, 0, TIB);
 
 	set_phase(r, "setup");
-	for (i = 0; i < live; i++) {
-		do_alloc(r, next_size(r), 0, 0, &e);
-		h[i] = e.handle;
-		len[i] = e.length;
-	}
+	w1_fill(r, live, h, len, NULL);
 
 	set_phase(r, "measure");
 	clock_start(r);
-	for (i = 0; i < steps; i++) {
-		uint64_t v = next_pick(r, live);
-
-		do_free(r, h[v], len[v]);
-		do_alloc(r, next_size(r), 0, 0, &e);
-		h[v] = e.handle;
-		len[v] = e.length;
-	}
+	for (i = 0; i < steps; i++)
+		w1_step(r, live, h, len, NULL, NULL, NULL);
 	clock_stop(r);
 	finish_measure(r, res);
 	free(h);
@@ -744,6 +770,16 @@ static void wl_list(struct run *r, struct result *res, int quick)
 		    (unsigned long long)n);
 }
 
+/* Put key (with value val) in I1's map. */
+static void index_put(struct run *r, struct rtree *t, struct rpool *nodes,
+		      struct rpool *vals, uint64_t key, uint32_t val)
+{
+	if (potad__rpool_reserve(nodes, potad__rtree_insert_need(t)) ||
+	    potad__rpool_reserve(vals, 64))
+		die("%s: out of memory", r->wl);
+	potad__rtree_insert(t, nodes, vals, key, val);
+}
+
 /* The extent index alone: W1's own index operations (the start of every
  * extent its setup allocates, then per step the start it frees and the
  * one it allocates, recorded from a W1 run through the engine), replayed
@@ -753,40 +789,26 @@ static void wl_list(struct run *r, struct result *res, int quick)
 static void wl_index(struct run *r, struct result *res, int quick)
 {
 	const uint64_t live = 100000;
-	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *start, *rm, *in;
-	struct potad_extent e;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *len, *start, *rm,
+		 *in;
 	struct rpool nodes, vals;
 	struct rtree t;
 
 	h = xcalloc(live, sizeof(*h));
+	len = xcalloc(live, sizeof(*len));
 	start = xcalloc(live, sizeof(*start));
 	rm = xcalloc(steps, sizeof(*rm));
 	in = xcalloc(steps, sizeof(*in));
 	space_new(r, 0, TIB);
 	set_phase(r, "setup");
-	for (i = 0; i < live; i++) {
-		do_alloc(r, next_size(r), 0, 0, &e);
-		h[i] = e.handle;
-		start[i] = e.offset >> GRANULE_SHIFT;
-	}
+	w1_fill(r, live, h, len, start);
 	potad__rpool_init(&nodes, sizeof(struct rnode));
 	potad__rpool_init(&vals, sizeof(uint32_t));
 	potad__rtree_init(&t, (TIB >> GRANULE_SHIFT) - 1, true);
-	for (i = 0; i < live; i++) {
-		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
-		    potad__rpool_reserve(&vals, 64))
-			die("%s: out of memory", r->wl);
-		potad__rtree_insert(&t, &nodes, &vals, start[i], (uint32_t)i);
-	}
-	for (i = 0; i < steps; i++) {
-		uint64_t v = next_pick(r, live);
-
-		rm[i] = start[v];
-		do_free(r, h[v], 0);
-		do_alloc(r, next_size(r), 0, 0, &e);
-		h[v] = e.handle;
-		in[i] = start[v] = e.offset >> GRANULE_SHIFT;
-	}
+	for (i = 0; i < live; i++)
+		index_put(r, &t, &nodes, &vals, start[i], (uint32_t)i);
+	for (i = 0; i < steps; i++)
+		w1_step(r, live, h, len, start, &rm[i], &in[i]);
 
 	set_phase(r, "measure");
 	clock_start(r);
@@ -795,10 +817,7 @@ static void wl_index(struct run *r, struct result *res, int quick)
 			die("%s: key %#llx was not in the index", r->wl,
 			    (unsigned long long)rm[i]);
 		count_op(r);
-		if (potad__rpool_reserve(&nodes, potad__rtree_insert_need(&t)) ||
-		    potad__rpool_reserve(&vals, 64))
-			die("%s: out of memory", r->wl);
-		potad__rtree_insert(&t, &nodes, &vals, in[i], (uint32_t)i);
+		index_put(r, &t, &nodes, &vals, in[i], (uint32_t)i);
 		count_op(r);
 	}
 	clock_stop(r);
@@ -815,6 +834,7 @@ static void wl_index(struct run *r, struct result *res, int quick)
 	potad__rpool_fini(&nodes);
 	potad__rpool_fini(&vals);
 	free(h);
+	free(len);
 	free(start);
 	free(rm);
 	free(in);
