@@ -703,27 +703,19 @@ static void maybe_checkpoint(void)
 	/* The new log first: a snapshot written while records still went to
 	 * a log older than new_start would have that log removed. */
 	rc = create_log(start);
-	if (rc < 0) {
-		log_err("journal: cannot start a checkpoint: %s; retrying "
-			"later", strerror(-rc));
-		J.ckpt_next = J.off + J.ckpt_bytes;
-		return;
-	}
+	if (rc < 0)
+		goto retry;
 	J.snap_seq = snap_seq;
 	J.new_start = start;
 	J.ckpt_next = J.ckpt_bytes;
 	forked = J.fork_ok && ckpt_fork();
+	/* A snapshot that cannot be built leaves the new log in place: the
+	 * old snapshot and every log still recover the state. */
 	if (!forked) {
 		rc = potad__snapshot_build(snap_seq, &J.snap, &J.snaplen,
 					   &J.snap_extents);
-		if (rc < 0) {
-			/* The new log stays; the old snapshot and every log
-			 * still recover the state. */
-			log_err("journal: cannot build a snapshot: %s; "
-				"retrying later", strerror(-rc));
-			J.ckpt_next = J.off + J.ckpt_bytes;
-			return;
-		}
+		if (rc < 0)
+			goto retry;
 	}
 	J.ckpt = true;
 	J.ckpt_t0 = t0;
@@ -734,6 +726,11 @@ static void maybe_checkpoint(void)
 		  forked ? "forked" : "in-process", J.path);
 	if (!forked)
 		uv_queue_work(J.loop, &J.cwork, ckpt_work, ckpt_done);
+	return;
+retry:
+	log_err("journal: cannot start a checkpoint: %s; retrying later",
+		strerror(-rc));
+	J.ckpt_next = J.off + J.ckpt_bytes;
 }
 
 /*
