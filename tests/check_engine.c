@@ -1348,6 +1348,59 @@ END_TEST
  * Lookup, get and iteration
  */
 
+/* Descriptors keep 32 bits of an extent's start and length, and a space of
+ * 2^32 units or more keeps the high halves apart: both sides of that line,
+ * with extents whose start and length need every bit. */
+START_TEST(desc_widths)
+{
+	/* 2^32 - 1 units, high in the address space: the narrow layout. */
+	uint64_t base = P2(63), n = P2(32) - 1;
+	struct potad_space *s = mk(base, n, 0), *w;
+	struct potad_extent a, b, g;
+	uint64_t narrow, wide;
+
+	a = must_alloc(s, P2(31) + P2(30), 0, 0);
+	ASSERT_U64(a.offset, base);
+	ASSERT_U64(a.length, P2(31) + P2(30));
+	b = must_claim(s, base + n - 1, 1);
+	ASSERT_RC(potad_lookup(s, base + n - 1, &g), 0);
+	ASSERT_U64(g.handle, b.handle);
+	ASSERT_RC(potad_lookup(s, base + a.length - 1, &g), 0);
+	ASSERT_U64(g.handle, a.handle);
+	ASSERT_RC(potad_shrink(s, a.handle, P2(31) + 1, 0, &g), 0);
+	ASSERT_U64(g.length, P2(31) + 1);
+	CHECK_OK(s);
+	narrow = stats(s).extent_bytes;
+
+	/* 2^33 units: extents past unit 2^32 and longer than 2^32 units. */
+	w = mk(0, P2(33), 0);
+	a = must_alloc(w, P2(32) + 3, 0, POTAD_ALLOC_TOPDOWN);
+	ASSERT_U64(a.offset, P2(33) - P2(32) - 3);
+	ASSERT_U64(a.length, P2(32) + 3);
+	b = must_claim(w, P2(32) - P2(20), 5);
+	ASSERT_RC(potad_lookup(w, P2(33) - 1, &g), 0);
+	ASSERT_U64(g.handle, a.handle);
+	ASSERT_U64(g.length, P2(32) + 3);
+	ASSERT_RC(potad_shrink(w, a.handle, P2(32) + 1, 0, &g), 0);
+	ASSERT_U64(g.offset, a.offset);
+	ASSERT_U64(g.length, P2(32) + 1);
+	ASSERT_RC(potad_lookup(w, a.offset + P2(32) + 1, &g), -ENOENT);
+	ASSERT_U64(stats(w).used_units, P2(32) + 1 + 5);
+	CHECK_OK(w);
+	wide = stats(w).extent_bytes;
+
+	/* Same two extents, same index shape: the narrow slab is smaller. */
+	ck_assert_msg(narrow < wide,
+		      "extent_bytes: narrow %" PRIu64 ", wide %" PRIu64,
+		      narrow, wide);
+	must_free(w, a.handle);
+	must_free(w, b.handle);
+	EXPECT_FREE(w, {0, P2(33)});
+	destroy(w);
+	destroy(s);
+}
+END_TEST
+
 START_TEST(lookup_points)
 {
 	uint64_t base = 64 * KiB, end = base + MiB;
@@ -3758,6 +3811,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, free_forged);
 	tcase_add_test(tc, free_stale_generation);
 	tcase_add_test(tc, free_child_host_busy);
+	tcase_add_test(tc, desc_widths);
 	tcase_add_test(tc, shrink_tail);
 	tcase_add_test(tc, shrink_poison_and_child);
 	suite_add_tcase(s, tc);

@@ -36,8 +36,8 @@ int potad_child_new(struct potad_space *parent, uint64_t handle,
 		return -EBUSY;
 	if (granule_shift < parent->g || granule_shift > POTAD_GRANULE_SHIFT_MAX)
 		return -EINVAL;
-	base = d->start << parent->g;
-	size = d->len << parent->g;
+	base = desc_start(parent, slot) << parent->g;
+	size = desc_len(parent, slot) << parent->g;
 	if (parent->nchildren == parent->capchildren) {
 		uint32_t cap = parent->capchildren ? parent->capchildren * 2 : 4;
 		struct potad_space **t =

@@ -7,8 +7,10 @@
 #include "internal.h"
 
 /*
- * A descriptor is 28 bytes in a slab indexed by slot; a free slot links to
- * the next free one through its start field.  The handle a caller holds is
+ * A descriptor is 20 bytes in a slab indexed by slot (28 in a space of 2^32
+ * units or more, whose high halves of start and length live in a second
+ * slab of the same shape); a free slot links to the next free one through
+ * its start field.  The handle a caller holds is
  * type . generation . slot: the slot finds the descriptor in O(1), the
  * generation (bumped on every free) refuses a stale handle, and the type
  * bits make a zero or random word unlikely to pass.  The index maps each
@@ -35,6 +37,7 @@ int potad__slab_reserve(struct potad_space *s, uint64_t n)
 	if (want > s->capslabs) {
 		uint64_t cap = s->capslabs ? s->capslabs : 1;
 		struct desc **t;
+		struct deschi **h;
 
 		while (cap < want)
 			cap *= 2;
@@ -42,10 +45,24 @@ int potad__slab_reserve(struct potad_space *s, uint64_t n)
 		if (!t)
 			return -ENOMEM;
 		s->slab = t;
+		if (s->wide) {
+			h = realloc(s->hislab, cap * sizeof(*h));
+			if (!h)
+				return -ENOMEM;
+			s->hislab = h;
+		}
 		s->capslabs = (uint32_t)cap;
 	}
 	while (s->nslabs < want) {
 		s->slab[s->nslabs] = malloc(SLAB_CHUNK * sizeof(struct desc));
+		if (s->slab[s->nslabs] && s->wide) {
+			s->hislab[s->nslabs] =
+				malloc(SLAB_CHUNK * sizeof(struct deschi));
+			if (!s->hislab[s->nslabs]) {
+				free(s->slab[s->nslabs]);
+				s->slab[s->nslabs] = NULL;
+			}
+		}
 		if (!s->slab[s->nslabs]) {
 			potad__slab_trim(s, had);
 			return -ENOMEM;
@@ -57,8 +74,11 @@ int potad__slab_reserve(struct potad_space *s, uint64_t n)
 
 void potad__slab_trim(struct potad_space *s, uint32_t n)
 {
-	while (s->nslabs > n)
+	while (s->nslabs > n) {
 		free(s->slab[--s->nslabs]);
+		if (s->wide)
+			free(s->hislab[s->nslabs]);
+	}
 }
 
 /* Thread every free slot onto the list again, lowest first, after
@@ -108,16 +128,18 @@ int potad__extents_reserve(struct potad_space *s)
 
 uint64_t potad__extents_bytes(const struct potad_space *s)
 {
-	return (uint64_t)s->nslabs * SLAB_CHUNK * sizeof(struct desc) +
-	       (uint64_t)s->capslabs * sizeof(s->slab[0]) +
+	uint64_t per = sizeof(struct desc) + (s->wide ? sizeof(struct deschi) : 0);
+	uint64_t ptrs = sizeof(s->slab[0]) + (s->wide ? sizeof(s->hislab[0]) : 0);
+
+	return (uint64_t)s->nslabs * SLAB_CHUNK * per + s->capslabs * ptrs +
 	       potad__rpool_bytes(&s->inodes) + potad__rpool_bytes(&s->vals);
 }
 
 void potad__extents_fini(struct potad_space *s)
 {
-	for (uint32_t i = 0; i < s->nslabs; i++)
-		free(s->slab[i]);
+	potad__slab_trim(s, 0);
 	free(s->slab);
+	free(s->hislab);
 	potad__rpool_fini(&s->inodes);
 	potad__rpool_fini(&s->vals);
 }
@@ -126,15 +148,16 @@ void potad__desc_fill(const struct potad_space *s, uint32_t slot,
 		      struct potad_extent *out)
 {
 	const struct desc *d = DESC(s, slot);
+	uint64_t start = desc_start(s, slot), len = desc_len(s, slot);
 
-	out->offset = d->start << s->g;
-	out->length = d->len << s->g;
+	out->offset = start << s->g;
+	out->length = len << s->g;
 	out->handle = potad__desc_handle(s, slot);
 	out->owner = d->owner;
 	out->tag = d->tag;
 	out->type = DESC_TYPE(d);
 	out->flags = 0;
-	if (s->npoison && potad__poison_overlaps(s, d->start, d->start + d->len))
+	if (s->npoison && potad__poison_overlaps(s, start, start + len))
 		out->flags |= POTAD_EXTENT_POISONED;
 }
 
@@ -144,8 +167,7 @@ static void desc_set(struct potad_space *s, uint32_t slot, uint64_t start,
 {
 	struct desc *d = DESC(s, slot);
 
-	d->start = start;
-	d->len = len;
+	desc_place(s, slot, start, len);
 	d->owner = owner;
 	d->tag = tag;
 	d->word = word;
@@ -169,7 +191,7 @@ int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
 	slot = s->freeslot;
 	if (slot != SLOT_NIL) {
 		d = DESC(s, slot);
-		s->freeslot = (uint32_t)d->start;
+		s->freeslot = d->start;
 	} else {
 		slot = s->nslots++;
 		d = DESC(s, slot);
@@ -197,8 +219,9 @@ void potad__desc_drop(struct potad_space *s, uint32_t slot)
 {
 	struct desc *d = DESC(s, slot);
 
-	potad__rtree_remove(&s->index, &s->inodes, &s->vals, d->start - s->ub);
-	s->used_units -= d->len;
+	potad__rtree_remove(&s->index, &s->inodes, &s->vals,
+			    desc_start(s, slot) - s->ub);
+	s->used_units -= desc_len(s, slot);
 	s->extents--;
 	d->word = (DESC_GEN(d) + 1) & GEN_MASK;
 	/* While the list is dirty this link is thrown away by the rebuild,
@@ -244,7 +267,7 @@ bool potad__desc_covering(const struct potad_space *s, uint64_t u,
 	if (!potad__rtree_prev(&s->index, &s->inodes, &s->vals, u - s->ub, &key,
 			       &i))
 		return false;
-	if (u - DESC(s, i)->start >= DESC(s, i)->len)
+	if (u - desc_start(s, i) >= desc_len(s, i))
 		return false;
 	*slot = i;
 	return true;

@@ -15,17 +15,28 @@
  * u + len never wraps for a range inside the space.
  */
 
-/* One descriptor: 28 bytes, kept in a slab and named by slot number. */
+/*
+ * One descriptor: 20 bytes, kept in a slab and named by slot number.  start
+ * (counted from the space's first unit) and len hold the low 32 bits; a
+ * space of 2^32 units or more keeps their high halves in a parallel slab of
+ * struct deschi, so a space that small never pays for them.  Read them
+ * through desc_start() and desc_len().
+ */
 struct desc {
-	uint64_t start; /* first unit; next free slot while the slot is free */
-	uint64_t len;   /* units */
+	uint32_t start; /* next free slot while the slot is free */
+	uint32_t len;
 	uint32_t owner;
 	uint32_t tag;
 	uint32_t word; /* type (4 bits) << 28 | generation (28 bits) */
-} __attribute__((packed, aligned(4)));
+};
+
+struct deschi {
+	uint32_t start, len;
+};
 
 #define SLAB_CHUNK 256 /* descriptors per slab chunk */
 #define DESC(s, i) (&(s)->slab[(i) / SLAB_CHUNK][(i) % SLAB_CHUNK])
+#define DESCHI(s, i) (&(s)->hislab[(i) / SLAB_CHUNK][(i) % SLAB_CHUNK])
 #define DESC_TYPE(d) ((d)->word >> 28)
 #define DESC_GEN(d) ((d)->word & GEN_MASK)
 #define GEN_MASK 0x0fffffffu
@@ -57,6 +68,8 @@ struct potad_space {
 	 * out of its middle, so it only marks the list dirty and the next
 	 * allocation rebuilds it.  New slots start at generation genfloor. */
 	struct desc **slab;
+	struct deschi **hislab; /* NULL unless wide */
+	bool wide;              /* ue - ub > UINT32_MAX */
 	uint32_t nslots, nslabs, capslabs, freeslot;
 	uint32_t genfloor;
 	bool slots_dirty;
@@ -101,6 +114,43 @@ static inline unsigned log2_floor(uint64_t x)
 static inline unsigned log2_ceil(uint64_t x)
 {
 	return x <= 1 ? 0 : log2_floor(x - 1) + 1;
+}
+
+/* The first unit and the length of the extent in slot i. */
+static inline uint64_t desc_start(const struct potad_space *s, uint32_t i)
+{
+	uint64_t v = DESC(s, i)->start;
+
+	if (s->wide)
+		v |= (uint64_t)DESCHI(s, i)->start << 32;
+	return s->ub + v;
+}
+
+static inline uint64_t desc_len(const struct potad_space *s, uint32_t i)
+{
+	uint64_t v = DESC(s, i)->len;
+
+	if (s->wide)
+		v |= (uint64_t)DESCHI(s, i)->len << 32;
+	return v;
+}
+
+static inline uint64_t desc_end(const struct potad_space *s, uint32_t i)
+{
+	return desc_start(s, i) + desc_len(s, i);
+}
+
+/* Set where the extent in slot i lies: [start, start + len). */
+static inline void desc_place(struct potad_space *s, uint32_t i,
+			      uint64_t start, uint64_t len)
+{
+	start -= s->ub;
+	DESC(s, i)->start = (uint32_t)start;
+	DESC(s, i)->len = (uint32_t)len;
+	if (s->wide) {
+		DESCHI(s, i)->start = (uint32_t)(start >> 32);
+		DESCHI(s, i)->len = (uint32_t)(len >> 32);
+	}
 }
 
 /* Keys count blocks from the first 64-aligned block index at or below the

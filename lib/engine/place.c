@@ -52,7 +52,7 @@ int potad_place(struct potad_space *s, const struct potad_extent *e)
 	prev_end = s->ub;
 	if (potad__rtree_prev(&s->index, &s->inodes, &s->vals, b - 1 - s->ub,
 			      &key, &other)) {
-		prev_end = DESC(s, other)->start + DESC(s, other)->len;
+		prev_end = desc_end(s, other);
 		if (prev_end > a)
 			return -EBUSY;
 	}

@@ -245,9 +245,9 @@ static int poison_prepare(struct potad_space *s, uint64_t a, uint64_t b)
 	if (rc < 0)
 		return rc;
 	for (bool more = extent_from(s, a, &slot);
-	     more && DESC(s, slot)->start < b;) {
+	     more && desc_start(s, slot) < b;) {
 		const struct desc *d = DESC(s, slot);
-		uint64_t key = d->start + d->len - s->ub;
+		uint64_t key = desc_end(s, slot) - s->ub;
 
 		if (DESC_TYPE(d) == POTAD_TYPE_CHILD) {
 			struct potad_space *c = potad__child_at(s, slot);
@@ -276,7 +276,7 @@ static int poison_apply(struct potad_space *s, uint64_t a, uint64_t b,
 
 	while (x < b) {
 		if (potad__desc_covering(s, x, &slot)) {
-			x = DESC(s, slot)->start + DESC(s, slot)->len;
+			x = desc_end(s, slot);
 		} else if (potad__fb_find(s, x, &u, &k)) {
 			potad__take_range(s, x,
 					  u + pow2(k) < b ? u + pow2(k) : b);
@@ -292,9 +292,9 @@ static int poison_apply(struct potad_space *s, uint64_t a, uint64_t b,
 	}
 	potad__poison_add(s, a, b);
 	for (bool more = extent_from(s, a, &slot);
-	     more && DESC(s, slot)->start < b;) {
+	     more && desc_start(s, slot) < b;) {
 		const struct desc *d = DESC(s, slot);
-		uint64_t key = d->start + d->len - s->ub;
+		uint64_t key = desc_end(s, slot) - s->ub;
 		struct potad_extent e;
 
 		potad__desc_fill(s, slot, &e);

@@ -319,6 +319,7 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	s->g = granule_shift;
 	s->ub = base >> granule_shift;
 	s->ue = s->ub + n;
+	s->wide = n > UINT32_MAX;
 	s->max_order = log2_floor(n);
 	s->freeslot = SLOT_NIL;
 	potad__rpool_init(&s->nodes, sizeof(struct rnode));
@@ -535,7 +536,7 @@ static uint64_t run_floor(const struct potad_space *s, uint64_t a,
 
 	if (a > s->ub && potad__rtree_prev(&s->index, &s->inodes, &s->vals,
 					   a - 1 - s->ub, &key, &slot))
-		x = DESC(s, slot)->start + DESC(s, slot)->len;
+		x = desc_end(s, slot);
 	if (s->npoison)
 		x = potad__poison_floor(s, x, a);
 	return x < lo ? lo : x;
@@ -977,10 +978,10 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (DESC_TYPE(d) == POTAD_TYPE_CHILD)
 		return -EBUSY;
 	if (!whole && (length == 0 || (length & (pow2(s->g) - 1)) ||
-		       (length >> s->g) >= d->len))
+		       (length >> s->g) >= desc_len(s, slot)))
 		return -EINVAL;
-	a = d->start + (whole ? 0 : length >> s->g);
-	b = d->start + d->len;
+	a = desc_start(s, slot) + (whole ? 0 : length >> s->g);
+	b = desc_end(s, slot);
 	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
 	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
 					: potad__range_need(s, a, b, dirty));
@@ -989,7 +990,7 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (whole && out)
 		potad__desc_fill(s, slot, out);
 	if (!whole) {
-		d->len = a - d->start;
+		desc_place(s, slot, desc_start(s, slot), a - desc_start(s, slot));
 		s->used_units -= b - a;
 	}
 	if (poisoned)

@@ -293,7 +293,7 @@ static int check_slots(const struct potad_space *s, uint64_t live, char *msg,
 	if (s->slots_dirty)
 		return 0;
 	for (uint32_t i = s->freeslot; i != SLOT_NIL;
-	     i = (uint32_t)DESC(s, i)->start) {
+	     i = DESC(s, i)->start) {
 		if (i >= s->nslots || DESC_TYPE(DESC(s, i)) != 0)
 			return fail(msg, len, "free-slot list: slot %u is live",
 				    i);
@@ -317,33 +317,32 @@ static int check_extents(const struct potad_space *s, char *msg, size_t len)
 		return fail(msg, len, "extent index: malformed tree");
 	while (potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
 				 &slot)) {
-		const struct desc *d;
+		uint64_t ds, dl;
 
 		if (slot >= s->nslots)
 			return fail(msg, len, "index key %#" PRIx64 ": slot %u",
 				    key, slot);
-		d = DESC(s, slot);
-		if (DESC_TYPE(d) == 0 || d->start - s->ub != key ||
-		    d->len == 0 || d->start < end || s->ue - d->start < d->len)
+		ds = desc_start(s, slot);
+		dl = desc_len(s, slot);
+		if (DESC_TYPE(DESC(s, slot)) == 0 || ds - s->ub != key ||
+		    dl == 0 || ds < end || s->ue - ds < dl)
 			return fail(msg, len,
 				    "extent slot %u [%#" PRIx64 ", +%#" PRIx64
 				    ") bad or overlapping",
-				    slot, d->start, d->len);
-		end = d->start + d->len;
-		units += d->len;
+				    slot, ds, dl);
+		end = ds + dl;
+		units += dl;
 		n++;
 		if (key == UINT64_MAX)
 			break;
 		key++;
 	}
 	for (uint32_t i = 0; i < s->nslots; i++) {
-		const struct desc *d = DESC(s, i);
-
-		if (DESC_TYPE(d) == 0)
+		if (DESC_TYPE(DESC(s, i)) == 0)
 			continue;
 		live++;
 		if (!potad__rtree_get(&s->index, &s->inodes, &s->vals,
-				      d->start - s->ub, &got) ||
+				      desc_start(s, i) - s->ub, &got) ||
 		    got != i)
 			return fail(msg, len, "slot %u missing from the index",
 				    i);
@@ -382,13 +381,13 @@ static int check_tiling(const struct potad_space *s, char *msg, size_t len)
 	emore = potad__rtree_next(&s->index, &s->inodes, &s->vals, 0, &ekey,
 				  &slot);
 	while (x < s->ue) {
-		uint64_t es = emore ? DESC(s, slot)->start : s->ue;
+		uint64_t es = emore ? desc_start(s, slot) : s->ue;
 
 		if (fmore && fu == x) {
 			x += pow2(fk);
 			fmore = walk_next(&w, &fu, &fk);
 		} else if (emore && es == x) {
-			x += DESC(s, slot)->len;
+			x += desc_len(s, slot);
 			emore = x - s->ub <= potad__rtree_maxkey(&s->index) &&
 				potad__rtree_next(&s->index, &s->inodes,
 						  &s->vals, x - s->ub, &ekey,
@@ -427,23 +426,24 @@ static int check_children(const struct potad_space *s, char *msg, size_t len)
 			    s->nchildren);
 	for (uint32_t i = 0; i < s->nchildren; i++) {
 		const struct potad_space *c = s->children[i];
-		const struct desc *d;
+		uint64_t ds, de;
 
 		if (c->parent != s || c->parent_slot >= s->nslots)
 			return fail(msg, len, "child %u: bad parent link", i);
-		d = DESC(s, c->parent_slot);
-		if (DESC_TYPE(d) != POTAD_TYPE_CHILD ||
-		    (c->ub << c->g) != (d->start << s->g) ||
-		    (c->ue << c->g) > ((d->start + d->len) << s->g))
+		ds = desc_start(s, c->parent_slot);
+		de = desc_end(s, c->parent_slot);
+		if (DESC_TYPE(DESC(s, c->parent_slot)) != POTAD_TYPE_CHILD ||
+		    (c->ub << c->g) != (ds << s->g) ||
+		    (c->ue << c->g) > (de << s->g))
 			return fail(msg, len,
 				    "child %u does not match its extent", i);
 		for (uint64_t j = 0; j < s->npoison; j++) {
 			uint64_t a = s->poison[j].s, b = s->poison[j].e;
 
-			if (a < d->start)
-				a = d->start;
-			if (b > d->start + d->len)
-				b = d->start + d->len;
+			if (a < ds)
+				a = ds;
+			if (b > de)
+				b = de;
 			a = (a << s->g) >> c->g;
 			b = (b << s->g) >> c->g;
 			if (b > c->ue)
