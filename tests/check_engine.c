@@ -3546,7 +3546,11 @@ static int walk_key(uint64_t key, uint32_t val, void *arg)
 	return ++w->seen == w->stop ? 7 : 0;
 }
 
-static void radix_round(uint64_t maxkey, bool map, unsigned steps)
+/* cap > 0 keeps the tree at most cap keys big: once it holds cap, an
+ * insert becomes the removal of a key present, so the tree keeps passing
+ * through its smallest shapes (empty, one key in the root). */
+static void radix_round(uint64_t maxkey, bool map, unsigned steps,
+			size_t cap)
 {
 	struct walk_keys wk;
 	struct rpool nodes, vals;
@@ -3570,6 +3574,10 @@ static void radix_round(uint64_t maxkey, bool map, unsigned steps)
 
 		key = rx_key(&x, maxkey, &ma);
 		val = (uint32_t)rx_next(&x);
+		if (cap && ma.n >= cap && op <= 2) {
+			op = 3;
+			key = ma.k[val % ma.n];
+		}
 		ck_assert_int_eq(potad__rpool_reserve(&nodes, 2 *
 				 potad__rtree_insert_need(&a)), 0);
 		ck_assert_int_eq(potad__rpool_reserve(&vals, 64), 0);
@@ -3703,8 +3711,10 @@ START_TEST(radix_model)
 					    (1ull << 45) + 12345, UINT64_MAX };
 
 	for (size_t i = 0; i < sizeof(maxkeys) / sizeof(maxkeys[0]); i++) {
-		radix_round(maxkeys[i], false, 20000);
-		radix_round(maxkeys[i], true, 20000);
+		radix_round(maxkeys[i], false, 20000, 0);
+		radix_round(maxkeys[i], true, 20000, 0);
+		radix_round(maxkeys[i], false, 5000, 2);
+		radix_round(maxkeys[i], true, 5000, 2);
 	}
 }
 END_TEST

@@ -23,9 +23,12 @@
  * reference the mark SINGLE.  Inserting beside a singleton turns it back
  * into a node with one child, a level at a time; nothing merges two chains
  * back into one on removal, since the next removal there usually takes the
- * whole subtree away.  Maps (the extent index) keep their values in the
- * reference, so they never use singletons; their keys are denser anyway
- * (packed extents share leaves), and singletons there measured no gain.
+ * whole subtree away.  The root of a set is a singleton too while the set
+ * holds one key, so a set that keeps going from empty to one key and back
+ * (a free list of one order, often) allocates nothing for it.  Maps (the
+ * extent index) keep their values in the reference, so they never use
+ * singletons; their keys are denser anyway (packed extents share leaves),
+ * and singletons there measured no gain.
  *
  * Arrays are resized by moving them to a run of the next capacity class.
  * Insertion can therefore need up to one fresh run per level; the caller
@@ -45,13 +48,18 @@
 static const uint8_t cap_of[RPOOL_CLASSES] = { 1,  2,  3,  4,  6,  8,
 					       12, 16, 24, 32, 48, 64 };
 
-static unsigned cls_for(unsigned n)
-{
-	unsigned c = 0;
+/* The smallest class that holds n elements, for n <= 64. */
+static const uint8_t cls_of[65] = {
+	0, 0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7,
+	7, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9,
+	9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+	10, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11,
+	11,
+};
 
-	while (cap_of[c] < n)
-		c++;
-	return c;
+static inline unsigned cls_for(unsigned n)
+{
+	return cls_of[n];
 }
 
 static inline unsigned popc(uint64_t x)
@@ -174,15 +182,9 @@ static void push_run(struct rpool *p, uint32_t i, unsigned c)
 	p->spare += cap_of[c];
 }
 
-int potad__rpool_reserve(struct rpool *p, uint64_t n)
+int potad__rpool_grow(struct rpool *p, uint64_t n)
 {
-	/* A run never straddles two chunks, so each chunk boundary crossed
-	 * may strand up to 63 elements on the free lists. */
-	uint64_t want = n + 64 * (n / RPOOL_CHUNK + 2);
-
-	if (n == 0)
-		return 0;
-	while ((uint64_t)p->nchunks * RPOOL_CHUNK - p->bump < want)
+	while (!potad__rpool_ready(p, n))
 		if (add_chunk(p) < 0)
 			return -ENOMEM;
 	return 0;
@@ -372,6 +374,13 @@ static void insert_from(const struct rtree *t, struct rpool *nodes,
 	unsigned i, r, cnt;
 	struct rnode *c;
 
+	/* A set holding one key keeps it in the root. */
+	if (!t->map && lvl > 0 && lvl == t->depth - 1u && n->bits == 0 &&
+	    n->ref == 0) {
+		n->bits = key & span_mask(lvl);
+		n->ref = SINGLE;
+		return;
+	}
 	for (; lvl > 0; lvl--) {
 		if (single(n, lvl)) {
 			uint64_t old = n->bits;
@@ -443,7 +452,7 @@ void potad__rtree_insert(struct rtree *t, struct rpool *nodes,
 
 /* After n, a node at level from, lost its last key, drop it and the nodes
  * left empty above it.  A singleton being dropped has had its word
- * cleared. */
+ * cleared; so has a singleton root, which then becomes an empty root. */
 static void prune(const struct rtree *t, struct rpool *nodes,
 		  struct rnode **path, const unsigned *idx, struct rnode *n,
 		  unsigned from)
@@ -456,6 +465,9 @@ static void prune(const struct rtree *t, struct rpool *nodes,
 		p->bits &= ~bit(idx[lvl]);
 		n = p;
 	}
+	/* Only the root stops the climb while empty. */
+	if (n->bits == 0)
+		n->ref = 0;
 }
 
 bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key)
@@ -803,7 +815,7 @@ static bool verify_node(const struct rnode *n, unsigned lvl, bool map,
 	const struct rpool *p = lvl ? np : vp;
 
 	if (single(n, lvl))
-		return !root && !map && (n->bits & ~span_mask(lvl)) == 0;
+		return !map && (n->bits & ~span_mask(lvl)) == 0;
 	if (!root && cnt == 0)
 		return false;
 	if (lvl == 0 && (!map || cnt < 2))

@@ -53,9 +53,23 @@ struct rtree {
 void potad__rpool_init(struct rpool *p, uint32_t elem);
 /* Release every chunk. */
 void potad__rpool_fini(struct rpool *p);
+/* Whether the next `n` elements can be handed out without calling malloc.
+ * A run never straddles two chunks, so each chunk boundary crossed may
+ * strand up to 63 elements on the free lists. */
+static inline bool potad__rpool_ready(const struct rpool *p, uint64_t n)
+{
+	return n == 0 || (uint64_t)p->nchunks * RPOOL_CHUNK - p->bump >=
+				 n + 64 * (n / RPOOL_CHUNK + 2);
+}
+/* Add chunks until potad__rpool_ready(p, n); -ENOMEM if that cannot be
+ * arranged. */
+int potad__rpool_grow(struct rpool *p, uint64_t n);
 /* Make sure the next `n` elements can be handed out without calling
  * malloc; -ENOMEM if that cannot be arranged. */
-int potad__rpool_reserve(struct rpool *p, uint64_t n);
+static inline int potad__rpool_reserve(struct rpool *p, uint64_t n)
+{
+	return potad__rpool_ready(p, n) ? 0 : potad__rpool_grow(p, n);
+}
 /* Bytes held from the system. */
 uint64_t potad__rpool_bytes(const struct rpool *p);
 
