@@ -496,7 +496,8 @@ bool potad__rtree_pair(struct rtree *t, struct rpool *nodes, uint64_t key)
 		return false;
 	}
 	n->bits &= ~bit(i);
-	prune(t, nodes, path, idx, n, 0);
+	if (n->bits == 0)
+		prune(t, nodes, path, idx, n, 0);
 	return true;
 }
 
@@ -540,7 +541,8 @@ bool potad__rtree_remove(struct rtree *t, struct rpool *nodes,
 		}
 	}
 	n->bits &= ~bit(i);
-	prune(t, nodes, path, idx, n, 0);
+	if (n->bits == 0)
+		prune(t, nodes, path, idx, n, 0);
 	return true;
 }
 
