@@ -180,6 +180,14 @@ static inline bool block_inside(const struct potad_space *s, uint64_t u,
 	return u >= s->ub && u < s->ue && s->ue - u >= pow2(k);
 }
 
+/* The order of the first maximal aligned block of [a, b). */
+static inline unsigned piece(uint64_t a, uint64_t b)
+{
+	unsigned k = log2_floor(b - a), t = ctz64(a);
+
+	return t < k ? t : k;
+}
+
 /* Free-block primitives (space.c). */
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k);
 /* Whether the free block of order k at u is dirty. */
@@ -206,6 +214,16 @@ void potad__take_range(struct potad_space *s, uint64_t a, uint64_t b);
  * of the last extent below a (or ub).  -ENOMEM leaves them as they were. */
 int potad__take_free(struct potad_space *s, uint64_t a, uint64_t b, uint64_t x);
 int potad__reserve(struct potad_space *s, uint64_t inserts);
+/* Put [a, b) back as maximal aligned blocks that need no merging. */
+void potad__add_range(struct potad_space *s, uint64_t a, uint64_t b,
+		      bool dirty);
+/* Take a free block out of the lists; whether it was dirty. */
+bool potad__fb_del(struct potad_space *s, uint64_t u, unsigned k);
+
+/* Allocation (alloc.c). */
+/* The lowest free block, dirty or clean as asked, at or after x. */
+bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
+		       uint64_t *u, unsigned *k);
 
 /* Descriptors (extent.c). */
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
