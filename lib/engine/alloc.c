@@ -594,8 +594,10 @@ carve:
 		uint64_t q, e;
 
 		/* The run's own edge, so that take_in_run() gets block
-		 * boundaries; the range bound only limits the slide. */
-		rlo = span_floor(s, u, s->ub, clean);
+		 * boundaries; the range bound only limits the slide.  With
+		 * L <= A there is no need to look: p and a slid start q are
+		 * both multiples of A, so q < p would mean p - e >= A >= L. */
+		rlo = L > A ? span_floor(s, u, s->ub, clean) : u;
 		e = rlo < lo ? lo : rlo;
 		if (e < p && p - e < L && align_up(e, A, &q) && q < p) {
 			p = q;
