@@ -18,8 +18,9 @@
  * message.  The engine decides everything about space; this file decides
  * only who may ask.  A refused operation changes nothing.
  *
- * Per connection the dispatcher keeps its event subscription and the
- * session-scoped extents to free when the connection closes.
+ * Per connection the dispatcher keeps its event subscription (events live
+ * in rpc_events.c) and the session-scoped extents to free when the
+ * connection closes.
  */
 
 struct sess {
@@ -28,13 +29,9 @@ struct sess {
 };
 
 struct cstate {
-	bool subscribed;
-	char *sub_space; /* NULL: every space */
-	unsigned low_water;
-	bool notified;
+	struct potad_sub sub;
 	struct sess *sess;
 	size_t nsess, capsess;
-	size_t sub_index; /* position in subs[] */
 	struct potad_prep *prep; /* probes for the request being answered */
 };
 
@@ -42,13 +39,9 @@ struct cstate {
  * in the arena after the request, so its growth is the measure. */
 static size_t reply_budget = 4u << 20;
 
-static struct potad_conn **subs;
-static size_t nsubs, capsubs;
-static unsigned default_low_water = 10;
-
 void potad__rpc_init(const struct potad_config *cfg)
 {
-	default_low_water = cfg->low_water;
+	potad__events_init(cfg);
 	reply_budget = cfg->max_queue;
 }
 
@@ -97,6 +90,14 @@ static struct cstate *state(struct potad_conn *c)
 	return *p;
 }
 
+/* The connection's subscription, or NULL if its state cannot be made. */
+static struct potad_sub *sub_of(struct potad_conn *c)
+{
+	struct cstate *st = state(c);
+
+	return st ? &st->sub : NULL;
+}
+
 void *potad__rpc_zalloc(struct ctx *x, size_t n)
 {
 	void *p = potad__arena_alloc(x->a, n);
@@ -137,8 +138,8 @@ struct pspace *potad__rpc_space(struct ctx *x, Potad__V1__Result *r,
 
 /* The space named name if it serves now; else refuse r (NOT_FOUND or
  * UNAVAILABLE with the reason) and return NULL. */
-static struct pspace *live_space(struct ctx *x, Potad__V1__Result *r,
-				 const char *name)
+struct pspace *potad__rpc_live_space(struct ctx *x, Potad__V1__Result *r,
+				     const char *name)
 {
 	struct pspace *ps = potad__rpc_space(x, r, name);
 	const char *why = ps ? potad__space_unavailable(ps) : NULL;
@@ -176,8 +177,9 @@ struct pspace *potad__rpc_child_hosted_by(const struct pspace *ps,
 	return NULL;
 }
 
-static Potad__V1__Extent *extent_msg(struct ctx *x, const struct pspace *ps,
-				     const struct potad_extent *e)
+Potad__V1__Extent *potad__rpc_extent_msg(struct ctx *x,
+					 const struct pspace *ps,
+					 const struct potad_extent *e)
 {
 	Potad__V1__Extent *m = potad__rpc_zalloc(x, sizeof(*m));
 	const struct powner *o = potad__owner(e->owner);
@@ -215,149 +217,6 @@ static bool may_see_extent(const struct ctx *x, const struct potad_extent *e)
 	const struct powner *o = potad__owner(e->owner);
 
 	return x->peer->admin || (o && o->uid == x->peer->uid);
-}
-
-/*
- * Events.
- */
-static void sub_add(struct potad_conn *c, struct cstate *st)
-{
-	if (st->subscribed)
-		return;
-	if (nsubs == capsubs) {
-		size_t cap = capsubs ? capsubs * 2 : 8;
-		struct potad_conn **t = realloc(subs, cap * sizeof(*t));
-
-		if (!t)
-			return;
-		subs = t;
-		capsubs = cap;
-	}
-	st->sub_index = nsubs;
-	subs[nsubs++] = c;
-	st->subscribed = true;
-}
-
-static void sub_del(struct potad_conn *c, struct cstate *st)
-{
-	if (!st->subscribed)
-		return;
-	subs[st->sub_index] = subs[--nsubs];
-	if (st->sub_index < nsubs)
-		state(subs[st->sub_index])->sub_index = st->sub_index;
-	st->subscribed = false;
-	free(st->sub_space);
-	st->sub_space = NULL;
-}
-
-static bool sub_wants(const struct cstate *st, const struct pspace *ps)
-{
-	return !st->sub_space || strcmp(st->sub_space, ps->name) == 0;
-}
-
-/* Tell subscribers of ps whose watermark it just crossed. */
-static void check_low_water(struct pspace *ps)
-{
-	struct potad_stats stt;
-	unsigned pct;
-
-	if (!nsubs)
-		return;
-	potad_space_stats(ps->eng, &stt);
-	pct = (unsigned)(stt.units ? 100.0 * stt.free_units / stt.units : 0);
-	for (size_t i = 0; i < nsubs; i++) {
-		struct cstate *st = state(subs[i]);
-		Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
-		Potad__V1__LowSpaceEvent low = POTAD__V1__LOW_SPACE_EVENT__INIT;
-
-		if (!sub_wants(st, ps) ||
-		    !potad__space_allows(ps, potad__conn_peer(subs[i])))
-			continue;
-		if (pct >= st->low_water) {
-			st->notified = false;
-			continue;
-		}
-		if (st->notified)
-			continue;
-		st->notified = true;
-		low.space = ps->name;
-		low.free_bytes = stt.free_units * stt.granule;
-		low.size = stt.size;
-		low.low_water_percent = st->low_water;
-		ev.event_case = POTAD__V1__EVENT__EVENT_LOW_SPACE;
-		ev.low_space = &low;
-		potad__conn_event(subs[i], &ev);
-	}
-}
-
-struct hit {
-	struct potad_space *eng;
-	struct potad_extent e;
-};
-
-struct hits {
-	struct hit *v;
-	size_t n, cap;
-};
-
-static void on_hit(struct potad_space *s, const struct potad_extent *e,
-		   void *arg)
-{
-	struct hits *h = arg;
-
-	if (potad__discard_owner(e->owner))
-		return; /* a discard's hold: no one to tell */
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-		struct hit *t = realloc(h->v, cap * sizeof(*t));
-
-		if (!t)
-			return;
-		h->v = t;
-		h->cap = cap;
-	}
-	h->v[h->n].eng = s;
-	h->v[h->n++].e = *e;
-}
-
-static struct pspace *pspace_of_engine(const struct potad_space *eng)
-{
-	for (size_t i = 0; i < potad__space_count(); i++)
-		if (potad__space_at(i)->eng == eng)
-			return potad__space_at(i);
-	return NULL;
-}
-
-/* Tell each poisoned extent's owner, on every connection of theirs that
- * subscribed to that space. */
-static void poison_events(struct ctx *x, const struct hits *h, uint64_t off,
-			  uint64_t len)
-{
-	for (size_t i = 0; i < h->n; i++) {
-		struct pspace *ps = pspace_of_engine(h->v[i].eng);
-		const struct powner *o = potad__owner(h->v[i].e.owner);
-		uid_t uid;
-
-		if (!ps || !o)
-			continue;
-		uid = o->uid;
-		for (size_t j = 0; j < nsubs; j++) {
-			const struct potad_peer *p = potad__conn_peer(subs[j]);
-			Potad__V1__Event ev = POTAD__V1__EVENT__INIT;
-			Potad__V1__PoisonEvent pe =
-			    POTAD__V1__POISON_EVENT__INIT;
-
-			if (!sub_wants(state(subs[j]), ps) ||
-			    (p->uid != uid && !p->admin))
-				continue;
-			pe.extent = extent_msg(x, ps, &h->v[i].e);
-			pe.offset = off;
-			pe.length = len;
-			ev.event_case = POTAD__V1__EVENT__EVENT_POISON;
-			ev.poison = &pe;
-			potad__conn_event(subs[j], &ev);
-		}
-	}
 }
 
 /*
@@ -484,7 +343,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 		     Potad__V1__Result *r)
 {
 	struct potad_alloc_req q = {0};
-	struct pspace *ps = live_space(x, r, m->space), *rs = NULL;
+	struct pspace *ps = potad__rpc_live_space(x, r, m->space), *rs = NULL;
 	struct potad_extent e;
 	int64_t owner;
 	int rc;
@@ -541,7 +400,7 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 
 		if (potad__token_find(x->peer->uid, m->token, &tps, &th) == 0 &&
 		    potad_get(tps->eng, th, &e) == 0) {
-			r->extent = extent_msg(x, tps, &e);
+			r->extent = potad__rpc_extent_msg(x, tps, &e);
 			r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
 			return;
 		}
@@ -619,13 +478,13 @@ static void op_alloc(struct ctx *x, const Potad__V1__Alloc *m,
 			 "allocate again");
 	if (m->session)
 		sess_add(x->conn, ps, e.handle);
-	r->extent = extent_msg(x, ps, &e);
+	r->extent = potad__rpc_extent_msg(x, ps, &e);
 	if (!r->extent) {
 		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
 		return;
 	}
 	r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
-	check_low_water(ps);
+	potad__low_water(ps);
 }
 
 /* The extent covering offset; a discard's hold is free space. */
@@ -640,7 +499,7 @@ static int lookup_at(const struct pspace *ps, uint64_t offset,
 static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		    Potad__V1__Result *r)
 {
-	struct pspace *ps = live_space(x, r, m->space);
+	struct pspace *ps = potad__rpc_live_space(x, r, m->space);
 	struct potad_extent e;
 	uint64_t handle = 0, wire = m->handle;
 	int rc;
@@ -715,10 +574,10 @@ static void op_free(struct ctx *x, const Potad__V1__Free *m,
 		potad__token_forget(ps, handle);
 	}
 	potad__discard_kick(ps);
-	r->extent = extent_msg(x, ps, &e);
+	r->extent = potad__rpc_extent_msg(x, ps, &e);
 	if (r->extent)
 		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
-	check_low_water(ps);
+	potad__low_water(ps);
 }
 
 static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
@@ -748,7 +607,7 @@ static void op_lookup(struct ctx *x, const Potad__V1__Lookup *m,
 				  (unsigned long long)m->offset);
 		return;
 	}
-	r->extent = extent_msg(x, ps, &e);
+	r->extent = potad__rpc_extent_msg(x, ps, &e);
 	if (r->extent)
 		r->body_case = POTAD__V1__RESULT__BODY_EXTENT;
 }
@@ -807,7 +666,7 @@ static int list_one(struct lister *l, const struct potad_extent *e)
 		l->v = t;
 		l->cap = cap;
 	}
-	l->v[l->n] = extent_msg(l->x, l->ps, e);
+	l->v[l->n] = potad__rpc_extent_msg(l->x, l->ps, e);
 	if (!l->v[l->n]) {
 		l->oom = true;
 		return -1;
@@ -863,85 +722,6 @@ static void op_list_extents(struct ctx *x, const Potad__V1__ListExtents *m,
 	r->body_case = POTAD__V1__RESULT__BODY_EXTENTS;
 }
 
-static void op_poison(struct ctx *x, const Potad__V1__Poison *m,
-		      Potad__V1__Result *r)
-{
-	struct pspace *ps = live_space(x, r, m->space);
-	struct hits h = {0};
-	Potad__V1__PoisonReply *pr;
-	int rc;
-
-	if (!ps || !potad__rpc_admin(x, r, "poisoning"))
-		return;
-	if (potad__journal_room(64) < 0) {
-		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	rc = potad_poison(ps->eng, m->offset, m->length, on_hit, &h);
-	if (rc < 0) {
-		free(h.v);
-		potad__rpc_refuse(x, r, rc,
-				  rc == -ERANGE
-				      ? "[%#llx, +%llu) is outside '%s'"
-				      : "cannot poison [%#llx, +%llu) in '%s' "
-					"(the offset must be a multiple of the "
-					"granule and the length not 0)",
-				  (unsigned long long)m->offset,
-				  (unsigned long long)m->length, ps->name);
-		return;
-	}
-	potad__jr_poison(ps, m->offset, m->length);
-	log_warn("poisoned [%#llx, +%llu) in %s: %d extent(s) hit",
-		 (unsigned long long)m->offset, (unsigned long long)m->length,
-		 ps->name, rc);
-	poison_events(x, &h, m->offset, m->length);
-	free(h.v);
-	pr = potad__rpc_zalloc(x, sizeof(*pr));
-	if (pr) {
-		potad__v1__poison_reply__init(pr);
-		pr->extents_hit = (uint32_t)rc;
-		r->poison = pr;
-		r->body_case = POTAD__V1__RESULT__BODY_POISON;
-	}
-}
-
-static void op_subscribe(struct ctx *x, const Potad__V1__Subscribe *m,
-			 Potad__V1__Result *r)
-{
-	struct cstate *st = state(x->conn);
-	char *name = NULL;
-
-	if (!st) {
-		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	if (m->space && *m->space) {
-		if (!potad__rpc_space(x, r, m->space))
-			return;
-		name = strdup(m->space);
-		if (!name) {
-			potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-			return;
-		}
-	}
-	if (m->low_water_percent > 100) {
-		free(name);
-		potad__rpc_refuse(x, r, -EINVAL, "a watermark is a percentage");
-		return;
-	}
-	sub_del(x->conn, st);
-	sub_add(x->conn, st);
-	if (!st->subscribed) {
-		free(name);
-		potad__rpc_refuse(x, r, -ENOMEM, "out of memory");
-		return;
-	}
-	st->sub_space = name;
-	st->low_water =
-	    m->low_water_percent ? m->low_water_percent : default_low_water;
-	st->notified = false;
-}
-
 static void dispatch(struct ctx *x, const Potad__V1__Op *op,
 		     Potad__V1__Result *r)
 {
@@ -974,7 +754,7 @@ static void dispatch(struct ctx *x, const Potad__V1__Op *op,
 		op_list_extents(x, op->list_extents, r);
 		break;
 	case POTAD__V1__OP__OP_POISON:
-		op_poison(x, op->poison, r);
+		potad__op_poison(x, op->poison, r);
 		break;
 	case POTAD__V1__OP__OP_CHILD_ADD:
 		potad__op_child_add(x, op->child_add, r);
@@ -983,7 +763,7 @@ static void dispatch(struct ctx *x, const Potad__V1__Op *op,
 		potad__op_child_remove(x, op->child_remove, r);
 		break;
 	case POTAD__V1__OP__OP_SUBSCRIBE:
-		op_subscribe(x, op->subscribe, r);
+		potad__op_subscribe(x, op->subscribe, r, sub_of(x->conn));
 		break;
 	default:
 		potad__rpc_refuse(x, r, -EINVAL, "unknown or empty operation");
@@ -1073,7 +853,7 @@ void potad__rpc_conn_closed(struct potad_conn *c)
 		return;
 	if (st->prep)
 		potad__prep_orphan(st->prep);
-	sub_del(c, st);
+	potad__sub_drop(&st->sub);
 	for (size_t i = 0; i < st->nsess; i++) {
 		struct pspace *ps = potad__space_by_id(st->sess[i].space_id);
 
@@ -1083,7 +863,7 @@ void potad__rpc_conn_closed(struct potad_conn *c)
 			potad__discard_kick(ps);
 			potad__token_forget(ps, st->sess[i].handle);
 			freed++;
-			check_low_water(ps);
+			potad__low_water(ps);
 		}
 	}
 	if (freed)

@@ -26,6 +26,14 @@ struct pspace *potad__rpc_space(struct ctx *x, Potad__V1__Result *r,
 				const char *name);
 /* Whether the caller is an admin; refuses r (PERMISSION) if not. */
 bool potad__rpc_admin(struct ctx *x, Potad__V1__Result *r, const char *what);
+/* The space named name if it serves now; else refuse r (NOT_FOUND, or
+ * UNAVAILABLE with the reason) and return NULL. */
+struct pspace *potad__rpc_live_space(struct ctx *x, Potad__V1__Result *r,
+				     const char *name);
+/* e as a wire Extent, from the request's arena; NULL without memory. */
+Potad__V1__Extent *potad__rpc_extent_msg(struct ctx *x,
+					 const struct pspace *ps,
+					 const struct potad_extent *e);
 /* The child space hosted by the extent named by the engine handle. */
 struct pspace *potad__rpc_child_hosted_by(const struct pspace *ps,
 					  uint64_t handle);
@@ -54,5 +62,27 @@ void potad__op_child_add(struct ctx *x, const Potad__V1__ChildAdd *m,
 			 Potad__V1__Result *r);
 void potad__op_child_remove(struct ctx *x, const Potad__V1__ChildRemove *m,
 			    Potad__V1__Result *r);
+
+/* Events (rpc_events.c).  A connection's subscription, kept in its
+ * dispatcher state; zeroed means not subscribed. */
+struct potad_sub {
+	bool on;
+	char *space; /* NULL: every space */
+	unsigned low_water;
+	bool notified; /* told of the current crossing */
+	struct potad_conn *conn;
+	size_t index; /* position among the subscribers */
+};
+void potad__events_init(const struct potad_config *cfg);
+/* Subscribe, replacing sub's subscription; sub NULL: out of memory. */
+void potad__op_subscribe(struct ctx *x, const Potad__V1__Subscribe *m,
+			 Potad__V1__Result *r, struct potad_sub *sub);
+/* End sub's subscription, if any. */
+void potad__sub_drop(struct potad_sub *sub);
+/* Tell subscribers of ps whose watermark it just crossed. */
+void potad__low_water(struct pspace *ps);
+/* Poison a range, and tell the owners of the extents it hits. */
+void potad__op_poison(struct ctx *x, const Potad__V1__Poison *m,
+		      Potad__V1__Result *r);
 
 #endif /* POTAD_DAEMON_RPC_H */

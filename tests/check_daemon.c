@@ -1770,6 +1770,50 @@ START_TEST(low_space_event)
 }
 END_TEST
 
+/* Subscribers that leave, in any order, leave the others subscribed: the
+ * daemon fills a leaver's place in its list with the last subscriber, so
+ * the first and then the last leaving checks that the moved one is still
+ * found.  Each leaver holds a session extent, so that its close can be
+ * waited for. */
+START_TEST(subscribers_leave)
+{
+	struct daemon d;
+	struct cl a, b, c, w;
+	struct ext x;
+	struct res r;
+
+	daemon_start(&d, admin_conf());
+	cl_open(&a, &d);
+	cl_open(&b, &d);
+	cl_open(&c, &d);
+	cl_open(&w, &d);
+	r = call(&w, op_space_add("small", MiB));
+	EXPECT_OK(r);
+	r = call(&a, op_subscribe("small", 100));
+	EXPECT_OK(r);
+	r = call(&b, op_subscribe("small", 100));
+	EXPECT_OK(r);
+	r = call(&c, op_subscribe("small", 100));
+	EXPECT_OK(r);
+	ALLOC_OK(&a, .space = "small", .size = 4 * KiB, .session = true);
+	ALLOC_OK(&c, .space = "small", .size = 4 * KiB, .session = true);
+	expect_low(&b, MiB - 4 * KiB, MiB, 100);
+
+	cl_close(&a);
+	wait_extents(&w, "small", 1);
+	cl_close(&c);
+	wait_extents(&w, "small", 0);
+	/* Back at 100% free, then below it: b is told again, once. */
+	x = ALLOC_OK(&w, .space = "small", .size = 4 * KiB);
+	expect_low(&b, MiB - 4 * KiB, MiB, 100);
+	EXPECT(cl_event(&b, 200) == NULL, "a second low-space event");
+	free_ok(&w, "small", x.handle);
+	cl_close(&b);
+	cl_close(&w);
+	daemon_stop(&d);
+}
+END_TEST
+
 START_TEST(child_spaces)
 {
 	struct daemon d;
@@ -2060,6 +2104,7 @@ static Suite *daemon_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, poison_event);
 	tcase_add_test(tc, low_space_event);
+	tcase_add_test(tc, subscribers_leave);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("spaces");
