@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The journal writer: group commit through io_uring (or pwrite+fdatasync),
- * preallocation, and checkpoints. */
+ * preallocation, and when to checkpoint. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -8,16 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
-#include <dirent.h>
 
 #include "daemon.h"
 #include "journal.h"
@@ -97,21 +93,7 @@ static struct {
 	uv_work_t gwork;
 	int gfd, gerr;
 	uint64_t gfrom, glen;
-	/* a checkpoint being written */
-	bool ckpt, fork_ok;
-	int lockfd;
-	pid_t cpid;       /* its child, or 0 when written in-process */
-	int cpipe;        /* the child's report, read end */
-	uv_poll_t cpoll;
-	bool cpoll_open;
-	uv_work_t cwork;
-	uint8_t *snap;
-	size_t snaplen;
-	uint64_t snap_seq, snap_extents, new_start, ckpt_t0;
-	time_t ckpt_wall; /* when the newest snapshot was written; 0: none */
-	int cerr;
-	const char *cwhat;
-} J = {.fd = -1, .dirfd = -1, .efd = -1, .lockfd = -1, .cpipe = -1};
+} J = {.fd = -1, .dirfd = -1, .efd = -1};
 
 bool potad__journal_on(void)
 {
@@ -434,265 +416,20 @@ static void maybe_grow(void)
 }
 
 /*
- * Checkpoints.
- */
-
-/* Remove the logs the snapshot covers: every one older than new_start. */
-static void drop_old_logs(uint64_t new_start)
-{
-	DIR *d = opendir(J.dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		unsigned long long s;
-		char *end;
-
-		if (strncmp(e->d_name, "journal.", 8) || strlen(e->d_name) != 24)
-			continue;
-		s = strtoull(e->d_name + 8, &end, 16);
-		if (*end || s >= new_start)
-			continue;
-		if (unlinkat(J.dirfd, e->d_name, 0) < 0)
-			log_warn("journal: cannot remove %s/%s: %s", J.dir,
-				 e->d_name, strerror(errno));
-	}
-	closedir(d);
-}
-
-static void ckpt_work(uv_work_t *w)
-{
-	char tmp[] = "snapshot.tmp";
-	size_t done = 0;
-	int fd;
-
-	J.cwhat = "create snapshot.tmp";
-	fd = openat(J.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0640);
-	if (fd < 0)
-		goto fail;
-	J.cwhat = "write snapshot.tmp";
-	while (done < J.snaplen) {
-		ssize_t n = pwrite(fd, J.snap + done, J.snaplen - done,
-				   (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			goto fail;
-		}
-		done += (size_t)n;
-	}
-	J.cwhat = "sync snapshot.tmp";
-	if (fsync(fd) < 0) {
-		close(fd);
-		goto fail;
-	}
-	close(fd);
-	J.cwhat = "rename snapshot.tmp to snapshot";
-	if (renameat(J.dirfd, tmp, J.dirfd, "snapshot") < 0)
-		goto fail;
-	J.cwhat = "sync the state directory";
-	if (fsync(J.dirfd) < 0)
-		goto fail;
-	J.cerr = 0;
-	if (w)
-		drop_old_logs(J.new_start);
-	return;
-fail:
-	J.cerr = errno ? errno : EIO;
-}
-
-/* After a forked checkpoint: the logs its snapshot covers go, off the
- * loop, as in-process ones do. */
-static void drop_work(uv_work_t *w)
-{
-	drop_old_logs(J.new_start);
-}
-
-static void ckpt_done(uv_work_t *w, int status)
-{
-	double ms = (double)(uv_hrtime() - J.ckpt_t0) / 1e6;
-
-	J.ckpt = false;
-	if (J.cerr) {
-		log_err("journal: checkpoint failed (%s: %s); the logs are kept "
-			"and it is tried again later",
-			J.cwhat, strerror(J.cerr));
-		J.ckpt_next = J.off + J.ckpt_bytes;
-	} else {
-		J.ckpt_wall = time(NULL);
-		log_info("journal: checkpoint at seq %llu: %llu extents, %zu "
-			 "bytes, %.1f ms; older logs removed",
-			 (unsigned long long)J.snap_seq,
-			 (unsigned long long)J.snap_extents, J.snaplen, ms);
-	}
-	free(J.snap);
-	J.snap = NULL;
-	maybe_close();
-}
-
-/* What a checkpoint's child reports before it exits.  cwhat points at a
- * string literal, which lies at the same address in both processes. */
-struct ckpt_report {
-	int err;
-	const char *what;
-	size_t len;
-	uint64_t extents;
-};
-
-/* The child of a forked checkpoint: its memory is the daemon's at the
- * fork, frozen, so the snapshot is built and written from it while the
- * daemon serves on.  It takes no lock another thread may have held at
- * the fork (stdio's among them: it does not log) and touches nothing the
- * daemon shares with it but the state directory. */
-static void __attribute__((noreturn)) ckpt_child(int wfd, pid_t parent)
-{
-	struct ckpt_report r = {0};
-	int keep[] = {J.dirfd, J.lockfd, wfd}, lo = 3, rc;
-	sigset_t all;
-
-	/* A snapshot renamed into place after the daemon died could race
-	 * the next daemon's recovery: die with it, and keep its lock until
-	 * then. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(1);
-	/* libuv's handlers would write to the daemon's signal pipe. */
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	sigfillset(&all);
-	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	/* Client sockets must close when the daemon closes them. */
-	for (size_t i = 0; i < 3; i++)
-		for (size_t j = i + 1; j < 3; j++)
-			if (keep[j] < keep[i]) {
-				int t = keep[i];
-
-				keep[i] = keep[j];
-				keep[j] = t;
-			}
-	for (size_t i = 0; i < 3; i++) {
-		if (keep[i] < lo)
-			continue;
-		if (keep[i] > lo)
-			close_range((unsigned)lo, (unsigned)keep[i] - 1, 0);
-		lo = keep[i] + 1;
-	}
-	close_range((unsigned)lo, ~0u, 0);
-
-	rc = potad__snapshot_build(J.next_seq, &J.snap, &J.snaplen,
-				   &J.snap_extents);
-	if (rc < 0) {
-		r.err = -rc;
-		r.what = "build the snapshot";
-	} else {
-		ckpt_work(NULL);
-		r.err = J.cerr;
-		r.what = J.cwhat;
-		r.len = J.snaplen;
-		r.extents = J.snap_extents;
-	}
-	if (write(wfd, &r, sizeof(r)) != (ssize_t)sizeof(r))
-		_exit(1);
-	_exit(0);
-}
-
-static void cpoll_closed(uv_handle_t *h)
-{
-	J.cpoll_open = false;
-}
-
-/* The child's report came, or it died: reap it and finish as an
- * in-process checkpoint does. */
-static void ckpt_reaped(uv_poll_t *h, int status, int events)
-{
-	struct ckpt_report r;
-	ssize_t n;
-	int st = 0;
-
-	n = read(J.cpipe, &r, sizeof(r));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	uv_close((uv_handle_t *)&J.cpoll, cpoll_closed);
-	close(J.cpipe);
-	J.cpipe = -1;
-	while (waitpid(J.cpid, &st, 0) < 0 && errno == EINTR)
-		;
-	J.cpid = 0;
-	if (n == (ssize_t)sizeof(r)) {
-		J.cerr = r.err;
-		J.cwhat = r.what;
-		J.snaplen = r.len;
-		J.snap_extents = r.extents;
-	} else {
-		J.cerr = ECHILD;
-		J.cwhat = WIFSIGNALED(st) ? "the writer was killed by a signal"
-					  : "the writer exited without a word";
-	}
-	if (J.cerr)
-		ckpt_done(NULL, 0);
-	else
-		uv_queue_work(J.loop, &J.cwork, drop_work, ckpt_done);
-}
-
-/* Fork the checkpoint's writer; false if that cannot be done, and the
- * checkpoint is then written in-process. */
-static bool ckpt_fork(void)
-{
-	int p[2];
-	pid_t pid, self = getpid();
-
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
-		log_warn("journal: cannot make a pipe for the checkpoint "
-			 "writer (%s); writing it in-process", strerror(errno));
-		return false;
-	}
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		ckpt_child(p[1], self);
-	}
-	close(p[1]);
-	if (pid < 0) {
-		log_warn("journal: cannot fork the checkpoint writer (%s); "
-			 "writing it in-process", strerror(errno));
-		close(p[0]);
-		return false;
-	}
-	J.cpid = pid;
-	J.cpipe = p[0];
-	uv_poll_init(J.loop, &J.cpoll, p[0]);
-	uv_poll_start(&J.cpoll, UV_READABLE | UV_DISCONNECT, ckpt_reaped);
-	J.cpoll_open = true;
-	return true;
-}
-
-/*
  * Start a checkpoint between batches: new records go to a new log that
  * starts with the filling batch, and the state in memory (which already
- * holds the filling batch's changes) is written as a snapshot, synced and
- * renamed into place while serving goes on.  Until the rename, recovery
- * still has the old snapshot and every log; after it, the logs before the
- * new one are removed.
- *
- * The snapshot is built from a forked copy of the daemon (copy on write,
- * as Redis's BGSAVE does), so the loop pauses only for the fork, a few
- * milliseconds at a million extents instead of some tens building the
- * snapshot; the child writes it and reports through a pipe.  Where fork
- * is refused (or checkpoint_fork = no) the snapshot is built on the loop
- * and written on the thread pool.
+ * holds the filling batch's changes) is written as a snapshot
+ * (checkpoint.c) while serving goes on.  Until the snapshot is renamed
+ * into place, recovery still has the old one and every log; after it, the
+ * logs before the new one are removed.
  */
 static void maybe_checkpoint(void)
 {
 	uint64_t t0 = uv_hrtime();
 	uint64_t start = J.fill.n ? J.fill.first : J.next_seq;
-	uint64_t snap_seq = J.next_seq;
-	bool forked;
 	int rc;
 
-	if (J.ckpt || J.cpoll_open || J.stopping || J.off < J.ckpt_next)
+	if (potad__ckpt_busy() || J.stopping || J.off < J.ckpt_next)
 		return;
 	/* The new log must start after everything submitted so far. */
 	if (J.nfl || J.growing) {
@@ -701,36 +438,26 @@ static void maybe_checkpoint(void)
 	}
 	J.drain = false;
 	/* The new log first: a snapshot written while records still went to
-	 * a log older than new_start would have that log removed. */
-	rc = create_log(start);
-	if (rc < 0)
-		goto retry;
-	J.snap_seq = snap_seq;
-	J.new_start = start;
-	J.ckpt_next = J.ckpt_bytes;
-	forked = J.fork_ok && ckpt_fork();
-	/* A snapshot that cannot be built leaves the new log in place: the
+	 * a log older than new_start would have that log removed.  A
+	 * snapshot that cannot be started leaves the new log in place: the
 	 * old snapshot and every log still recover the state. */
-	if (!forked) {
-		rc = potad__snapshot_build(snap_seq, &J.snap, &J.snaplen,
-					   &J.snap_extents);
-		if (rc < 0)
-			goto retry;
+	rc = create_log(start);
+	if (rc == 0) {
+		J.ckpt_next = J.ckpt_bytes;
+		rc = potad__ckpt_start(J.next_seq, start, J.path, t0);
 	}
-	J.ckpt = true;
-	J.ckpt_t0 = t0;
-	log_debug("journal: checkpoint started at seq %llu (%.1f ms on the "
-		  "loop, %s); now writing %s",
-		  (unsigned long long)J.snap_seq,
-		  (double)(uv_hrtime() - t0) / 1e6,
-		  forked ? "forked" : "in-process", J.path);
-	if (!forked)
-		uv_queue_work(J.loop, &J.cwork, ckpt_work, ckpt_done);
-	return;
-retry:
-	log_err("journal: cannot start a checkpoint: %s; retrying later",
-		strerror(-rc));
-	J.ckpt_next = J.off + J.ckpt_bytes;
+	if (rc < 0) {
+		log_err("journal: cannot start a checkpoint: %s; retrying later",
+			strerror(-rc));
+		J.ckpt_next = J.off + J.ckpt_bytes;
+	}
+}
+
+void potad__journal_ckpt_done(int err)
+{
+	if (err)
+		J.ckpt_next = J.off + J.ckpt_bytes;
+	maybe_close();
 }
 
 /*
@@ -968,7 +695,6 @@ int potad__journal_start(const struct potad_config *cfg,
 			 struct potad_recovery *rec, uv_loop_t *loop)
 {
 	char why[512];
-	struct stat st;
 	int rc;
 
 	J.loop = loop;
@@ -976,8 +702,6 @@ int potad__journal_start(const struct potad_config *cfg,
 	J.chunk = cfg->journal_chunk;
 	J.ckpt_bytes = cfg->checkpoint_bytes;
 	J.ckpt_next = J.ckpt_bytes;
-	J.fork_ok = cfg->checkpoint_fork;
-	J.lockfd = rec->lock_fd;
 	J.next_seq = rec->next_seq;
 	J.durable = rec->next_seq - 1;
 	J.dir = strdup(cfg->state_dir);
@@ -990,8 +714,8 @@ int potad__journal_start(const struct potad_config *cfg,
 	rc = rec->last_log ? open_log(rec) : create_log(rec->next_seq);
 	if (rc < 0)
 		return rc;
-	if (fstatat(J.dirfd, "snapshot", &st, 0) == 0)
-		J.ckpt_wall = st.st_mtime;
+	potad__ckpt_init(loop, J.dir, J.dirfd, rec->lock_fd,
+			 cfg->checkpoint_fork);
 	if (cfg->journal_io == POTAD_JIO_SYNC) {
 		log_info("journal: using the pwrite+fdatasync writer (asked for "
 			 "by journal_io = sync)");
@@ -1017,21 +741,17 @@ int potad__journal_start(const struct potad_config *cfg,
 		 (unsigned long long)J.next_seq,
 		 J.uring ? "io_uring" : "pwrite+fdatasync",
 		 (unsigned long long)J.ckpt_bytes,
-		 J.fork_ok ? "written by a forked copy"
-			   : "built on the loop (checkpoint_fork = no)");
+		 cfg->checkpoint_fork
+			 ? "written by a forked copy"
+			 : "built on the loop (checkpoint_fork = no)");
 	return 0;
-}
-
-time_t potad__journal_checkpointed(void)
-{
-	return J.ckpt_wall;
 }
 
 /* Once stopping and idle, let go of the loop. */
 static void maybe_close(void)
 {
-	if (!J.stopping || J.closed || J.nfl || J.fill.n || J.ckpt ||
-	    J.growing)
+	if (!J.stopping || J.closed || J.nfl || J.fill.n ||
+	    potad__ckpt_busy() || J.growing)
 		return;
 	J.closed = true;
 	uv_close((uv_handle_t *)&J.check, NULL);

@@ -67,8 +67,25 @@ uint64_t potad__journal_durable(void);
 uint64_t potad__journal_filling(void);
 
 /* When the newest snapshot was written (this run's last checkpoint, or
- * the one found at start); 0 when there is none. */
+ * the one found at start); 0 when there is none (checkpoint.c). */
 time_t potad__journal_checkpointed(void);
+/* A checkpoint ended; err 0 if its snapshot is in place (journal.c). */
+void potad__journal_ckpt_done(int err);
+
+/*
+ * Checkpoints (checkpoint.c), started by the journal.
+ */
+void potad__ckpt_init(struct uv_loop_s *loop, const char *dir, int dirfd,
+		      int lockfd, bool fork_ok);
+/* Write the state at snap_seq as the snapshot, which makes every log
+ * older than new_start unneeded: they are removed once it is in place.
+ * t0 is when the loop began the checkpoint (uv_hrtime), for the log.
+ * 0: it started, and potad__journal_ckpt_done() tells its end, on the
+ * loop.  -errno: it could not start, and nothing is under way. */
+int potad__ckpt_start(uint64_t snap_seq, uint64_t new_start,
+		      const char *log_path, uint64_t t0);
+/* Whether a checkpoint is under way (its writer not yet reaped too). */
+bool potad__ckpt_busy(void);
 
 /* Records.  Each encodes from the registry's view of the change. */
 void potad__jr_space(const struct pspace *ps);
