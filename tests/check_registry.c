@@ -14,7 +14,8 @@ static uint32_t get(uid_t uid, const char *label, uint64_t conn)
 {
 	int64_t id = potad__owner_get(uid, label, conn);
 
-	ck_assert_msg(id >= 0, "potad__owner_get(%u, %s, %" PRIu64 "): %" PRId64,
+	ck_assert_msg(id >= 0,
+		      "potad__owner_get(%u, %s, %" PRIu64 "): %" PRId64,
 		      (unsigned)uid, label, conn, id);
 	return (uint32_t)id;
 }

@@ -128,9 +128,12 @@ int potad__extents_reserve(struct potad_space *s)
 
 uint64_t potad__extents_bytes(const struct potad_space *s)
 {
-	uint64_t per = sizeof(struct desc) + (s->wide ? sizeof(struct deschi) : 0);
-	uint64_t ptrs = sizeof(s->slab[0]) + (s->wide ? sizeof(s->hislab[0]) : 0);
+	uint64_t per = sizeof(struct desc), ptrs = sizeof(s->slab[0]);
 
+	if (s->wide) {
+		per += sizeof(struct deschi);
+		ptrs += sizeof(s->hislab[0]);
+	}
 	return (uint64_t)s->nslabs * SLAB_CHUNK * per + s->capslabs * ptrs +
 	       potad__rpool_bytes(&s->inodes) + potad__rpool_bytes(&s->vals);
 }

@@ -330,7 +330,7 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 {
 	uint32_t slot;
 	struct desc *d;
-	uint64_t a, b;
+	uint64_t start, a, b;
 	bool poisoned;
 	int rc;
 
@@ -343,7 +343,8 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (!whole && (length == 0 || (length & (pow2(s->g) - 1)) ||
 		       (length >> s->g) >= desc_len(s, slot)))
 		return -EINVAL;
-	a = desc_start(s, slot) + (whole ? 0 : length >> s->g);
+	start = desc_start(s, slot);
+	a = start + (whole ? 0 : length >> s->g);
 	b = desc_end(s, slot);
 	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
 	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
@@ -353,7 +354,7 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (whole && out)
 		potad__desc_fill(s, slot, out);
 	if (!whole) {
-		desc_place(s, slot, desc_start(s, slot), a - desc_start(s, slot));
+		desc_place(s, slot, start, a - start);
 		s->used_units -= b - a;
 	}
 	if (poisoned)
