@@ -49,6 +49,30 @@ START_TEST(same_owner_same_number)
 }
 END_TEST
 
+enum { PER = 40 }; /* owners per connection, and plain ones */
+
+/* Connection conn closes: every one of its owners ids[0..PER) is gone. */
+static void leave(uint64_t conn, const uint32_t *ids)
+{
+	potad__owner_drop_conn(conn);
+	for (unsigned j = 0; j < PER; j++)
+		ck_assert_msg(potad__owner(ids[j]) == NULL,
+			      "owner %u of closed connection %" PRIu64
+			      " is still there",
+			      j, conn);
+}
+
+/* The owners no connection holds are all still there. */
+static void expect_plain(const uint32_t *plain)
+{
+	char label[32];
+
+	for (unsigned j = 0; j < PER; j++) {
+		snprintf(label, sizeof(label), "plain-%u", j);
+		expect_owner(plain[j], 500, label, 0);
+	}
+}
+
 /*
  * Connections interleave their owners, leave in a random order, and later
  * connections reuse the numbers they leave: each leaving forgets all of
@@ -56,7 +80,7 @@ END_TEST
  */
 START_TEST(drop_connection_only)
 {
-	enum { SLOTS = 64, PER = 40, ROUNDS = 6 };
+	enum { SLOTS = 64, ROUNDS = 6 };
 	static uint32_t id[SLOTS][PER];
 	static uint64_t conn[SLOTS]; /* 0: the slot has no connection */
 	uint64_t next = 1, x = 42;
@@ -94,13 +118,8 @@ START_TEST(drop_connection_only)
 			c = (unsigned)(x % SLOTS);
 			if (!conn[c])
 				continue;
-			potad__owner_drop_conn(conn[c]);
+			leave(conn[c], id[c]);
 			conn[c] = 0;
-			for (unsigned j = 0; j < PER; j++)
-				ck_assert_msg(potad__owner(id[c][j]) == NULL,
-					      "round %u: owner %u of a closed "
-					      "connection is still there",
-					      round, j);
 		}
 		/* The others are whole, and so are the plain owners. */
 		for (unsigned c = 0; c < SLOTS; c++) {
@@ -111,22 +130,12 @@ START_TEST(drop_connection_only)
 				expect_owner(id[c][j], 100 + c, label, conn[c]);
 			}
 		}
-		for (unsigned j = 0; j < PER; j++) {
-			snprintf(label, sizeof(label), "plain-%u", j);
-			expect_owner(plain[j], 500, label, 0);
-		}
+		expect_plain(plain);
 	}
-	for (unsigned c = 0; c < SLOTS; c++) {
-		if (!conn[c])
-			continue;
-		potad__owner_drop_conn(conn[c]);
-		for (unsigned j = 0; j < PER; j++)
-			ck_assert(potad__owner(id[c][j]) == NULL);
-	}
-	for (unsigned j = 0; j < PER; j++) {
-		snprintf(label, sizeof(label), "plain-%u", j);
-		expect_owner(plain[j], 500, label, 0);
-	}
+	for (unsigned c = 0; c < SLOTS; c++)
+		if (conn[c])
+			leave(conn[c], id[c]);
+	expect_plain(plain);
 }
 END_TEST
 
