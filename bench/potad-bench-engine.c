@@ -77,11 +77,19 @@
  *             run through the engine (setup), replayed on a fresh map.  An
  *             operation is one insert or remove: the floor W1 cannot go
  *             under with this index.
+ * X1 reference W1's setup and steps (same sizes, same victims) through the
+ *             two-level segregated-fit allocator of reftlsf.c (TLSF's and
+ *             OffsetAllocator's design: free runs in size bins, neighbour
+ *             links, O(1) both ways) instead of the engine.  No
+ *             descriptors, lookup or alignment: a yardstick for what W1's
+ *             free-space work costs on this machine, not a competitor.
+ *             bytes_per_extent: its nodes (free and held) per live run.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
  * workload's last run the space is verified with potad_space_check(),
- * outside the timed region.  Any unexpected engine error stops the program
+ * outside the timed region (X1 checks its own allocator after every run).
+ * Any unexpected engine error stops the program
  * with a message naming the workload, run, phase, operation number and
  * errno.
  */
@@ -99,6 +107,7 @@
 #include <potad/engine.h>
 
 #include "engine/radix.h" /* I1 measures the index on its own */
+#include "reftlsf.h"        /* X1's reference allocator */
 
 #define KIB (1ull << 10)
 #define MIB (1ull << 20)
@@ -840,6 +849,64 @@ static void wl_index(struct run *r, struct result *res, int quick)
 	free(in);
 }
 
+/* W1's stream through the reference allocator of reftlsf.c instead of the
+ * engine: the same sizes, the same victims, the same 2^40-byte space in
+ * 4 KiB units.  It keeps no descriptors, cannot look an address up and
+ * knows no alignment, so it is not a competitor but a yardstick: what W1's
+ * free-space work costs on this machine in the leanest design known. */
+static void wl_reference(struct run *r, struct result *res, int quick)
+{
+	const uint64_t live = 100000;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), i, v, *len;
+	uint32_t *h;
+	struct reftlsf t;
+	const char *why;
+
+	h = xcalloc(live, sizeof(*h));
+	len = xcalloc(live, sizeof(*len));
+	if (reftlsf_init(&t, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live + 2))
+		die("%s: out of memory", r->wl);
+
+	set_phase(r, "setup");
+	for (i = 0; i < live; i++) {
+		len[i] = next_size(r) >> GRANULE_SHIFT;
+		h[i] = reftlsf_alloc(&t, len[i]);
+		if (h[i] == REFTLSF_NIL)
+			die("%s: setup allocation %llu failed", r->wl,
+			    (unsigned long long)i);
+		r->used += len[i] << GRANULE_SHIFT;
+	}
+
+	set_phase(r, "measure");
+	clock_start(r);
+	for (i = 0; i < steps; i++) {
+		v = next_pick(r, live);
+		reftlsf_free(&t, h[v]);
+		r->used -= len[v] << GRANULE_SHIFT;
+		len[v] = next_size(r) >> GRANULE_SHIFT;
+		h[v] = reftlsf_alloc(&t, len[v]);
+		if (h[v] == REFTLSF_NIL)
+			die("%s: allocation %llu failed", r->wl,
+			    (unsigned long long)i);
+		r->used += len[v] << GRANULE_SHIFT;
+		r->ops += 2;
+	}
+	clock_stop(r);
+	why = reftlsf_check(&t);
+	if (why)
+		die("%s: run %d: %s", r->wl, r->runno, why);
+	res->ops = r->ops;
+	res->ns_per_op = (double)r->ns / (double)r->ops;
+	res->extent_bytes = reftlsf_bytes(&t);
+	res->extents = live;
+	res->used = r->used;
+	res->size = TIB;
+	r->meta_peak = res->extent_bytes;
+	reftlsf_fini(&t);
+	free(h);
+	free(len);
+}
+
 static void wl_restore(struct run *r, struct result *res, int quick)
 {
 	const uint64_t size = 64 * GIB;
@@ -910,6 +977,7 @@ static const struct workload workloads[] = {
 	{ "R1", "restore", wl_restore },
 	{ "L1", "list", wl_list },
 	{ "I1", "index", wl_index },
+	{ "X1", "reference", wl_reference },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -949,6 +1017,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		ns[i] = res[i].ns_per_op;
 		if (r.meta_peak > meta_peak)
 			meta_peak = r.meta_peak;
+		if (!r.s) /* X1 checks its own allocator */
+			continue;
 		if (i == runs - 1) {
 			rc = potad_space_check(r.s, msg, sizeof(msg));
 			if (rc < 0)
@@ -1048,6 +1118,9 @@ static void usage(FILE *f)
 "              recorded from a W1 run and replayed on a fresh map (an\n"
 "              operation: one insert or remove; bytes_per_extent: the\n"
 "              index's bytes per key)\n"
+"  X1 reference W1's stream through a two-level segregated-fit allocator\n"
+"              (TLSF/OffsetAllocator design, bench/reftlsf.c): no\n"
+"              descriptors, lookup or alignment; a yardstick, not a rival\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
@@ -1077,7 +1150,7 @@ static void usage(FILE *f)
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4, R1, L1, I1 or its name)\n"
+"  --only W    run one workload (W1..W4, R1, L1, I1, X1 or its name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -1151,7 +1224,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3, W4, R1, L1 or I1)\n",
+				"(W1, W2, W3, W4, R1, L1, I1 or X1)\n",
 			only);
 		return 2;
 	}
