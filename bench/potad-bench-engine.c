@@ -84,6 +84,10 @@
  *             descriptors, lookup or alignment: a yardstick for what W1's
  *             free-space work costs on this machine, not a competitor.
  *             bytes_per_extent: its nodes (free and held) per live run.
+ *             indexed_ns: a second pass that also writes a 20-byte
+ *             descriptor per run and keeps the engine's radix map from
+ *             first unit to run (I1's index), as any design with lookup by
+ *             address must.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -147,6 +151,7 @@ struct result {
 	double total_ms;
 	double first_alloc_ms;
 	double next_ns;
+	double indexed_ns;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -849,62 +854,121 @@ static void wl_index(struct run *r, struct result *res, int quick)
 	free(in);
 }
 
-/* W1's stream through the reference allocator of reftlsf.c instead of the
- * engine: the same sizes, the same victims, the same 2^40-byte space in
- * 4 KiB units.  It keeps no descriptors, cannot look an address up and
- * knows no alignment, so it is not a competitor but a yardstick: what W1's
- * free-space work costs on this machine in the leanest design known. */
-static void wl_reference(struct run *r, struct result *res, int quick)
+/* A 20-byte record like the engine's descriptor, for X1's indexed pass. */
+struct refdesc {
+	uint32_t start, len, owner, tag, word;
+};
+
+/* One pass of W1's setup and steps through reftlsf.c; with `indexed`, each
+ * run held also gets a descriptor written and an entry in a radix map of
+ * the kind that indexes extents, keyed by its first unit, as the engine
+ * keeps them.  Returns the ns per operation; *bytes gets the allocator's
+ * memory (and the index's). */
+static double ref_pass(struct run *r, uint64_t steps, bool indexed,
+		       uint64_t *bytes)
 {
 	const uint64_t live = 100000;
-	uint64_t steps = 2000000 / (quick ? 10 : 1), i, v, *len;
-	uint32_t *h;
-	struct reftlsf t;
+	uint64_t i, v, *len;
+	uint32_t *h, n;
+	struct refdesc *d;
+	struct rpool nodes, vals;
+	struct rtree t;
+	struct reftlsf a;
 	const char *why;
 
 	h = xcalloc(live, sizeof(*h));
 	len = xcalloc(live, sizeof(*len));
-	if (reftlsf_init(&t, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live + 2))
+	d = xcalloc(2 * live + 2, sizeof(*d));
+	if (reftlsf_init(&a, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live + 2))
 		die("%s: out of memory", r->wl);
+	potad__rpool_init(&nodes, sizeof(struct rnode));
+	potad__rpool_init(&vals, sizeof(uint32_t));
+	potad__rtree_init(&t, (TIB >> GRANULE_SHIFT) - 1, true);
+	stream_init(r->sz, SIZE_SEED, 1);
+	stream_init(r->pk, PICK_SEED, 0);
+	r->used = 0;
 
-	set_phase(r, "setup");
+	set_phase(r, indexed ? "setup (indexed)" : "setup");
 	for (i = 0; i < live; i++) {
 		len[i] = next_size(r) >> GRANULE_SHIFT;
-		h[i] = reftlsf_alloc(&t, len[i]);
-		if (h[i] == REFTLSF_NIL)
+		h[i] = n = reftlsf_alloc(&a, len[i]);
+		if (n == REFTLSF_NIL)
 			die("%s: setup allocation %llu failed", r->wl,
 			    (unsigned long long)i);
+		if (indexed) {
+			d[n] = (struct refdesc){ (uint32_t)a.node[n].off,
+						 (uint32_t)len[i], 0, 0,
+						 d[n].word + 1 };
+			index_put(r, &t, &nodes, &vals, a.node[n].off, n);
+		}
 		r->used += len[i] << GRANULE_SHIFT;
 	}
 
-	set_phase(r, "measure");
+	set_phase(r, indexed ? "measure (indexed)" : "measure");
 	clock_start(r);
 	for (i = 0; i < steps; i++) {
 		v = next_pick(r, live);
-		reftlsf_free(&t, h[v]);
+		n = h[v];
+		if (indexed &&
+		    (d[n].len != len[v] ||
+		     !potad__rtree_remove(&t, &nodes, &vals, d[n].start)))
+			die("%s: step %llu: run %u is not indexed", r->wl,
+			    (unsigned long long)i, n);
+		reftlsf_free(&a, n);
 		r->used -= len[v] << GRANULE_SHIFT;
 		len[v] = next_size(r) >> GRANULE_SHIFT;
-		h[v] = reftlsf_alloc(&t, len[v]);
-		if (h[v] == REFTLSF_NIL)
+		h[v] = n = reftlsf_alloc(&a, len[v]);
+		if (n == REFTLSF_NIL)
 			die("%s: allocation %llu failed", r->wl,
 			    (unsigned long long)i);
+		if (indexed) {
+			d[n] = (struct refdesc){ (uint32_t)a.node[n].off,
+						 (uint32_t)len[v], 0, 0,
+						 d[n].word + 1 };
+			index_put(r, &t, &nodes, &vals, a.node[n].off, n);
+		}
 		r->used += len[v] << GRANULE_SHIFT;
-		r->ops += 2;
 	}
 	clock_stop(r);
-	why = reftlsf_check(&t);
+	why = reftlsf_check(&a);
 	if (why)
 		die("%s: run %d: %s", r->wl, r->runno, why);
-	res->ops = r->ops;
-	res->ns_per_op = (double)r->ns / (double)r->ops;
-	res->extent_bytes = reftlsf_bytes(&t);
-	res->extents = live;
-	res->used = r->used;
-	res->size = TIB;
-	r->meta_peak = res->extent_bytes;
-	reftlsf_fini(&t);
+	if (indexed && !potad__rtree_verify(&t, &nodes, &vals))
+		die("%s: the index is malformed", r->wl);
+	*bytes = reftlsf_bytes(&a);
+	if (indexed)
+		*bytes += (2 * live + 2) * sizeof(*d) +
+			  potad__rpool_bytes(&nodes) +
+			  potad__rpool_bytes(&vals);
+	potad__rtree_clear(&t, &nodes, &vals);
+	potad__rpool_fini(&nodes);
+	potad__rpool_fini(&vals);
+	reftlsf_fini(&a);
 	free(h);
 	free(len);
+	free(d);
+	return (double)r->ns / (double)(2 * steps);
+}
+
+/* W1's stream through the reference allocator of reftlsf.c instead of the
+ * engine: the same sizes, the same victims, the same 2^40-byte space in
+ * 4 KiB units.  It keeps no descriptors, cannot look an address up and
+ * knows no alignment, so it is not a competitor but a yardstick: what W1's
+ * free-space work costs on this machine in the leanest design known.  A
+ * second pass adds what the engine keeps per extent besides free space (a
+ * descriptor and an index entry), for indexed_ns. */
+static void wl_reference(struct run *r, struct result *res, int quick)
+{
+	uint64_t steps = 2000000 / (quick ? 10 : 1), bytes;
+
+	res->ns_per_op = ref_pass(r, steps, false, &bytes);
+	res->extent_bytes = bytes;
+	res->used = r->used;
+	res->indexed_ns = ref_pass(r, steps, true, &bytes);
+	res->ops = 2 * steps;
+	res->extents = 100000;
+	res->size = TIB;
+	r->meta_peak = res->extent_bytes;
 }
 
 static void wl_restore(struct run *r, struct result *res, int quick)
@@ -1064,6 +1128,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			       last->total_ms, last->first_alloc_ms);
 		if (w->fn == wl_list)
 			printf(",\"next_ns\":%.1f", last->next_ns);
+		if (w->fn == wl_reference)
+			printf(",\"indexed_ns\":%.1f", last->indexed_ns);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -1089,6 +1155,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			       last->total_ms, last->first_alloc_ms);
 		if (w->fn == wl_list)
 			printf(" next_ns=%.1f", last->next_ns);
+		if (w->fn == wl_reference)
+			printf(" indexed_ns=%.1f", last->indexed_ns);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -1120,7 +1188,8 @@ static void usage(FILE *f)
 "              index's bytes per key)\n"
 "  X1 reference W1's stream through a two-level segregated-fit allocator\n"
 "              (TLSF/OffsetAllocator design, bench/reftlsf.c): no\n"
-"              descriptors, lookup or alignment; a yardstick, not a rival\n"
+"              descriptors, lookup or alignment; a yardstick, not a rival;\n"
+"              indexed_ns adds a descriptor and the extent index per run\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
