@@ -168,18 +168,25 @@ static void fb_free(struct potad_space *s, uint64_t u, unsigned k, bool dirty)
 	fb_add(s, u, k, false);
 }
 
-/* A dirty block goes into two trees of the same depth. */
+/* The blocks of [a, b) without cutting it: m, the most aligned unit in
+ * (a, b], splits it into [a, m), one block per bit of m - a, and [m, b),
+ * one per bit of b - m.  A tree is no deeper than those of lower orders,
+ * so each half's smallest block bounds what any of its inserts may need.
+ * A dirty block goes into two trees of the same depth. */
 uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
 			   bool dirty)
 {
-	uint64_t need = 0;
+	uint64_t m, need = 0;
 
-	while (a < b) {
-		unsigned k = piece(a, b);
-
-		need += potad__rtree_insert_need(&s->freeset[k]);
-		a += pow2(k);
-	}
+	if (a >= b)
+		return 0;
+	m = b & ~(pow2(log2_floor(a ^ b)) - 1);
+	if (m > a)
+		need += (uint64_t)__builtin_popcountll(m - a) *
+			potad__rtree_insert_need(&s->freeset[ctz64(m - a)]);
+	if (b > m)
+		need += (uint64_t)__builtin_popcountll(b - m) *
+			potad__rtree_insert_need(&s->freeset[ctz64(b - m)]);
 	return dirty ? 2 * need : need;
 }
 
