@@ -3248,9 +3248,22 @@ START_TEST(clean_cma)
 	r = req_of(2 * MiB, 0, POTAD_ALLOC_CLEAN | POTAD_ALLOC_TOPDOWN);
 	refuse(s, &r, -ENOSPC, "clean 2 MiB top-down in a mixed run");
 
-	/* A clean extent slides down onto the clean units next to it. */
+	/* A clean extent of an exact size slides down onto the clean units
+	 * below its block, and onto no dirty one: with units [2304, 2369)
+	 * dirty, 100 units take the order-7 block at 2432 and the 63 clean
+	 * units under it. */
+	must_set_clean(s, 9 * MiB, 65 * 4 * KiB, 0);
+	e = must_alloc(s, 400 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, 2369 * 4 * KiB);
+	must_free(s, e.handle);
+	must_set_clean(s, 9 * MiB + 4 * KiB, 64 * 4 * KiB, 1);
+	EXPECT_DIRTY(s, {2304, 2305}, {2560, 2561});
+	EXPECT_BLOCKS(s, 18, 2);
+
+	/* A power of two does not slide: 512 KiB keeps its block's
+	 * alignment. */
 	e = must_alloc(s, 512 * KiB, 0, POTAD_ALLOC_CLEAN);
-	ASSERT_U64(e.offset, 2305 * 4 * KiB);
+	ASSERT_U64(e.offset, 2432 * 4 * KiB);
 	must_free(s, e.handle);
 	EXPECT_BLOCKS(s, 18, 2);
 

@@ -590,7 +590,12 @@ carve:
 	 * only. */
 	rlo = u;
 	rhi = u + pow2(j);
-	if (!down) {
+	if (!(L & (L - 1))) {
+		/* Only exact sizes slide.  A power of two at the start of
+		 * its block keeps the block's alignment and goes back as one
+		 * block, as in the Linux buddy allocator; sliding would cut
+		 * it into pieces at every order below. */
+	} else if (!down) {
 		uint64_t q, e;
 
 		/* The run's own edge, so that take_in_run() gets block

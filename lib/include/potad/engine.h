@@ -134,12 +134,12 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * extent does not use back to the free lists (exact allocation).  Before
  * it splits a block larger than needed, it tries the few lowest blocks one
  * and two orders down for a free run long enough, to reuse holes.  If a
- * free stretch smaller than the extent lies just below that block, the
- * extent slides down onto it, so that exact extents pack without holes.
- * Top-down
- * takes the highest aligned position of the range if it is free, else the
- * highest position any block of the needed order offers, sliding up the
- * same way.  With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
+ * free stretch smaller than the extent lies just below that block, an
+ * extent whose length in units is not a power of two slides down onto it,
+ * so that exact extents pack without holes; a power of two keeps its
+ * block's alignment and goes back as one block.  Top-down takes the
+ * highest aligned position of the range if it is free, else the highest
+ * position any block of the needed order offers, sliding up the same way.  With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
  * block of the needed order fits, the extent is assembled from adjacent free
  * blocks that start on the alignment (the CMA case), so the call fails with
  * -ENOSPC only if no aligned run of free units of that length exists.
