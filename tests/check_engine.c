@@ -1351,6 +1351,44 @@ END_TEST
 /* Descriptors keep 32 bits of an extent's start and length, and a space of
  * 2^32 units or more keeps the high halves apart: both sides of that line,
  * with extents whose start and length need every bit. */
+/* Every extent of a small space at an unaligned base freed between random
+ * neighbours, so that its pieces merge with each other and with free
+ * buddies on either side, or with none: the checker finds any buddies left
+ * apart, and the free units must add up. */
+START_TEST(free_every_range)
+{
+	const uint64_t base = 5, n = 48;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (uint64_t a = base; a < base + n; a++) {
+		for (uint64_t b = a + 1; b <= base + n; b++) {
+			for (int trial = 0; trial < 8; trial++) {
+				struct potad_space *s = mk(base, n, 0);
+				struct potad_extent e, w;
+				uint64_t held = 0;
+
+				e = must_claim(s, a, b - a);
+				for (uint64_t u = base; u < base + n; u++) {
+					if (u >= a && u < b)
+						continue;
+					x ^= x << 13;
+					x ^= x >> 7;
+					x ^= x << 17;
+					if (x & 1)
+						continue;
+					ASSERT_RC(potad_claim(s, u, 1, 0, 0, &w),
+						  0);
+					held++;
+				}
+				must_free(s, e.handle);
+				ASSERT_U64(stats(s).free_units, n - held);
+				destroy(s);
+			}
+		}
+	}
+}
+END_TEST
+
 START_TEST(desc_widths)
 {
 	/* 2^32 - 1 units, high in the address space: the narrow layout. */
@@ -3834,6 +3872,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, free_forged);
 	tcase_add_test(tc, free_stale_generation);
 	tcase_add_test(tc, free_child_host_busy);
+	tcase_add_test(tc, free_every_range);
 	tcase_add_test(tc, desc_widths);
 	tcase_add_test(tc, shrink_tail);
 	tcase_add_test(tc, shrink_poison_and_child);

@@ -201,9 +201,117 @@ void potad__add_range(struct potad_space *s, uint64_t a, uint64_t b, bool dirty)
 	}
 }
 
+/* If the clean block (u, k)'s buddy is free, take it out and return true;
+ * otherwise put (u, k) in.  One walk either way. */
+static bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
+{
+	if (k >= 63 || !(s->nonempty & pow2(k)) ||
+	    !block_inside(s, u ^ pow2(k), k)) {
+		fb_add(s, u, k, false);
+		return false;
+	}
+	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
+		s->nfree[k]++;
+		s->free_blocks++;
+		s->free_units += pow2(k);
+		return false;
+	}
+	if (--s->nfree[k] == 0)
+		s->nonempty &= ~pow2(k);
+	s->free_blocks--;
+	s->free_units -= pow2(k);
+	return true;
+}
+
+/*
+ * Freeing [a, b) where no block is dirty.  Freeing each piece with
+ * fb_free() would put a piece in only to take it out again when the next
+ * piece turns out to be its buddy; here the pieces merge with each other
+ * in registers, and the trees see only the buddies outside [a, b) and the
+ * blocks that stay.
+ *
+ * From left to right, a piece whose buddy lies to its right (a left
+ * child) waits: later pieces, or free blocks past b, may complete that
+ * buddy.  A piece whose buddy lies to its left merges with the block
+ * waiting below it, which is always that buddy (the waiting block ends
+ * where it starts, and a left child's end is aligned exactly to its own
+ * order); with nothing waiting, the buddy lies below a and is looked up.
+ * If it is not free, the piece stays, and so does every later piece whose
+ * buddy lies to its left: that buddy now holds a block that stays.  At
+ * the end the rightmost waiting block merges with free buddies past b and
+ * then with the waiting blocks below it, until one merge fails; what
+ * still waits then stays, since each one's buddy holds a block that does.
+ * The result is the one the buddy invariant allows, as with fb_free().
+ */
+static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	struct {
+		uint64_t u;
+		unsigned k;
+	} wait[2 * POTAD_ORDERS];
+	unsigned n = 0, k;
+	bool stays = false; /* a block below the waiting ones stays */
+	uint64_t u;
+
+	while (a < b) {
+		k = piece(a, b);
+		u = a;
+		a += pow2(k);
+		for (;;) {
+			if (k >= 63 || !(u & pow2(k))) {
+				wait[n].u = u;
+				wait[n++].k = k;
+				break;
+			}
+			if (n > 0) {
+				n--;
+			} else if (stays) {
+				fb_add(s, u, k, false);
+				break;
+			} else if (!pair_or_add(s, u, k)) {
+				stays = true;
+				break;
+			}
+			u -= pow2(k);
+			k++;
+		}
+	}
+	if (n > 0) {
+		n--;
+		u = wait[n].u;
+		k = wait[n].k;
+		for (;;) {
+			if (k >= 63 || !(u & pow2(k))) {
+				if (!pair_or_add(s, u, k))
+					break;
+				k++;
+				continue;
+			}
+			if (n > 0) {
+				n--;
+			} else if (stays) {
+				fb_add(s, u, k, false);
+				break;
+			} else if (!pair_or_add(s, u, k)) {
+				break;
+			}
+			u -= pow2(k);
+			k++;
+		}
+	}
+	while (n > 0) {
+		n--;
+		fb_add(s, wait[n].u, wait[n].k, false);
+	}
+}
+
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
 		       bool dirty)
 {
+	if (!dirty && !s->dirty_blocks) {
+		free_clean(s, a, b);
+		return;
+	}
 	while (a < b) {
 		unsigned k = piece(a, b);
 
