@@ -308,15 +308,22 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
 		       bool dirty)
 {
-	if (!dirty && !s->dirty_blocks) {
+	unsigned k;
+
+	if (a >= b)
+		return;
+	/* One piece has nothing to merge with in registers. */
+	k = piece(a, b);
+	if (a + pow2(k) != b && !dirty && !s->dirty_blocks) {
 		free_clean(s, a, b);
 		return;
 	}
-	while (a < b) {
-		unsigned k = piece(a, b);
-
+	for (;;) {
 		fb_free(s, a, k, dirty);
 		a += pow2(k);
+		if (a >= b)
+			break;
+		k = piece(a, b);
 	}
 }
 
