@@ -3691,6 +3691,13 @@ static void radix_round(uint64_t maxkey, bool map, unsigned steps,
 				      "prev(%#" PRIx64 "): %d %#" PRIx64
 				      ", model %d", from, r, got, want);
 		}
+		/* The smallest key, which next() finds without a search. */
+		r = potad__rtree_next(&a, &nodes, &vals, 0, &got, &gv);
+		ck_assert_msg(r == (ma.n > 0) && (!r || got == ma.k[0]),
+			      "next(0): %d %#" PRIx64 ", model %d %#" PRIx64, r,
+			      got, ma.n > 0, ma.n > 0 ? ma.k[0] : 0);
+		if (r && map)
+			ck_assert_uint_eq(gv, ma.v[0]);
 		if (!map && i % 7 == 0) {
 			/* Smallest key >= from in a but not in b, and the
 			 * largest <= from. */

@@ -664,8 +664,19 @@ bool potad__rtree_next(const struct rtree *t, const struct rpool *nodes,
 		       const struct rpool *vals, uint64_t from, uint64_t *key,
 		       uint32_t *val)
 {
+	const struct rnode *r = &t->root;
+
 	if (from > potad__rtree_maxkey(t))
 		return false;
+	/* The smallest key (a free list's lowest block, asked for on every
+	 * best-fit allocation) is straight down the first children. */
+	if (from == 0) {
+		if (r->bits == 0 && !single(r, t->depth - 1u))
+			return false;
+		descend(t, nodes, vals, r, t->depth - 1u, 0, false, key, val,
+			NULL);
+		return true;
+	}
 	return seek(t, nodes, vals, from, false, key, val, NULL);
 }
 
