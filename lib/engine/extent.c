@@ -107,11 +107,11 @@ int potad__index_reserve(struct potad_space *s)
 				      potad__rtree_insert_need(&s->index));
 
 	if (rc == 0)
-		rc = potad__rpool_reserve(&s->vals, 64);
+		rc = potad__rpool_reserve(&s->vals, INDEX_VAL_NEED);
 	return rc;
 }
 
-int potad__extents_reserve(struct potad_space *s)
+int potad__extents_grow(struct potad_space *s)
 {
 	int rc;
 

@@ -237,7 +237,25 @@ void potad__desc_fill(const struct potad_space *s, uint32_t slot,
 bool potad__desc_covering(const struct potad_space *s, uint64_t u,
 			  uint32_t *slot);
 uint64_t potad__desc_handle(const struct potad_space *s, uint32_t slot);
-int potad__extents_reserve(struct potad_space *s);
+/* Value-pool elements an index insert may need: one leaf's array. */
+#define INDEX_VAL_NEED 64
+/* Whether an index insert can be made without calling malloc. */
+static inline bool potad__index_ready(const struct potad_space *s)
+{
+	return potad__rpool_ready(&s->inodes,
+				  potad__rtree_insert_need(&s->index)) &&
+	       potad__rpool_ready(&s->vals, INDEX_VAL_NEED);
+}
+/* Room for one more extent: a free slot and an index insert; -ENOMEM.
+ * Inline for the usual case, where both are at hand. */
+int potad__extents_grow(struct potad_space *s);
+static inline int potad__extents_reserve(struct potad_space *s)
+{
+	if (!s->slots_dirty && s->freeslot != SLOT_NIL &&
+	    potad__index_ready(s))
+		return 0;
+	return potad__extents_grow(s);
+}
 /* Room for one more key in the extent index. */
 int potad__index_reserve(struct potad_space *s);
 /* Make the slab hold n slots; on failure it is as it was. */
