@@ -29,13 +29,18 @@ echo
 
 ctl spaces
 ctl alloc default 12K --label demo
-ctl alloc default 8M --align 1M --label demo
+# The 8 MiB extent's offset, for the lookup below: an address inside it.
+echo "\$ potadctl alloc default 8M --align 1M --label demo"
+out=$(./clients/potadctl alloc default 8M --align 1M --label demo)
+echo "$out"
+echo
+big=$(echo "$out" | sed -E 's/.*offset (0x[0-9a-f]+).*/\1/')
 ctl alloc default 100K --top-down --label demo
 h=$(./clients/potadctl --json alloc default 64K --label demo |
 	sed -E 's/.*"handle":"([^"]+)".*/\1/')
 echo "\$ potadctl --json alloc default 64K --label demo   # handle $h"
 echo
-ctl lookup default 0x100000
+ctl lookup default "$(printf '%#x' $((big + 0x100000)))"
 ctl shrink default "$h" 16K
 ctl list default --label demo
 ctl buddyinfo default
