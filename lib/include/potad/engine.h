@@ -139,7 +139,8 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * so that exact extents pack without holes; a power of two keeps its
  * block's alignment and goes back as one block.  Top-down takes the
  * highest aligned position of the range if it is free, else the highest
- * position any block of the needed order offers, sliding up the same way.  With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
+ * position any block of the needed order offers, sliding up the same way.
+ * With POTAD_ALLOC_WHOLE the extent is the whole block.  When no
  * block of the needed order fits, the extent is assembled from adjacent free
  * blocks that start on the alignment (the CMA case), so the call fails with
  * -ENOSPC only if no aligned run of free units of that length exists.
