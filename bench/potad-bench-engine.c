@@ -859,6 +859,35 @@ struct refdesc {
 	uint32_t start, len, owner, tag, word;
 };
 
+/* X1's allocator and, in its indexed pass, what the engine keeps per
+ * extent besides free space. */
+struct refstate {
+	struct reftlsf a;
+	bool indexed;
+	struct refdesc *d; /* by node */
+	struct rpool nodes, vals;
+	struct rtree t;
+};
+
+/* A run of len units from X1's allocator, described and indexed in the
+ * indexed pass; `what` and `i` name the call if it fails. */
+static uint32_t ref_take(struct run *r, struct refstate *x, uint64_t len,
+			 const char *what, uint64_t i)
+{
+	uint32_t n = reftlsf_alloc(&x->a, len);
+
+	if (n == REFTLSF_NIL)
+		die("%s: %s %llu failed", r->wl, what, (unsigned long long)i);
+	if (x->indexed) {
+		x->d[n] = (struct refdesc){ (uint32_t)x->a.node[n].off,
+					    (uint32_t)len, 0, 0,
+					    x->d[n].word + 1 };
+		index_put(r, &x->t, &x->nodes, &x->vals, x->a.node[n].off, n);
+	}
+	r->used += len << GRANULE_SHIFT;
+	return n;
+}
+
 /* One pass of W1's setup and steps through reftlsf.c; with `indexed`, each
  * run held also gets a descriptor written and an entry in a radix map of
  * the kind that indexes extents, keyed by its first unit, as the engine
@@ -870,20 +899,17 @@ static double ref_pass(struct run *r, uint64_t steps, bool indexed,
 	const uint64_t live = 100000;
 	uint64_t i, v, *len;
 	uint32_t *h, n;
-	struct refdesc *d;
-	struct rpool nodes, vals;
-	struct rtree t;
-	struct reftlsf a;
+	struct refstate x = { .indexed = indexed };
 	const char *why;
 
 	h = xcalloc(live, sizeof(*h));
 	len = xcalloc(live, sizeof(*len));
-	d = xcalloc(2 * live + 2, sizeof(*d));
-	if (reftlsf_init(&a, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live + 2))
+	x.d = xcalloc(2 * live + 2, sizeof(*x.d));
+	if (reftlsf_init(&x.a, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live + 2))
 		die("%s: out of memory", r->wl);
-	potad__rpool_init(&nodes, sizeof(struct rnode));
-	potad__rpool_init(&vals, sizeof(uint32_t));
-	potad__rtree_init(&t, (TIB >> GRANULE_SHIFT) - 1, true);
+	potad__rpool_init(&x.nodes, sizeof(struct rnode));
+	potad__rpool_init(&x.vals, sizeof(uint32_t));
+	potad__rtree_init(&x.t, (TIB >> GRANULE_SHIFT) - 1, true);
 	stream_init(r->sz, SIZE_SEED, 1);
 	stream_init(r->pk, PICK_SEED, 0);
 	r->used = 0;
@@ -891,17 +917,7 @@ static double ref_pass(struct run *r, uint64_t steps, bool indexed,
 	set_phase(r, indexed ? "setup (indexed)" : "setup");
 	for (i = 0; i < live; i++) {
 		len[i] = next_size(r) >> GRANULE_SHIFT;
-		h[i] = n = reftlsf_alloc(&a, len[i]);
-		if (n == REFTLSF_NIL)
-			die("%s: setup allocation %llu failed", r->wl,
-			    (unsigned long long)i);
-		if (indexed) {
-			d[n] = (struct refdesc){ (uint32_t)a.node[n].off,
-						 (uint32_t)len[i], 0, 0,
-						 d[n].word + 1 };
-			index_put(r, &t, &nodes, &vals, a.node[n].off, n);
-		}
-		r->used += len[i] << GRANULE_SHIFT;
+		h[i] = ref_take(r, &x, len[i], "setup allocation", i);
 	}
 
 	set_phase(r, indexed ? "measure (indexed)" : "measure");
@@ -909,44 +925,34 @@ static double ref_pass(struct run *r, uint64_t steps, bool indexed,
 	for (i = 0; i < steps; i++) {
 		v = next_pick(r, live);
 		n = h[v];
-		if (indexed &&
-		    (d[n].len != len[v] ||
-		     !potad__rtree_remove(&t, &nodes, &vals, d[n].start)))
+		if (indexed && (x.d[n].len != len[v] ||
+				!potad__rtree_remove(&x.t, &x.nodes, &x.vals,
+						     x.d[n].start)))
 			die("%s: step %llu: run %u is not indexed", r->wl,
 			    (unsigned long long)i, n);
-		reftlsf_free(&a, n);
+		reftlsf_free(&x.a, n);
 		r->used -= len[v] << GRANULE_SHIFT;
 		len[v] = next_size(r) >> GRANULE_SHIFT;
-		h[v] = n = reftlsf_alloc(&a, len[v]);
-		if (n == REFTLSF_NIL)
-			die("%s: allocation %llu failed", r->wl,
-			    (unsigned long long)i);
-		if (indexed) {
-			d[n] = (struct refdesc){ (uint32_t)a.node[n].off,
-						 (uint32_t)len[v], 0, 0,
-						 d[n].word + 1 };
-			index_put(r, &t, &nodes, &vals, a.node[n].off, n);
-		}
-		r->used += len[v] << GRANULE_SHIFT;
+		h[v] = ref_take(r, &x, len[v], "allocation", i);
 	}
 	clock_stop(r);
-	why = reftlsf_check(&a);
+	why = reftlsf_check(&x.a);
 	if (why)
 		die("%s: run %d: %s", r->wl, r->runno, why);
-	if (indexed && !potad__rtree_verify(&t, &nodes, &vals))
+	if (indexed && !potad__rtree_verify(&x.t, &x.nodes, &x.vals))
 		die("%s: the index is malformed", r->wl);
-	*bytes = reftlsf_bytes(&a);
+	*bytes = reftlsf_bytes(&x.a);
 	if (indexed)
-		*bytes += (2 * live + 2) * sizeof(*d) +
-			  potad__rpool_bytes(&nodes) +
-			  potad__rpool_bytes(&vals);
-	potad__rtree_clear(&t, &nodes, &vals);
-	potad__rpool_fini(&nodes);
-	potad__rpool_fini(&vals);
-	reftlsf_fini(&a);
+		*bytes += (2 * live + 2) * sizeof(*x.d) +
+			  potad__rpool_bytes(&x.nodes) +
+			  potad__rpool_bytes(&x.vals);
+	potad__rtree_clear(&x.t, &x.nodes, &x.vals);
+	potad__rpool_fini(&x.nodes);
+	potad__rpool_fini(&x.vals);
+	reftlsf_fini(&x.a);
 	free(h);
 	free(len);
-	free(d);
+	free(x.d);
 	return (double)r->ns / (double)(2 * steps);
 }
 

@@ -140,6 +140,28 @@ static void fb_free_mixed(struct potad_space *s, uint64_t u, unsigned k,
 	fb_add(s, u, k, dirty);
 }
 
+/* If the clean block (u, k)'s buddy is free, take it out and return true;
+ * otherwise put (u, k) in.  One walk either way. */
+static inline bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
+{
+	if (k >= 63 || !(s->nonempty & pow2(k)) ||
+	    !block_inside(s, u ^ pow2(k), k)) {
+		fb_add(s, u, k, false);
+		return false;
+	}
+	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
+		s->nfree[k]++;
+		s->free_blocks++;
+		s->free_units += pow2(k);
+		return false;
+	}
+	if (--s->nfree[k] == 0)
+		s->nonempty &= ~pow2(k);
+	s->free_blocks--;
+	s->free_units -= pow2(k);
+	return true;
+}
+
 /* Insert a free block, merging it with its buddy for as long as it can:
  * each order costs one walk down its tree, which either takes the buddy
  * out or puts the block in. */
@@ -149,23 +171,10 @@ static void fb_free(struct potad_space *s, uint64_t u, unsigned k, bool dirty)
 		fb_free_mixed(s, u, k, dirty);
 		return;
 	}
-	while (k < 63 && (s->nonempty & pow2(k)) &&
-	       block_inside(s, u ^ pow2(k), k)) {
-		if (!potad__rtree_pair(&s->freeset[k], &s->nodes,
-				       fkey(s, u, k))) {
-			s->nfree[k]++;
-			s->free_blocks++;
-			s->free_units += pow2(k);
-			return;
-		}
-		if (--s->nfree[k] == 0)
-			s->nonempty &= ~pow2(k);
-		s->free_blocks--;
-		s->free_units -= pow2(k);
+	while (pair_or_add(s, u, k)) {
 		u &= ~pow2(k);
 		k++;
 	}
-	fb_add(s, u, k, false);
 }
 
 /* The blocks of [a, b) without cutting it: m, the most aligned unit in
@@ -201,25 +210,22 @@ void potad__add_range(struct potad_space *s, uint64_t a, uint64_t b, bool dirty)
 	}
 }
 
-/* If the clean block (u, k)'s buddy is free, take it out and return true;
- * otherwise put (u, k) in.  One walk either way. */
-static bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
+/* free_clean()'s step for a block (*u, k) whose buddy lies to its left:
+ * merge with the block waiting below it (one of the *n), or else with a
+ * free buddy below the range, unless a block that stays lies below.
+ * False when the block stays (it is then in its tree). */
+static bool merge_left(struct potad_space *s, uint64_t *u, unsigned k,
+		       unsigned *n, bool stays)
 {
-	if (k >= 63 || !(s->nonempty & pow2(k)) ||
-	    !block_inside(s, u ^ pow2(k), k)) {
-		fb_add(s, u, k, false);
+	if (*n > 0) {
+		(*n)--;
+	} else if (stays) {
+		fb_add(s, *u, k, false);
+		return false;
+	} else if (!pair_or_add(s, *u, k)) {
 		return false;
 	}
-	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
-		s->nfree[k]++;
-		s->free_blocks++;
-		s->free_units += pow2(k);
-		return false;
-	}
-	if (--s->nfree[k] == 0)
-		s->nonempty &= ~pow2(k);
-	s->free_blocks--;
-	s->free_units -= pow2(k);
+	*u -= pow2(k);
 	return true;
 }
 
@@ -263,16 +269,10 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 				wait[n++].k = k;
 				break;
 			}
-			if (n > 0) {
-				n--;
-			} else if (stays) {
-				fb_add(s, u, k, false);
-				break;
-			} else if (!pair_or_add(s, u, k)) {
+			if (!merge_left(s, &u, k, &n, stays)) {
 				stays = true;
 				break;
 			}
-			u -= pow2(k);
 			k++;
 		}
 	}
@@ -284,18 +284,9 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 			if (k >= 63 || !(u & pow2(k))) {
 				if (!pair_or_add(s, u, k))
 					break;
-				k++;
-				continue;
-			}
-			if (n > 0) {
-				n--;
-			} else if (stays) {
-				fb_add(s, u, k, false);
-				break;
-			} else if (!pair_or_add(s, u, k)) {
+			} else if (!merge_left(s, &u, k, &n, stays)) {
 				break;
 			}
-			u -= pow2(k);
 			k++;
 		}
 	}
