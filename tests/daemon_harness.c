@@ -560,6 +560,7 @@ void cl_open(struct cl *c, const struct daemon *d)
 	c->fd = connect_to(d->sock);
 	EXPECT(c->fd >= 0, "connect %s: %s", d->sock, strerror(-c->fd));
 	c->next_id = 1;
+	c->d = d;
 }
 
 void cl_close(struct cl *c)
@@ -680,13 +681,15 @@ Potad__V1__Response *cl_response_at(const char *file, int line, struct cl *c,
 		if (rc == 0)
 			fail_at(file, line,
 				"the daemon closed the connection instead of "
-				"answering (after %zu answers on it)",
-				c->nresp);
+				"answering (after %zu answers on it); its "
+				"log:\n%s",
+				c->nresp, c->d ? log_tail(c->d) : "");
 		if (rc == -ETIMEDOUT)
 			fail_at(file, line,
 				"no answer within %d ms (after %zu answers on "
-				"this connection)",
-				IO_TIMEOUT_MS, c->nresp);
+				"this connection); its log:\n%s",
+				IO_TIMEOUT_MS, c->nresp,
+				c->d ? log_tail(c->d) : "");
 		if (rc != 1)
 			fail_at(file, line,
 				"undecodable ServerMessage from the daemon");

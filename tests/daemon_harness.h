@@ -214,6 +214,7 @@ struct cl {
 	Potad__V1__ServerMessage *stash[MAX_STASH];
 	size_t nstash;
 	size_t nresp; /* responses read so far */
+	const struct daemon *d; /* whose log a failure shows (cl_open) */
 };
 
 void cl_open(struct cl *c, const struct daemon *d);
