@@ -79,14 +79,29 @@ static __attribute__((noinline)) bool dirty_del(struct potad_space *s,
 	return true;
 }
 
-static inline void fb_add(struct potad_space *s, uint64_t u, unsigned k,
-			  bool dirty)
+/* The counters of a block of order k that goes into freeset[k] or leaves
+ * it. */
+static inline void count_in(struct potad_space *s, unsigned k)
 {
-	potad__rtree_insert(&s->freeset[k], &s->nodes, NULL, fkey(s, u, k), 0);
 	s->nfree[k]++;
 	s->free_blocks++;
 	s->free_units += pow2(k);
 	s->nonempty |= pow2(k);
+}
+
+static inline void count_out(struct potad_space *s, unsigned k)
+{
+	if (--s->nfree[k] == 0)
+		s->nonempty &= ~pow2(k);
+	s->free_blocks--;
+	s->free_units -= pow2(k);
+}
+
+static inline void fb_add(struct potad_space *s, uint64_t u, unsigned k,
+			  bool dirty)
+{
+	potad__rtree_insert(&s->freeset[k], &s->nodes, NULL, fkey(s, u, k), 0);
+	count_in(s, k);
 	if (dirty)
 		dirty_add(s, u, k);
 }
@@ -98,11 +113,25 @@ bool potad__fb_del(struct potad_space *s, uint64_t u, unsigned k)
 	if (!potad__rtree_remove(&s->freeset[k], &s->nodes, NULL,
 				 fkey(s, u, k)))
 		return false;
-	if (--s->nfree[k] == 0)
-		s->nonempty &= ~pow2(k);
-	s->free_blocks--;
-	s->free_units -= pow2(k);
+	count_out(s, k);
 	return (s->dnonempty & pow2(k)) && dirty_del(s, u, k);
+}
+
+/* If the clean block (u, k)'s buddy is free, take it out and return true;
+ * otherwise put (u, k) in.  One walk either way. */
+static inline bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
+{
+	if (k >= 63 || !(s->nonempty & pow2(k)) ||
+	    !block_inside(s, u ^ pow2(k), k)) {
+		fb_add(s, u, k, false);
+		return false;
+	}
+	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
+		count_in(s, k);
+		return false;
+	}
+	count_out(s, k);
+	return true;
 }
 
 /* fb_free() where dirty blocks exist or the block is dirty: the buddy must
@@ -117,49 +146,14 @@ static void fb_free_mixed(struct potad_space *s, uint64_t u, unsigned k,
 
 		if (potad__fb_dirty(s, b, k) != dirty)
 			break;
-		if (dirty) {
+		if (dirty)
 			potad__fb_del(s, b, k);
-		} else {
-			if (!(s->nonempty & pow2(k)))
-				break;
-			if (!potad__rtree_pair(&s->freeset[k], &s->nodes,
-					       fkey(s, u, k))) {
-				s->nfree[k]++;
-				s->free_blocks++;
-				s->free_units += pow2(k);
-				return;
-			}
-			if (--s->nfree[k] == 0)
-				s->nonempty &= ~pow2(k);
-			s->free_blocks--;
-			s->free_units -= pow2(k);
-		}
+		else if (!pair_or_add(s, u, k))
+			return;
 		u &= ~pow2(k);
 		k++;
 	}
 	fb_add(s, u, k, dirty);
-}
-
-/* If the clean block (u, k)'s buddy is free, take it out and return true;
- * otherwise put (u, k) in.  One walk either way. */
-static inline bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
-{
-	if (k >= 63 || !(s->nonempty & pow2(k)) ||
-	    !block_inside(s, u ^ pow2(k), k)) {
-		fb_add(s, u, k, false);
-		return false;
-	}
-	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
-		s->nfree[k]++;
-		s->free_blocks++;
-		s->free_units += pow2(k);
-		return false;
-	}
-	if (--s->nfree[k] == 0)
-		s->nonempty &= ~pow2(k);
-	s->free_blocks--;
-	s->free_units -= pow2(k);
-	return true;
 }
 
 /* Insert a free block, merging it with its buddy for as long as it can:
