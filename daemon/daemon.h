@@ -132,7 +132,7 @@ void potad__arena_free(struct potad_arena *a);
 void potad__arena_allocator(struct potad_arena *a, ProtobufCAllocator *pa);
 
 /*
- * Peers and connections (server.c).
+ * Peers and connections (conn.c); listening and stopping (server.c).
  */
 struct potad_peer {
 	uid_t uid;
@@ -151,6 +151,9 @@ const struct potad_peer *potad__conn_peer(const struct potad_conn *c);
 void **potad__conn_state(struct potad_conn *c);
 /* Queue an event for c (dropped, with a log line, if c is not reading). */
 void potad__conn_event(struct potad_conn *c, const Potad__V1__Event *ev);
+/* True when every string in m, and in the messages m holds, is valid
+ * UTF-8 (utf8.c): a request that breaks the rule is refused. */
+bool potad__strings_ok(const ProtobufCMessage *m);
 
 struct uv_loop_s;
 /* Listen on the socket systemd passed us, else bind cfg's (refusing to

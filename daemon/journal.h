@@ -106,7 +106,7 @@ void potad__jr_clean(const struct pspace *ps, uint64_t offset,
 void potad__jr_poison(const struct pspace *ps, uint64_t offset,
 		      uint64_t length);
 
-/* Called by the journal when records up to seq are durable (server.c). */
+/* Called by the journal when records up to seq are durable (conn.c). */
 void potad__server_durable(uint64_t seq);
 
 /*

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target: bytes from a client, cut into frames, decoded,
- * validated and dispatched by the daemon's own server.c and rpc.c against
+ * validated and dispatched by the daemon's own conn.c and rpc.c against
  * fresh daemon state, without a socket. */
 
 /*
- * server.c is included whole (a white-box test, as STYLE.md allows) so
+ * conn.c is included whole (a white-box test, as STYLE.md allows) so
  * that process(), handle_frame() and the reply queue run exactly as they
  * do for a socket.  The connection is a real struct potad_conn that never
  * had a pipe: process() touches the pipe only through set_reading(),
@@ -20,13 +20,13 @@
  * --memory-only: durability waits, the writer and the records' encoding
  * are not exercised here (fuzz_replay.c covers the format).
  */
-#define _GNU_SOURCE /* as server.c, whose headers daemon.h pulls in first */
+#define _GNU_SOURCE /* as conn.c, whose headers daemon.h pulls in first */
 #include "daemon.h"
 
 static int fuzz_prepare(struct potad_conn *c, const Potad__V1__Request *req,
 			void (*done)(struct potad_conn *c));
 #define potad__rpc_prepare fuzz_prepare
-#include "server.c"
+#include "conn.c"
 #undef potad__rpc_prepare
 
 #define CHECK(cond)                                                           \
@@ -103,7 +103,7 @@ static void drain(struct potad_conn *c)
 		m = potad__v1__server_message__unpack(NULL, (size_t)len,
 						      c->obuf + off + k);
 		CHECK(m != NULL);
-		CHECK(strings_ok(&m->base));
+		CHECK(potad__strings_ok(&m->base));
 		CHECK(m->msg_case != POTAD__V1__SERVER_MESSAGE__MSG_RESPONSE ||
 		      m->response->status != POTAD__V1__STATUS__INTERNAL);
 		potad__v1__server_message__free_unpacked(m, NULL);
