@@ -88,6 +88,18 @@
  *             descriptor per run and keeps the engine's radix map from
  *             first unit to run (I1's index), as any design with lookup by
  *             address must.
+ * X2 segments W1's setup and steps through the candidate design of
+ *             refseg.c: the extents in one address-ordered B+ tree that is
+ *             also the index, free space as the gaps between them, each
+ *             node summarising which buddy orders its gaps hold.  It keeps
+ *             descriptors and answers lookups, and places every extent
+ *             exactly where the engine does: a second pass (setup and a
+ *             tenth of the steps, untimed) runs the engine beside it and
+ *             stops at the first placement that differs; same_steps says
+ *             how many steps agreed.  It has none of the engine's other
+ *             paths (alignment, ranges, top-down, clean/dirty, poison,
+ *             child spaces): a measure of what the engine would gain from
+ *             this shape, not a finished engine.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -112,6 +124,7 @@
 
 #include "engine/radix.h" /* I1 measures the index on its own */
 #include "reftlsf.h"        /* X1's reference allocator */
+#include "refseg.h"         /* X2's candidate design */
 
 #define KIB (1ull << 10)
 #define MIB (1ull << 20)
@@ -152,6 +165,7 @@ struct result {
 	double first_alloc_ms;
 	double next_ns;
 	double indexed_ns;
+	uint64_t same_steps;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -977,6 +991,101 @@ static void wl_reference(struct run *r, struct result *res, int quick)
 	r->meta_peak = res->extent_bytes;
 }
 
+/* W1's setup and `steps` steps through refseg.c; the ns per operation.
+ * With check, the engine takes the same stream beside it and every
+ * placement must agree. */
+static double seg_pass(struct run *r, uint64_t steps, bool check,
+		       uint64_t *bytes)
+{
+	const uint64_t live = 100000;
+	uint64_t i, v, *h = NULL, *len;
+	uint32_t *slot;
+	struct refseg t;
+	struct potad_extent e;
+	const char *why;
+
+	slot = xcalloc(live, sizeof(*slot));
+	len = xcalloc(live, sizeof(*len));
+	if (check) {
+		h = xcalloc(live, sizeof(*h));
+		space_new(r, 0, TIB);
+	}
+	if (refseg_init(&t, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live))
+		die("%s: out of memory", r->wl);
+	stream_init(r->sz, SIZE_SEED, 1);
+	stream_init(r->pk, PICK_SEED, 0);
+	r->used = 0;
+
+	set_phase(r, check ? "setup (beside the engine)" : "setup");
+	for (i = 0; i < live + steps; i++) {
+		if (i == live) {
+			set_phase(r, check ? "steps (beside the engine)"
+					   : "measure");
+			if (!check)
+				clock_start(r);
+		}
+		v = i;
+		if (i >= live) {
+			v = next_pick(r, live);
+			refseg_free(&t, slot[v]);
+			if (check)
+				do_free(r, h[v], len[v] << GRANULE_SHIFT);
+			else
+				r->used -= len[v] << GRANULE_SHIFT;
+		}
+		len[v] = next_size(r) >> GRANULE_SHIFT;
+		slot[v] = refseg_alloc(&t, (uint32_t)len[v], 0, 0);
+		if (slot[v] == REFSEG_NIL)
+			die("%s: step %llu: refseg_alloc(%llu) failed", r->wl,
+			    (unsigned long long)i, (unsigned long long)len[v]);
+		if (!check) {
+			r->used += len[v] << GRANULE_SHIFT;
+			continue;
+		}
+		do_alloc(r, len[v] << GRANULE_SHIFT, 0, 0, &e);
+		h[v] = e.handle;
+		if (e.offset >> GRANULE_SHIFT != t.desc[slot[v]].start)
+			die("%s: step %llu: the engine put %llu units at unit "
+			    "%llu, refseg.c at %u",
+			    r->wl, (unsigned long long)i,
+			    (unsigned long long)len[v],
+			    (unsigned long long)(e.offset >> GRANULE_SHIFT),
+			    t.desc[slot[v]].start);
+	}
+	if (!check)
+		clock_stop(r);
+	why = refseg_check(&t);
+	if (why)
+		die("%s: run %d: %s", r->wl, r->runno, why);
+	*bytes = refseg_bytes(&t);
+	refseg_fini(&t);
+	free(slot);
+	free(len);
+	free(h);
+	return (double)r->ns / (double)(2 * steps);
+}
+
+/* W1's stream through the candidate design of refseg.c: the extents in
+ * one address-ordered B+ tree that is also the index, free space as the
+ * gaps between them, buddy orders summarised per node.  It places every
+ * extent where the engine does, which a second, shorter pass beside the
+ * engine checks (same_steps); it has descriptors and lookup, but not the
+ * engine's other paths. */
+static void wl_segments(struct run *r, struct result *res, int quick)
+{
+	uint64_t steps = 2000000 / (quick ? 10 : 1), bytes;
+
+	res->ns_per_op = seg_pass(r, steps, false, &bytes);
+	res->extent_bytes = bytes;
+	res->used = r->used;
+	res->ops = 2 * steps;
+	res->extents = 100000;
+	res->size = TIB;
+	seg_pass(r, steps / 10, true, &bytes);
+	res->same_steps = steps / 10;
+	r->meta_peak = res->extent_bytes; /* not the engine's */
+}
+
 static void wl_restore(struct run *r, struct result *res, int quick)
 {
 	const uint64_t size = 64 * GIB;
@@ -1048,6 +1157,7 @@ static const struct workload workloads[] = {
 	{ "L1", "list", wl_list },
 	{ "I1", "index", wl_index },
 	{ "X1", "reference", wl_reference },
+	{ "X2", "segments", wl_segments },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -1136,6 +1246,9 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			printf(",\"next_ns\":%.1f", last->next_ns);
 		if (w->fn == wl_reference)
 			printf(",\"indexed_ns\":%.1f", last->indexed_ns);
+		if (w->fn == wl_segments)
+			printf(",\"same_steps\":%llu",
+			       (unsigned long long)last->same_steps);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -1163,6 +1276,9 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			printf(" next_ns=%.1f", last->next_ns);
 		if (w->fn == wl_reference)
 			printf(" indexed_ns=%.1f", last->indexed_ns);
+		if (w->fn == wl_segments)
+			printf(" same_steps=%llu",
+			       (unsigned long long)last->same_steps);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -1172,7 +1288,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: potad-bench-engine [--runs N] [--quick]\n"
-"                          [--only W1|W2|W3|W4|R1|L1|I1] [--json]\n"
+"                          [--only W1|W2|W3|W4|R1|L1|I1|X1|X2]\n"
+"                          [--json]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
 "  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
@@ -1196,6 +1313,10 @@ static void usage(FILE *f)
 "              (TLSF/OffsetAllocator design, bench/reftlsf.c): no\n"
 "              descriptors, lookup or alignment; a yardstick, not a rival;\n"
 "              indexed_ns adds a descriptor and the extent index per run\n"
+"  X2 segments W1's stream through a candidate design (bench/refseg.c):\n"
+"              extents in one B+ tree that is also the index, free space\n"
+"              as the gaps; places as the engine does (same_steps: steps\n"
+"              checked against the engine, untimed)\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"
@@ -1225,7 +1346,7 @@ static void usage(FILE *f)
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4, R1, L1, I1, X1 or its name)\n"
+"  --only W    run one workload (W1..W4, R1, L1, I1, X1, X2 or its name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -1299,7 +1420,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3, W4, R1, L1, I1 or X1)\n",
+				"(W1, W2, W3, W4, R1, L1, I1, X1 or X2)\n",
 			only);
 		return 2;
 	}

@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: MIT */
+/* A candidate design for the engine: extents in an address-ordered B+ tree,
+ * free space as the gaps between them. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refseg.h"
+#include "refseg_int.h"
+
+/*
+ * The engine today keeps one sparse bitmap tree per buddy order, so an
+ * exact extent costs a tree operation per block it is cut into, on both
+ * allocation and free, plus one in the extent index.  Here the extents are
+ * the only records: entries (start, length, slot) in the leaves of one B+
+ * tree keyed by start, which is also the index that answers "which extent
+ * holds x".  The free space between two extents is a gap, and the buddy
+ * allocator's view of it, the maximal aligned power-of-two blocks that
+ * merging would leave, is computed from its two ends (gap_split()) rather
+ * than stored.  Each leaf counts, per order, the gaps that hold a block of
+ * that order, and each inner node keeps its children's masks of such
+ * orders, so "the lowest free block of the smallest order >= k" is a ctz
+ * at the root and a walk down along the first child whose mask has the
+ * bit: the engine's placement, found in one descent.
+ *
+ * An allocation is one entry inserted; a free is one entry removed and two
+ * gaps joined.  Only a leaf changes, and its ancestors' masks when a
+ * count crosses zero.  Separators are kept tight (a child's key is its
+ * first start), because a new entry may land in the gap that runs up to
+ * the next leaf's first start.
+ *
+ * A sentinel entry of length 0 at unit 0 owns the gap before the first
+ * extent, so every gap has an owner.  This is the part of the engine W1
+ * exercises, for a space of under 2^32 units: no alignment, range,
+ * top-down, clean/dirty, poison or child spaces.  A leaf less than half
+ * full is folded into a sibling; an inner node goes only when empty.
+ */
+
+#define LEAF REFSEG_LEAF
+#define INNER REFSEG_INNER
+
+/* The lowest block of order j in [a, b), which must hold one. */
+static inline uint32_t gap_block(uint32_t a, uint32_t b, unsigned j)
+{
+	uint32_t m;
+	uint64_t lo, hi;
+
+	gap_split(a, b, &m, &lo, &hi);
+	if (lo & bit(j))
+		return a + (uint32_t)(lo & (bit(j) - 1));
+	return m + (uint32_t)(hi >> (j + 1) << (j + 1));
+}
+
+/* Move n entries of src from si to dst at di; the two may be one leaf. */
+static void ent_move(struct refseg_leaf *dst, unsigned di,
+		     const struct refseg_leaf *src, unsigned si, unsigned n)
+{
+	memmove(dst->start + di, src->start + si, n * sizeof(*dst->start));
+	memmove(dst->len + di, src->len + si, n * sizeof(*dst->len));
+	memmove(dst->slot + di, src->slot + si, n * sizeof(*dst->slot));
+	memmove(dst->ord + di, src->ord + si, n * sizeof(*dst->ord));
+}
+
+/* Count gap [a, b) into leaf l and the space's totals (d = 1) or out of
+ * them (d = -1). */
+static void gap_count(struct refseg *t, struct refseg_leaf *l, uint32_t a,
+		      uint32_t b, int d)
+{
+	uint32_t m;
+	uint64_t lo, hi, o;
+
+	if (a >= b)
+		return;
+	gap_split(a, b, &m, &lo, &hi);
+	t->free_units += (uint64_t)(int64_t)d * (b - a);
+	for (o = lo | hi; o; o &= o - 1) {
+		unsigned k = ctz(o);
+
+		l->cnt[k] = (uint8_t)(l->cnt[k] + d);
+		if (l->cnt[k])
+			l->mask |= bit(k);
+		else
+			l->mask &= ~bit(k);
+	}
+	for (o = lo; o; o &= o - 1)
+		t->nfree[ctz(o)] += (uint64_t)(int64_t)d;
+	for (o = hi; o; o &= o - 1)
+		t->nfree[ctz(o)] += (uint64_t)(int64_t)d;
+}
+
+static inline void gap_in(struct refseg *t, struct refseg_leaf *l, uint32_t a,
+			  uint32_t b)
+{
+	gap_count(t, l, a, b, 1);
+}
+
+static inline void gap_out(struct refseg *t, struct refseg_leaf *l, uint32_t a,
+			   uint32_t b)
+{
+	gap_count(t, l, a, b, -1);
+}
+
+/* A leaf's counts from its gaps, after entries moved between leaves (the
+ * space's totals do not change). */
+void refseg__recount(struct refseg_leaf *l)
+{
+	memset(l->cnt, 0, sizeof(l->cnt));
+	l->mask = 0;
+	for (unsigned i = 0; i < l->n; i++)
+		for (uint64_t o = l->ord[i] =
+			 (uint32_t)gap_orders(ent_end(l, i), gap_end(l, i));
+		     o; o &= o - 1) {
+			l->cnt[ctz(o)]++;
+			l->mask |= bit(ctz(o));
+		}
+}
+
+/* Child i of in has mask m now. */
+static void inner_set(struct refseg_inner *in, unsigned i, uint64_t m)
+{
+	uint64_t d = in->mask[i] ^ m;
+
+	in->mask[i] = m;
+	for (; d; d &= d - 1) {
+		unsigned k = ctz(d);
+
+		in->has[k] ^= 1u << i;
+		if (in->has[k])
+			in->own |= bit(k);
+		else
+			in->own &= ~bit(k);
+	}
+}
+
+/* has[] and own from mask[], after children moved. */
+void refseg__inner_rebuild(struct refseg_inner *in)
+{
+	memset(in->has, 0, sizeof(in->has));
+	in->own = 0;
+	for (unsigned i = 0; i < in->n; i++) {
+		in->own |= in->mask[i];
+		for (uint64_t o = in->mask[i]; o; o &= o - 1)
+			in->has[ctz(o)] |= 1u << i;
+	}
+}
+
+static unsigned child_index(const struct refseg_inner *in, const void *c)
+{
+	unsigned i = 0;
+
+	while (in->child[i] != c)
+		i++;
+	return i;
+}
+
+static void set_parent(void *c, struct refseg_inner *p)
+{
+	*(struct refseg_inner **)c = p;
+}
+
+/* The last child of in whose key is <= x (child 0 if none is): a binary
+ * search the compiler turns into conditional moves. */
+static inline unsigned child_for(const struct refseg_inner *in, uint32_t x)
+{
+	unsigned base = 0, len = in->n;
+
+	while (len > 1) {
+		unsigned half = len / 2;
+
+		base = in->key[base + half] <= x ? base + half : base;
+		len -= half;
+	}
+	return base;
+}
+
+/* Node c's mask is now m: carry it up as far as it changes anything. */
+static void carry(struct refseg *t, void *c, uint64_t m)
+{
+	struct refseg_inner *p;
+
+	for (p = parent_of(c); p; c = p, p = parent_of(p)) {
+		unsigned i = child_index(p, c);
+
+		if (p->mask[i] == m)
+			return;
+		inner_set(p, i, m);
+		m = p->own;
+	}
+	t->mask = m;
+}
+
+/* Node c's first key is now key: separators stay tight. */
+static void set_low(void *c, uint32_t key)
+{
+	struct refseg_inner *p;
+
+	for (p = parent_of(c); p; c = p, p = parent_of(p)) {
+		unsigned i = child_index(p, c);
+
+		p->key[i] = key;
+		if (i)
+			return;
+	}
+}
+
+static void new_root(struct refseg *t, void *a, uint32_t ka, uint64_t ma,
+		     void *b, uint32_t kb, uint64_t mb)
+{
+	struct refseg_inner *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		abort();
+	r->n = 2;
+	r->key[0] = ka;
+	r->key[1] = kb;
+	r->mask[0] = ma;
+	r->mask[1] = mb;
+	r->child[0] = a;
+	r->child[1] = b;
+	refseg__inner_rebuild(r);
+	set_parent(a, r);
+	set_parent(b, r);
+	t->root = r;
+	t->height++;
+	t->inners++;
+	t->mask = ma | mb;
+}
+
+static void inner_put(struct refseg *t, struct refseg_inner *in, unsigned pos,
+		      uint32_t key, void *c, uint64_t m);
+
+/* Move the upper half of a full inner node to a new one beside it. */
+static struct refseg_inner *inner_split(struct refseg *t,
+					struct refseg_inner *in)
+{
+	struct refseg_inner *r = calloc(1, sizeof(*r));
+	unsigned half = in->n / 2, i;
+
+	if (!r)
+		abort();
+	t->inners++;
+	r->n = in->n - half;
+	memcpy(r->key, in->key + half, r->n * sizeof(*r->key));
+	memcpy(r->mask, in->mask + half, r->n * sizeof(*r->mask));
+	memcpy(r->child, in->child + half, r->n * sizeof(*r->child));
+	in->n = half;
+	refseg__inner_rebuild(in);
+	refseg__inner_rebuild(r);
+	for (i = 0; i < r->n; i++)
+		set_parent(r->child[i], r);
+	if (!in->parent) {
+		new_root(t, in, in->key[0], in->own, r, r->key[0], r->own);
+	} else {
+		struct refseg_inner *p = in->parent;
+		unsigned at = child_index(p, in);
+
+		r->parent = p;
+		inner_set(p, at, in->own);
+		inner_put(t, p, at + 1, r->key[0], r, r->own);
+	}
+	return r;
+}
+
+/* Put child c (first key `key`, mask m) at position pos of in. */
+static void inner_put(struct refseg *t, struct refseg_inner *in, unsigned pos,
+		      uint32_t key, void *c, uint64_t m)
+{
+	unsigned n;
+
+	if (in->n == INNER) {
+		struct refseg_inner *r = inner_split(t, in);
+
+		if (pos > in->n) {
+			pos -= in->n;
+			in = r;
+		}
+	}
+	n = in->n - pos;
+	memmove(in->key + pos + 1, in->key + pos, n * sizeof(*in->key));
+	memmove(in->mask + pos + 1, in->mask + pos, n * sizeof(*in->mask));
+	memmove(in->child + pos + 1, in->child + pos, n * sizeof(*in->child));
+	in->key[pos] = key;
+	in->mask[pos] = m;
+	in->child[pos] = c;
+	in->n++;
+	refseg__inner_rebuild(in);
+	set_parent(c, in);
+	carry(t, in, in->own);
+}
+
+/* Move the upper half of a full leaf to a new leaf after it. */
+static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
+{
+	struct refseg_leaf *r = calloc(1, sizeof(*r));
+	unsigned half = l->n / 2;
+
+	if (!r)
+		abort();
+	t->leaves++;
+	r->n = l->n - half;
+	ent_move(r, 0, l, half, r->n);
+	l->n = half;
+	r->end = l->end;
+	l->end = r->start[0];
+	r->next = l->next;
+	if (r->next)
+		r->next->prev = r;
+	r->prev = l;
+	l->next = r;
+	refseg__recount(l);
+	refseg__recount(r);
+	if (!l->parent) {
+		new_root(t, l, l->start[0], l->mask, r, r->start[0], r->mask);
+	} else {
+		struct refseg_inner *p = l->parent;
+		unsigned at = child_index(p, l);
+
+		inner_set(p, at, l->mask);
+		inner_put(t, p, at + 1, r->start[0], r, r->mask);
+	}
+	return r;
+}
+
+/* Take child c out of p; an inner node left empty goes too. */
+static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
+{
+	unsigned i = child_index(p, c), n = p->n - i - 1;
+
+	memmove(p->key + i, p->key + i + 1, n * sizeof(*p->key));
+	memmove(p->mask + i, p->mask + i + 1, n * sizeof(*p->mask));
+	memmove(p->child + i, p->child + i + 1, n * sizeof(*p->child));
+	p->n--;
+	refseg__inner_rebuild(p);
+	if (p->n == 0) {
+		/* Never the root: the leftmost leaf, with the sentinel,
+		 * stays. */
+		drop_child(t, p->parent, p);
+		free(p);
+		t->inners--;
+		return;
+	}
+	if (i == 0)
+		set_low(p, p->key[0]);
+	carry(t, p, p->own);
+}
+
+int refseg_init(struct refseg *t, uint64_t units, uint32_t cap)
+{
+	struct refseg_leaf *l;
+
+	memset(t, 0, sizeof(*t));
+	if (units == 0 || units > UINT32_MAX || cap == 0)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	t->desc = calloc(cap, sizeof(*t->desc));
+	if (!l || !t->desc) {
+		free(l);
+		free(t->desc);
+		return -ENOMEM;
+	}
+	t->root = l;
+	t->leaves = 1;
+	t->units = units;
+	t->capslots = cap;
+	t->freeslot = REFSEG_NIL;
+	l->n = 1;
+	l->start[0] = 0;
+	l->len[0] = 0;
+	l->slot[0] = REFSEG_NIL;
+	l->end = (uint32_t)units;
+	gap_in(t, l, 0, (uint32_t)units);
+	l->ord[0] = (uint32_t)gap_orders(0, (uint32_t)units);
+	t->mask = l->mask;
+	return 0;
+}
+
+static void free_node(void *n, unsigned h)
+{
+	if (h) {
+		struct refseg_inner *in = n;
+
+		for (unsigned i = 0; i < in->n; i++)
+			free_node(in->child[i], h - 1);
+	}
+	free(n);
+}
+
+void refseg_fini(struct refseg *t)
+{
+	if (t->root)
+		free_node(t->root, t->height);
+	free(t->desc);
+	memset(t, 0, sizeof(*t));
+}
+
+static uint32_t slot_take(struct refseg *t)
+{
+	uint32_t s = t->freeslot;
+
+	if (s != REFSEG_NIL) {
+		t->freeslot = t->desc[s].start;
+		return s;
+	}
+	return t->nslots < t->capslots ? t->nslots++ : REFSEG_NIL;
+}
+
+/* Fold a leaf less than half full into a sibling under the same parent
+ * when the two fit in seven eighths of a leaf (room for a few inserts
+ * before the next split), so that leaves stay about two thirds full
+ * however the frees fall. */
+static void leaf_merge(struct refseg *t, struct refseg_leaf *l)
+{
+	struct refseg_leaf *a = l->prev, *b = l;
+
+	if (!l->parent)
+		return;
+	if (l->next && l->next->parent == l->parent &&
+	    l->n + l->next->n <= LEAF * 7 / 8) {
+		a = l;
+		b = l->next;
+	} else if (!a || a->parent != l->parent || a->n + l->n > LEAF * 7 / 8) {
+		return;
+	}
+	ent_move(a, a->n, b, 0, b->n);
+	a->n += b->n;
+	a->end = b->end;
+	a->next = b->next;
+	if (a->next)
+		a->next->prev = a;
+	refseg__recount(a);
+	carry(t, a, a->mask);
+	drop_child(t, b->parent, b);
+	free(b);
+	t->leaves--;
+}
+
+/* The inner nodes on the way down to a leaf and the child taken at each,
+ * so that a leaf's new mask goes up without searching for it. */
+struct path {
+	unsigned h;
+	struct refseg_inner *node[REFSEG_MAXH];
+	unsigned idx[REFSEG_MAXH];
+};
+
+/* The leaf whose keys cover x: at each level the last child whose key is
+ * <= x. */
+static struct refseg_leaf *find_path(const struct refseg *t, uint32_t x,
+				     struct path *pa)
+{
+	void *n = t->root;
+
+	pa->h = t->height;
+	for (unsigned h = 0; h < t->height; h++) {
+		struct refseg_inner *in = n;
+		unsigned i = child_for(in, x);
+
+		pa->node[h] = in;
+		pa->idx[h] = i;
+		n = in->child[i];
+	}
+	return n;
+}
+
+/* Down from n, the node at level lvl of the path, along the first
+ * children whose masks have order j (n's has). */
+static struct refseg_leaf *descend(struct path *pa, unsigned lvl, void *n,
+				   unsigned j)
+{
+	for (; lvl < pa->h; lvl++) {
+		struct refseg_inner *in = n;
+		unsigned i = ctz(in->has[j]);
+
+		pa->node[lvl] = in;
+		pa->idx[lvl] = i;
+		n = in->child[i];
+	}
+	return n;
+}
+
+/* The leaf at the end of pa has mask m now: carry it up. */
+static void carry_up(struct refseg *t, const struct path *pa, uint64_t m)
+{
+	for (unsigned lvl = pa->h; lvl-- > 0;) {
+		struct refseg_inner *p = pa->node[lvl];
+		uint64_t old = p->mask[pa->idx[lvl]];
+
+		if (old == m)
+			return;
+		inner_set(p, pa->idx[lvl], m);
+		m = p->own;
+	}
+	t->mask = m;
+}
+
+/* The first gap of l from entry *ip on that holds a block of order j. */
+static bool leaf_seek(const struct refseg_leaf *l, unsigned j, unsigned *ip)
+{
+	uint32_t b = (uint32_t)bit(j);
+
+	for (unsigned i = *ip; i < l->n; i++)
+		if (l->ord[i] & b) {
+			*ip = i;
+			return true;
+		}
+	return false;
+}
+
+/* The next gap after entry *ip of *lp that holds a block of order j:
+ * along the leaf, then up the path to the first ancestor with a later
+ * child that has the order and down its first such children.  False if
+ * none. */
+static bool next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
+		     unsigned *ip)
+{
+	struct refseg_leaf *l = *lp;
+	unsigned i = *ip + 1;
+
+	if (leaf_seek(l, j, &i))
+		goto found;
+	for (unsigned lvl = pa->h; lvl-- > 0;) {
+		struct refseg_inner *p = pa->node[lvl];
+		uint64_t later = (uint64_t)p->has[j] >>
+				 (pa->idx[lvl] + 1) << (pa->idx[lvl] + 1);
+		unsigned k = ctz(later | bit(63));
+
+		if (later) {
+			pa->idx[lvl] = k;
+			l = descend(pa, lvl + 1, p->child[k], j);
+			i = 0;
+			if (leaf_seek(l, j, &i))
+				goto found;
+			return false; /* a mask that lies: refseg_check() says
+				       */
+		}
+	}
+	return false;
+found:
+	*lp = l;
+	*ip = i;
+	return true;
+}
+
+/* Put an extent [q, q + len) in slot s into the gap of entry i of l, at
+ * the end of path pa. */
+static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
+		     unsigned i, uint32_t q, uint32_t len, uint32_t s)
+{
+	uint32_t a, b;
+	unsigned n;
+	bool split = l->n == LEAF;
+
+	if (split) {
+		struct refseg_leaf *r = leaf_split(t, l);
+
+		if (i >= l->n) {
+			i -= l->n;
+			l = r;
+		}
+	}
+	a = ent_end(l, i);
+	b = gap_end(l, i);
+	gap_out(t, l, a, b);
+	gap_in(t, l, a, q);
+	gap_in(t, l, q + len, b);
+	l->ord[i] = (uint32_t)gap_orders(a, q);
+	i++;
+	n = l->n - i;
+	ent_move(l, i + 1, l, i, n);
+	l->start[i] = q;
+	l->len[i] = len;
+	l->slot[i] = s;
+	l->ord[i] = (uint32_t)gap_orders(q + len, b);
+	l->n++;
+	if (split) /* the path is stale */
+		carry(t, l, l->mask);
+	else
+		carry_up(t, pa, l->mask);
+}
+
+/* Tries at the holes below the needed order, as the engine's near_fit(). */
+#define NEAR_FIT_TRIES 4
+
+/* The first of the lowest NEAR_FIT_TRIES blocks of order o whose gap holds
+ * len units from its start. */
+static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
+		     struct path *pa, struct refseg_leaf **lp, unsigned *ip)
+{
+	struct refseg_leaf *l;
+	unsigned i = 0, tries = 0;
+
+	if (!(t->mask & bit(o)))
+		return false;
+	pa->h = t->height;
+	l = descend(pa, 0, t->root, o);
+	if (!leaf_seek(l, o, &i))
+		return false;
+	for (;;) {
+		uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
+		uint64_t lo, hi;
+
+		if (b - a >= len) {
+			*lp = l;
+			*ip = i;
+			return true;
+		}
+		gap_split(a, b, &m, &lo, &hi);
+		tries += !!(lo & bit(o)) + !!(hi & bit(o));
+		if (tries >= NEAR_FIT_TRIES || !next_gap(o, pa, &l, &i))
+			return false;
+	}
+}
+
+uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t owner,
+		      uint32_t tag)
+{
+	unsigned k = len <= 1 ? 0 : 32 - (unsigned)__builtin_clz(len - 1), j;
+	uint64_t m = t->mask & (~0ull << k);
+	struct refseg_leaf *l;
+	struct path pa;
+	unsigned i = 0;
+	uint32_t a, b, p, s;
+
+	if (!m || len == 0)
+		return REFSEG_NIL;
+	s = slot_take(t);
+	if (s == REFSEG_NIL)
+		return REFSEG_NIL;
+	j = ctz(m);
+	/* Before splitting a larger block, holes one and two orders down. */
+	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
+		if (near_fit(t, o - 1, len, &pa, &l, &i)) {
+			p = ent_end(l, i);
+			goto put;
+		}
+	pa.h = t->height;
+	l = descend(&pa, 0, t->root, j);
+	i = 0;
+	leaf_seek(l, j, &i);
+	a = ent_end(l, i);
+	b = gap_end(l, i);
+	p = gap_block(a, b, j);
+	/* Exact sizes slide onto the free units below their block when
+	 * those are too few to hold them, as the engine's do. */
+	if ((len & (len - 1)) && a < p && p - a < len)
+		p = a;
+put:
+	leaf_put(t, &pa, l, i, p, len, s);
+	t->desc[s] =
+	    (struct refseg_desc){p, len, owner, tag, t->desc[s].word + 1};
+	return s;
+}
+
+void refseg_free(struct refseg *t, uint32_t s)
+{
+	struct refseg_desc *d = &t->desc[s];
+	struct path pa;
+	struct refseg_leaf *l = find_path(t, d->start, &pa), *pl;
+	unsigned i = 0, n, pi;
+	uint32_t a1, a2, b2;
+
+	while (l->start[i] != d->start || l->slot[i] != s)
+		i++;
+	a2 = ent_end(l, i);
+	b2 = gap_end(l, i);
+	gap_out(t, l, a2, b2);
+	/* The gap before the extent grows over it and the gap after. */
+	pl = i ? l : l->prev;
+	pi = i ? i - 1 : pl->n - 1;
+	a1 = ent_end(pl, pi);
+	gap_out(t, pl, a1, d->start);
+	gap_in(t, pl, a1, b2);
+	pl->ord[pi] = (uint32_t)gap_orders(a1, b2);
+	n = l->n - i - 1;
+	ent_move(l, i, l, i + 1, n);
+	l->n--;
+	if (pl != l) {
+		pl->end = l->n ? l->start[0] : l->end;
+		carry(t, pl, pl->mask);
+	}
+	if (l->n == 0) {
+		pl->next = l->next;
+		if (l->next)
+			l->next->prev = pl;
+		drop_child(t, l->parent, l);
+		free(l);
+		t->leaves--;
+	} else {
+		if (i == 0)
+			set_low(l, l->start[0]);
+		carry_up(t, &pa, l->mask);
+		if (l->n < LEAF / 2)
+			leaf_merge(t, l);
+	}
+	d->start = t->freeslot;
+	d->word++;
+	t->freeslot = s;
+}
+
+uint32_t refseg_lookup(const struct refseg *t, uint32_t x)
+{
+	struct path pa;
+	const struct refseg_leaf *l = find_path(t, x, &pa);
+	unsigned i = l->n;
+
+	while (i > 0 && l->start[i - 1] > x)
+		i--;
+	if (i == 0 || x >= ent_end(l, i - 1))
+		return REFSEG_NIL;
+	return l->slot[i - 1];
+}
+
+uint64_t refseg_bytes(const struct refseg *t)
+{
+	return t->leaves * sizeof(struct refseg_leaf) +
+	       t->inners * sizeof(struct refseg_inner) +
+	       (uint64_t)t->nslots * sizeof(*t->desc) + sizeof(*t);
+}

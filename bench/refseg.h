@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* A candidate design for the engine, for the benchmarks: the extents in one
+ * B+ tree keyed by address, free space as the gaps between them, and each
+ * node's summary of which buddy orders its gaps hold. */
+#ifndef POTAD_BENCH_REFSEG_H
+#define POTAD_BENCH_REFSEG_H
+
+#include <stdint.h>
+
+#define REFSEG_LEAF 32	/* entries per leaf */
+#define REFSEG_INNER 32 /* children per inner node */
+#define REFSEG_ORDERS 33
+#define REFSEG_NIL UINT32_MAX
+#define REFSEG_MAXH 12 /* inner levels at most */
+
+/* Extents in address order.  The gap after entry i runs to the next
+ * entry's start, or to `end` (the next leaf's first start) for the last
+ * one.  cnt[k]: how many of those gaps hold a free block of order k;
+ * mask: the orders whose count is not zero. */
+struct refseg_inner;
+
+struct refseg_leaf {
+	struct refseg_inner *parent; /* first, as in an inner node */
+	uint32_t n, end;
+	uint64_t mask;
+	struct refseg_leaf *prev, *next;
+	uint32_t start[REFSEG_LEAF], len[REFSEG_LEAF], slot[REFSEG_LEAF];
+	uint32_t ord[REFSEG_LEAF]; /* the orders entry i's gap holds */
+	uint8_t cnt[REFSEG_ORDERS];
+};
+
+/* key[i]: no key in child i's subtree is below it, none in child i - 1's
+ * reaches it.  mask[i]: the orders child i's gaps hold. */
+struct refseg_inner {
+	struct refseg_inner *parent;
+	uint32_t n;
+	uint32_t key[REFSEG_INNER];
+	uint64_t mask[REFSEG_INNER];
+	void *child[REFSEG_INNER];
+	/* The masks transposed: has[k] bit i, child i has order k; and
+	 * their union. */
+	uint32_t has[REFSEG_ORDERS];
+	uint64_t own;
+};
+
+/* The engine's 20-byte descriptor. */
+struct refseg_desc {
+	uint32_t start, len, owner, tag, word;
+};
+
+struct refseg {
+	void *root;
+	unsigned height; /* inner levels above the leaves */
+	uint64_t mask;	 /* the orders that have a free block anywhere */
+	uint64_t units, free_units;
+	uint64_t nfree[REFSEG_ORDERS]; /* free blocks per order */
+	uint64_t leaves, inners;
+	struct refseg_desc *desc;
+	uint32_t nslots, capslots, freeslot;
+};
+
+/* A free space of `units` units (at most 2^32 - 1) able to describe `cap`
+ * extents; -ENOMEM. */
+int refseg_init(struct refseg *t, uint64_t units, uint32_t cap);
+void refseg_fini(struct refseg *t);
+/* An extent of len units placed as the engine places it (the smallest
+ * buddy order that has a free block, its lowest block, exact sizes slid
+ * onto the free units below that block): its slot, or REFSEG_NIL. */
+uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t owner,
+		      uint32_t tag);
+/* Free the extent in slot s, merging the gaps on either side. */
+void refseg_free(struct refseg *t, uint32_t s);
+/* The slot of the extent holding unit x, or REFSEG_NIL. */
+uint32_t refseg_lookup(const struct refseg *t, uint32_t x);
+uint64_t refseg_bytes(const struct refseg *t);
+/* Whether entries, gaps, counts, masks, keys and descriptors agree: NULL,
+ * or what is wrong. */
+const char *refseg_check(const struct refseg *t);
+
+#endif /* POTAD_BENCH_REFSEG_H */
