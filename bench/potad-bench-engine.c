@@ -96,7 +96,10 @@
  *             exactly where the engine does: a second pass (setup and a
  *             tenth of the steps, untimed) runs the engine beside it and
  *             stops at the first placement that differs; same_steps says
- *             how many steps agreed.  It has none of the engine's other
+ *             how many steps agreed.  aligned_ns: W3's rings through it
+ *             (an operation: one alloc or free; its 8 MiB extents at
+ *             1 MiB alignment are within what it does), checked against
+ *             the engine the same way over a tenth of the iterations.  It has none of the engine's other
  *             paths (alignment, ranges, top-down, clean/dirty, poison,
  *             child spaces): a measure of what the engine would gain from
  *             this shape, not a finished engine.
@@ -166,6 +169,7 @@ struct result {
 	double next_ns;
 	double indexed_ns;
 	uint64_t same_steps;
+	double aligned_ns;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -991,6 +995,20 @@ static void wl_reference(struct run *r, struct result *res, int quick)
 	r->meta_peak = res->extent_bytes;
 }
 
+/* Check the engine's space and let it go. */
+static void space_check_destroy(struct run *r)
+{
+	char msg[512];
+	int rc = potad_space_check(r->s, msg, sizeof(msg));
+
+	if (rc < 0)
+		die("%s: potad_space_check: %s", r->wl, msg);
+	rc = potad_space_destroy(r->s);
+	if (rc < 0)
+		die("%s: potad_space_destroy: %s", r->wl, strerror(-rc));
+	r->s = NULL;
+}
+
 /* W1's setup and `steps` steps through refseg.c; the ns per operation.
  * With check, the engine takes the same stream beside it and every
  * placement must agree. */
@@ -1010,7 +1028,7 @@ static double seg_pass(struct run *r, uint64_t steps, bool check,
 		h = xcalloc(live, sizeof(*h));
 		space_new(r, 0, TIB);
 	}
-	if (refseg_init(&t, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live))
+	if (refseg_init(&t, 0, TIB >> GRANULE_SHIFT, 2 * (uint32_t)live))
 		die("%s: out of memory", r->wl);
 	stream_init(r->sz, SIZE_SEED, 1);
 	stream_init(r->pk, PICK_SEED, 0);
@@ -1034,7 +1052,7 @@ static double seg_pass(struct run *r, uint64_t steps, bool check,
 				r->used -= len[v] << GRANULE_SHIFT;
 		}
 		len[v] = next_size(r) >> GRANULE_SHIFT;
-		slot[v] = refseg_alloc(&t, (uint32_t)len[v], 0, 0);
+		slot[v] = refseg_alloc(&t, (uint32_t)len[v], 1, 0, 0);
 		if (slot[v] == REFSEG_NIL)
 			die("%s: step %llu: refseg_alloc(%llu) failed", r->wl,
 			    (unsigned long long)i, (unsigned long long)len[v]);
@@ -1057,12 +1075,90 @@ static double seg_pass(struct run *r, uint64_t steps, bool check,
 	why = refseg_check(&t);
 	if (why)
 		die("%s: run %d: %s", r->wl, r->runno, why);
+	if (check)
+		space_check_destroy(r);
 	*bytes = refseg_bytes(&t);
 	refseg_fini(&t);
 	free(slot);
 	free(len);
 	free(h);
 	return (double)r->ns / (double)(2 * steps);
+}
+
+/* W3's rings through refseg.c (the same units: base 4 KiB, 1 GiB, rings of
+ * 1,024 x 4 KiB and 64 x 8 MiB at 1 MiB); the ns per operation.  With
+ * check, the engine takes the same requests beside it and every placement
+ * must agree. */
+static double seg_rings(struct run *r, uint64_t iters, bool check)
+{
+	enum { SMALL = 1024, BIG = 64 };
+	const uint32_t big = (uint32_t)(8 * MIB >> GRANULE_SHIFT),
+		       align = (uint32_t)(MIB >> GRANULE_SHIFT);
+	uint32_t ss[SMALL], sb[BIG], *sl;
+	uint64_t hs[SMALL], hb[BIG], *h, i;
+	unsigned a = 0, b = 0, len, al;
+	struct refseg t;
+	struct potad_extent e;
+	const char *why;
+
+	if (refseg_init(&t, 1, 1 + (GIB >> GRANULE_SHIFT), SMALL + BIG))
+		die("%s: out of memory", r->wl);
+	if (check)
+		space_new(r, GRANULE, GIB);
+	set_phase(r, check ? "rings (beside the engine)" : "rings");
+	for (i = 0; i < SMALL + BIG + 2 * iters; i++) {
+		bool setup = i < SMALL + BIG;
+		bool small;
+
+		if (setup) {
+			/* W3's setup order: small 0, big 0, small 1..16,
+			 * big 1, ... */
+			small = i % (SMALL / BIG + 1) != 1;
+		} else {
+			small = (i - SMALL - BIG) % 2 == 0;
+		}
+		if (i == SMALL + BIG && !check)
+			clock_start(r);
+		sl = small ? &ss[a] : &sb[b];
+		h = small ? &hs[a] : &hb[b];
+		len = small ? 1 : big;
+		al = small ? 1 : align;
+		if (!setup) {
+			refseg_free(&t, *sl);
+			if (check)
+				do_free(r, *h, (uint64_t)len << GRANULE_SHIFT);
+		}
+		*sl = refseg_alloc(&t, len, al, 0, 0);
+		if (*sl == REFSEG_NIL)
+			die("%s: rings, step %llu: refseg_alloc(%u, align %u) "
+			    "failed",
+			    r->wl, (unsigned long long)i, len, al);
+		if (check) {
+			do_alloc(r, (uint64_t)len << GRANULE_SHIFT,
+				 (uint64_t)al << GRANULE_SHIFT, 0, &e);
+			*h = e.handle;
+			if (e.offset >> GRANULE_SHIFT != t.desc[*sl].start)
+				die("%s: rings, step %llu: the engine put %u "
+				    "units at unit %llu, refseg.c at %u",
+				    r->wl, (unsigned long long)i, len,
+				    (unsigned long long)(e.offset >>
+							 GRANULE_SHIFT),
+				    t.desc[*sl].start);
+		}
+		if (small)
+			a = (a + 1) % SMALL;
+		else
+			b = (b + 1) % BIG;
+	}
+	if (!check)
+		clock_stop(r);
+	why = refseg_check(&t);
+	if (why)
+		die("%s: rings: %s", r->wl, why);
+	refseg_fini(&t);
+	if (check)
+		space_check_destroy(r);
+	return (double)r->ns / (double)(4 * iters);
 }
 
 /* W1's stream through the candidate design of refseg.c: the extents in
@@ -1083,6 +1179,8 @@ static void wl_segments(struct run *r, struct result *res, int quick)
 	res->size = TIB;
 	seg_pass(r, steps / 10, true, &bytes);
 	res->same_steps = steps / 10;
+	res->aligned_ns = seg_rings(r, steps / 2, false);
+	seg_rings(r, steps / 20, true);
 	r->meta_peak = res->extent_bytes; /* not the engine's */
 }
 
@@ -1247,7 +1345,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_reference)
 			printf(",\"indexed_ns\":%.1f", last->indexed_ns);
 		if (w->fn == wl_segments)
-			printf(",\"same_steps\":%llu",
+			printf(",\"aligned_ns\":%.1f,\"same_steps\":%llu",
+			       last->aligned_ns,
 			       (unsigned long long)last->same_steps);
 		printf("}\n");
 	} else {
@@ -1277,7 +1376,8 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_reference)
 			printf(" indexed_ns=%.1f", last->indexed_ns);
 		if (w->fn == wl_segments)
-			printf(" same_steps=%llu",
+			printf(" aligned_ns=%.1f same_steps=%llu",
+			       last->aligned_ns,
 			       (unsigned long long)last->same_steps);
 		printf("\n");
 	}
@@ -1316,7 +1416,8 @@ static void usage(FILE *f)
 "  X2 segments W1's stream through a candidate design (bench/refseg.c):\n"
 "              extents in one B+ tree that is also the index, free space\n"
 "              as the gaps; places as the engine does (same_steps: steps\n"
-"              checked against the engine, untimed)\n"
+"              checked against the engine, untimed); aligned_ns: W3's\n"
+"              rings through it\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"

@@ -30,10 +30,11 @@
  * first start), because a new entry may land in the gap that runs up to
  * the next leaf's first start.
  *
- * A sentinel entry of length 0 at unit 0 owns the gap before the first
+ * A sentinel entry of length 0 at the space's first unit owns the gap before the first
  * extent, so every gap has an owner.  This is the part of the engine W1
- * exercises, for a space of under 2^32 units: no alignment, range,
- * top-down, clean/dirty, poison or child spaces.  A leaf less than half
+ * and W3 exercise, for a space below unit 2^32: alignments up to the
+ * needed block, but no run assembly, range, top-down, clean/dirty, poison
+ * or child spaces.  A leaf less than half
  * full is folded into a sibling; an inner node goes only when empty.
  */
 
@@ -345,12 +346,12 @@ static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
 	carry(t, p, p->own);
 }
 
-int refseg_init(struct refseg *t, uint64_t units, uint32_t cap)
+int refseg_init(struct refseg *t, uint64_t ub, uint64_t ue, uint32_t cap)
 {
 	struct refseg_leaf *l;
 
 	memset(t, 0, sizeof(*t));
-	if (units == 0 || units > UINT32_MAX || cap == 0)
+	if (ub >= ue || ue > UINT32_MAX || cap == 0)
 		return -EINVAL;
 	l = calloc(1, sizeof(*l));
 	t->desc = calloc(cap, sizeof(*t->desc));
@@ -361,16 +362,17 @@ int refseg_init(struct refseg *t, uint64_t units, uint32_t cap)
 	}
 	t->root = l;
 	t->leaves = 1;
-	t->units = units;
+	t->ub = ub;
+	t->ue = ue;
 	t->capslots = cap;
 	t->freeslot = REFSEG_NIL;
 	l->n = 1;
-	l->start[0] = 0;
+	l->start[0] = (uint32_t)ub;
 	l->len[0] = 0;
 	l->slot[0] = REFSEG_NIL;
-	l->end = (uint32_t)units;
-	gap_in(t, l, 0, (uint32_t)units);
-	l->ord[0] = (uint32_t)gap_orders(0, (uint32_t)units);
+	l->end = (uint32_t)ue;
+	gap_in(t, l, (uint32_t)ub, (uint32_t)ue);
+	l->ord[0] = (uint32_t)gap_orders((uint32_t)ub, (uint32_t)ue);
 	t->mask = l->mask;
 	return 0;
 }
@@ -582,9 +584,10 @@ static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
 #define NEAR_FIT_TRIES 4
 
 /* The first of the lowest NEAR_FIT_TRIES blocks of order o whose gap holds
- * len units from its start. */
+ * len units from its first multiple of align; *p gets that unit. */
 static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
-		     struct path *pa, struct refseg_leaf **lp, unsigned *ip)
+		     uint32_t align, struct path *pa, struct refseg_leaf **lp,
+		     unsigned *ip, uint32_t *p)
 {
 	struct refseg_leaf *l;
 	unsigned i = 0, tries = 0;
@@ -597,11 +600,12 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 		return false;
 	for (;;) {
 		uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
-		uint64_t lo, hi;
+		uint64_t lo, hi, x = ((uint64_t)a + align - 1) & ~(align - 1ull);
 
-		if (b - a >= len) {
+		if (x + len <= b) {
 			*lp = l;
 			*ip = i;
+			*p = (uint32_t)x;
 			return true;
 		}
 		gap_split(a, b, &m, &lo, &hi);
@@ -611,28 +615,32 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 	}
 }
 
-uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t owner,
-		      uint32_t tag)
+uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
+		      uint32_t owner, uint32_t tag)
 {
 	unsigned k = len <= 1 ? 0 : 32 - (unsigned)__builtin_clz(len - 1), j;
-	uint64_t m = t->mask & (~0ull << k);
+	uint64_t m;
 	struct refseg_leaf *l;
 	struct path pa;
 	unsigned i = 0;
-	uint32_t a, b, p, s;
+	uint32_t a, b, p, s, q;
 
-	if (!m || len == 0)
+	if (len == 0 || align == 0 || (align & (align - 1)))
 		return REFSEG_NIL;
+	if (31 - (unsigned)__builtin_clz(align) > k)
+		k = 31 - (unsigned)__builtin_clz(align);
+	m = t->mask & (~0ull << k);
+	if (!m)
+		return REFSEG_NIL; /* the engine would assemble a run */
 	s = slot_take(t);
 	if (s == REFSEG_NIL)
 		return REFSEG_NIL;
 	j = ctz(m);
 	/* Before splitting a larger block, holes one and two orders down. */
 	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
-		if (near_fit(t, o - 1, len, &pa, &l, &i)) {
-			p = ent_end(l, i);
+		if (align <= bit(o - 1) &&
+		    near_fit(t, o - 1, len, align, &pa, &l, &i, &p))
 			goto put;
-		}
 	pa.h = t->height;
 	l = descend(&pa, 0, t->root, j);
 	i = 0;
@@ -641,9 +649,12 @@ uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t owner,
 	b = gap_end(l, i);
 	p = gap_block(a, b, j);
 	/* Exact sizes slide onto the free units below their block when
-	 * those are too few to hold them, as the engine's do. */
-	if ((len & (len - 1)) && a < p && p - a < len)
-		p = a;
+	 * those are too few to hold them, as the engine's do (to the first
+	 * multiple of align there; not at all when align >= len, since a
+	 * slid start would be a whole alignment lower). */
+	q = (uint32_t)(((uint64_t)a + align - 1) & ~(align - 1ull));
+	if ((len & (len - 1)) && len > align && a < p && p - a < len && q < p)
+		p = q;
 put:
 	leaf_put(t, &pa, l, i, p, len, s);
 	t->desc[s] =

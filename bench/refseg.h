@@ -52,22 +52,25 @@ struct refseg {
 	void *root;
 	unsigned height; /* inner levels above the leaves */
 	uint64_t mask;	 /* the orders that have a free block anywhere */
-	uint64_t units, free_units;
+	uint64_t ub, ue; /* units [ub, ue) */
+	uint64_t free_units;
 	uint64_t nfree[REFSEG_ORDERS]; /* free blocks per order */
 	uint64_t leaves, inners;
 	struct refseg_desc *desc;
 	uint32_t nslots, capslots, freeslot;
 };
 
-/* A free space of `units` units (at most 2^32 - 1) able to describe `cap`
- * extents; -ENOMEM. */
-int refseg_init(struct refseg *t, uint64_t units, uint32_t cap);
+/* A free space of units [ub, ue) (ue at most 2^32 - 1) able to describe
+ * `cap` extents; -EINVAL, -ENOMEM. */
+int refseg_init(struct refseg *t, uint64_t ub, uint64_t ue, uint32_t cap);
 void refseg_fini(struct refseg *t);
-/* An extent of len units placed as the engine places it (the smallest
- * buddy order that has a free block, its lowest block, exact sizes slid
- * onto the free units below that block): its slot, or REFSEG_NIL. */
-uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t owner,
-		      uint32_t tag);
+/* An extent of len units at a multiple of align (a power of two) placed as
+ * the engine places it (the smallest buddy order that has a free block,
+ * its lowest block, exact sizes slid onto the free units below that
+ * block): its slot, or REFSEG_NIL, also where the engine would go on to
+ * assemble a run of smaller blocks, which this does not do. */
+uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
+		      uint32_t owner, uint32_t tag);
 /* Free the extent in slot s, merging the gaps on either side. */
 void refseg_free(struct refseg *t, uint32_t s);
 /* The slot of the extent holding unit x, or REFSEG_NIL. */

@@ -73,7 +73,7 @@ const char *refseg_check(const struct refseg *t)
 {
 	const struct refseg_leaf *l, *prev = NULL;
 	uint64_t free_units = 0, nfree[REFSEG_ORDERS] = {0}, live = 0, mask;
-	uint32_t first, at = 0, s;
+	uint32_t first, at = (uint32_t)t->ub, s;
 	const char *why = check_node(t->root, t->height, NULL, &first, &mask);
 
 	if (why)
@@ -84,13 +84,13 @@ const char *refseg_check(const struct refseg *t)
 	for (; l; prev = l, l = l->next) {
 		if (l->prev != prev)
 			return "a leaf's back link is wrong";
-		if (l->end != (l->next ? l->next->start[0] : t->units))
+		if (l->end != (l->next ? l->next->start[0] : t->ue))
 			return "a leaf's end is not the next leaf's start";
 		for (unsigned i = 0; i < l->n; i++) {
 			uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
 			uint64_t lo, hi;
 
-			if (l->start[i] < at || a > b || b > t->units)
+			if (l->start[i] < at || a > b || b > t->ue)
 				return "entries overlap or leave the space";
 			at = b;
 			if (a < b) {
@@ -103,7 +103,7 @@ const char *refseg_check(const struct refseg *t)
 			}
 			s = l->slot[i];
 			if (!prev && i == 0) {
-				if (s != REFSEG_NIL || l->len[0] || l->start[0])
+				if (s != REFSEG_NIL || l->len[0] || l->start[0] != t->ub)
 					return "the sentinel has moved";
 				continue;
 			}
@@ -115,7 +115,7 @@ const char *refseg_check(const struct refseg *t)
 			live++;
 		}
 	}
-	if (at != t->units || free_units != t->free_units ||
+	if (at != t->ue || free_units != t->free_units ||
 	    memcmp(nfree, t->nfree, sizeof(nfree)))
 		return "the gaps disagree with the free-space totals";
 	for (s = t->freeslot; s != REFSEG_NIL; s = t->desc[s].start)
