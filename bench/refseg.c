@@ -57,10 +57,7 @@ static inline uint32_t gap_block(uint32_t a, uint32_t b, unsigned j)
 static void ent_move(struct refseg_leaf *dst, unsigned di,
 		     const struct refseg_leaf *src, unsigned si, unsigned n)
 {
-	memmove(dst->start + di, src->start + si, n * sizeof(*dst->start));
-	memmove(dst->len + di, src->len + si, n * sizeof(*dst->len));
-	memmove(dst->slot + di, src->slot + si, n * sizeof(*dst->slot));
-	memmove(dst->ord + di, src->ord + si, n * sizeof(*dst->ord));
+	memmove(dst->e + di, src->e + si, n * sizeof(*dst->e));
 }
 
 /* Count gap [a, b) into leaf l and the space's totals (d = 1) or out of
@@ -109,7 +106,7 @@ void refseg__recount(struct refseg_leaf *l)
 	memset(l->cnt, 0, sizeof(l->cnt));
 	l->mask = 0;
 	for (unsigned i = 0; i < l->n; i++)
-		for (uint64_t o = l->ord[i] =
+		for (uint64_t o = l->e[i].ord =
 			 (uint32_t)gap_orders(ent_end(l, i), gap_end(l, i));
 		     o; o &= o - 1) {
 			l->cnt[ctz(o)]++;
@@ -303,7 +300,7 @@ static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
 	ent_move(r, 0, l, half, r->n);
 	l->n = half;
 	r->end = l->end;
-	l->end = r->start[0];
+	l->end = r->e[0].start;
 	r->next = l->next;
 	if (r->next)
 		r->next->prev = r;
@@ -312,13 +309,13 @@ static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
 	refseg__recount(l);
 	refseg__recount(r);
 	if (!l->parent) {
-		new_root(t, l, l->start[0], l->mask, r, r->start[0], r->mask);
+		new_root(t, l, l->e[0].start, l->mask, r, r->e[0].start, r->mask);
 	} else {
 		struct refseg_inner *p = l->parent;
 		unsigned at = child_index(p, l);
 
 		inner_set(p, at, l->mask);
-		inner_put(t, p, at + 1, r->start[0], r, r->mask);
+		inner_put(t, p, at + 1, r->e[0].start, r, r->mask);
 	}
 	return r;
 }
@@ -367,12 +364,12 @@ int refseg_init(struct refseg *t, uint64_t ub, uint64_t ue, uint32_t cap)
 	t->capslots = cap;
 	t->freeslot = REFSEG_NIL;
 	l->n = 1;
-	l->start[0] = (uint32_t)ub;
-	l->len[0] = 0;
-	l->slot[0] = REFSEG_NIL;
+	l->e[0].start = (uint32_t)ub;
+	l->e[0].len = 0;
+	l->e[0].slot = REFSEG_NIL;
 	l->end = (uint32_t)ue;
 	gap_in(t, l, (uint32_t)ub, (uint32_t)ue);
-	l->ord[0] = (uint32_t)gap_orders((uint32_t)ub, (uint32_t)ue);
+	l->e[0].ord = (uint32_t)gap_orders((uint32_t)ub, (uint32_t)ue);
 	t->mask = l->mask;
 	return 0;
 }
@@ -501,7 +498,7 @@ static bool leaf_seek(const struct refseg_leaf *l, unsigned j, unsigned *ip)
 	uint32_t b = (uint32_t)bit(j);
 
 	for (unsigned i = *ip; i < l->n; i++)
-		if (l->ord[i] & b) {
+		if (l->e[i].ord & b) {
 			*ip = i;
 			return true;
 		}
@@ -565,14 +562,14 @@ static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
 	gap_out(t, l, a, b);
 	gap_in(t, l, a, q);
 	gap_in(t, l, q + len, b);
-	l->ord[i] = (uint32_t)gap_orders(a, q);
+	l->e[i].ord = (uint32_t)gap_orders(a, q);
 	i++;
 	n = l->n - i;
 	ent_move(l, i + 1, l, i, n);
-	l->start[i] = q;
-	l->len[i] = len;
-	l->slot[i] = s;
-	l->ord[i] = (uint32_t)gap_orders(q + len, b);
+	l->e[i].start = q;
+	l->e[i].len = len;
+	l->e[i].slot = s;
+	l->e[i].ord = (uint32_t)gap_orders(q + len, b);
 	l->n++;
 	if (split) /* the path is stale */
 		carry(t, l, l->mask);
@@ -670,7 +667,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 	unsigned i = 0, n, pi;
 	uint32_t a1, a2, b2;
 
-	while (l->start[i] != d->start || l->slot[i] != s)
+	while (l->e[i].start != d->start || l->e[i].slot != s)
 		i++;
 	a2 = ent_end(l, i);
 	b2 = gap_end(l, i);
@@ -681,12 +678,12 @@ void refseg_free(struct refseg *t, uint32_t s)
 	a1 = ent_end(pl, pi);
 	gap_out(t, pl, a1, d->start);
 	gap_in(t, pl, a1, b2);
-	pl->ord[pi] = (uint32_t)gap_orders(a1, b2);
+	pl->e[pi].ord = (uint32_t)gap_orders(a1, b2);
 	n = l->n - i - 1;
 	ent_move(l, i, l, i + 1, n);
 	l->n--;
 	if (pl != l) {
-		pl->end = l->n ? l->start[0] : l->end;
+		pl->end = l->n ? l->e[0].start : l->end;
 		carry(t, pl, pl->mask);
 	}
 	if (l->n == 0) {
@@ -698,7 +695,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 		t->leaves--;
 	} else {
 		if (i == 0)
-			set_low(l, l->start[0]);
+			set_low(l, l->e[0].start);
 		carry_up(t, &pa, l->mask);
 		if (l->n < LEAF / 2)
 			leaf_merge(t, l);
@@ -714,11 +711,11 @@ uint32_t refseg_lookup(const struct refseg *t, uint32_t x)
 	const struct refseg_leaf *l = find_path(t, x, &pa);
 	unsigned i = l->n;
 
-	while (i > 0 && l->start[i - 1] > x)
+	while (i > 0 && l->e[i - 1].start > x)
 		i--;
 	if (i == 0 || x >= ent_end(l, i - 1))
 		return REFSEG_NIL;
-	return l->slot[i - 1];
+	return l->e[i - 1].slot;
 }
 
 uint64_t refseg_bytes(const struct refseg *t)

@@ -24,8 +24,10 @@ struct refseg_leaf {
 	uint32_t n, end;
 	uint64_t mask;
 	struct refseg_leaf *prev, *next;
-	uint32_t start[REFSEG_LEAF], len[REFSEG_LEAF], slot[REFSEG_LEAF];
-	uint32_t ord[REFSEG_LEAF]; /* the orders entry i's gap holds */
+	struct refseg_ent {
+		uint32_t start, len, slot;
+		uint32_t ord; /* the orders this entry's gap holds */
+	} e[REFSEG_LEAF];
 	uint8_t cnt[REFSEG_ORDERS];
 };
 

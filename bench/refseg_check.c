@@ -32,9 +32,9 @@ static const char *check_node(const void *n, unsigned h,
 			return "an empty leaf";
 		refseg__recount(&c);
 		if (memcmp(c.cnt, l->cnt, sizeof(c.cnt)) || c.mask != l->mask ||
-		    memcmp(c.ord, l->ord, l->n * sizeof(*l->ord)))
+		    memcmp(c.e, l->e, l->n * sizeof(*l->e)))
 			return "a leaf's order counts disagree with its gaps";
-		*first = l->start[0];
+		*first = l->e[0].start;
 		*mask = l->mask;
 		return NULL;
 	}
@@ -84,13 +84,13 @@ const char *refseg_check(const struct refseg *t)
 	for (; l; prev = l, l = l->next) {
 		if (l->prev != prev)
 			return "a leaf's back link is wrong";
-		if (l->end != (l->next ? l->next->start[0] : t->ue))
+		if (l->end != (l->next ? l->next->e[0].start : t->ue))
 			return "a leaf's end is not the next leaf's start";
 		for (unsigned i = 0; i < l->n; i++) {
 			uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
 			uint64_t lo, hi;
 
-			if (l->start[i] < at || a > b || b > t->ue)
+			if (l->e[i].start < at || a > b || b > t->ue)
 				return "entries overlap or leave the space";
 			at = b;
 			if (a < b) {
@@ -101,16 +101,16 @@ const char *refseg_check(const struct refseg *t)
 				for (uint64_t o = hi; o; o &= o - 1)
 					nfree[ctz(o)]++;
 			}
-			s = l->slot[i];
+			s = l->e[i].slot;
 			if (!prev && i == 0) {
-				if (s != REFSEG_NIL || l->len[0] || l->start[0] != t->ub)
+				if (s != REFSEG_NIL || l->e[0].len || l->e[0].start != t->ub)
 					return "the sentinel has moved";
 				continue;
 			}
-			if (s >= t->nslots || t->desc[s].start != l->start[i] ||
-			    t->desc[s].len != l->len[i])
+			if (s >= t->nslots || t->desc[s].start != l->e[i].start ||
+			    t->desc[s].len != l->e[i].len)
 				return "an entry and its descriptor disagree";
-			if (refseg_lookup(t, l->start[i] + l->len[i] / 2) != s)
+			if (refseg_lookup(t, l->e[i].start + l->e[i].len / 2) != s)
 				return "lookup misses an extent";
 			live++;
 		}

@@ -62,12 +62,12 @@ static inline uint64_t gap_orders(uint32_t a, uint32_t b)
 
 static inline uint32_t ent_end(const struct refseg_leaf *l, unsigned i)
 {
-	return l->start[i] + l->len[i];
+	return l->e[i].start + l->e[i].len;
 }
 
 static inline uint32_t gap_end(const struct refseg_leaf *l, unsigned i)
 {
-	return i + 1 < l->n ? l->start[i + 1] : l->end;
+	return i + 1 < l->n ? l->e[i + 1].start : l->end;
 }
 
 static struct refseg_inner *parent_of(const void *c)
