@@ -30,12 +30,12 @@
  * first start), because a new entry may land in the gap that runs up to
  * the next leaf's first start.
  *
- * A sentinel entry of length 0 at the space's first unit owns the gap before the first
- * extent, so every gap has an owner.  This is the part of the engine W1
- * and W3 exercise, for a space below unit 2^32: alignments up to the
- * needed block, but no run assembly, range, top-down, clean/dirty, poison
- * or child spaces.  A leaf less than half
- * full is folded into a sibling; an inner node goes only when empty.
+ * A sentinel entry of length 0 at the space's first unit owns the gap before
+ * the first extent, so every gap has an owner.  This is the part of the engine
+ * W1 and W3 exercise, for a space below unit 2^32: alignments up to the needed
+ * block, but no run assembly, range, top-down, clean/dirty, poison or child
+ * spaces.  A leaf less than half full is folded into a sibling; an inner node
+ * goes only when empty.
  */
 
 #define LEAF REFSEG_LEAF
@@ -309,7 +309,8 @@ static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
 	refseg__recount(l);
 	refseg__recount(r);
 	if (!l->parent) {
-		new_root(t, l, l->e[0].start, l->mask, r, r->e[0].start, r->mask);
+		new_root(t, l, l->e[0].start, l->mask, r, r->e[0].start,
+			 r->mask);
 	} else {
 		struct refseg_inner *p = l->parent;
 		unsigned at = child_index(p, l);
@@ -320,7 +321,38 @@ static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
 	return r;
 }
 
-/* Take child c out of p; an inner node left empty goes too. */
+static void drop_child(struct refseg *t, struct refseg_inner *p, void *c);
+
+/* Fold an inner node less than a quarter full into a sibling under the
+ * same parent when the two fit in seven eighths of a node, as leaves are
+ * folded. */
+static void inner_merge(struct refseg *t, struct refseg_inner *in)
+{
+	struct refseg_inner *gp = in->parent, *a, *b;
+	unsigned i;
+
+	if (!gp || gp->n < 2)
+		return;
+	i = child_index(gp, in);
+	a = i ? gp->child[i - 1] : in;
+	b = i ? in : gp->child[i + 1];
+	if (a->n + b->n > INNER * 7 / 8)
+		return;
+	memcpy(a->key + a->n, b->key, b->n * sizeof(*b->key));
+	memcpy(a->mask + a->n, b->mask, b->n * sizeof(*b->mask));
+	memcpy(a->child + a->n, b->child, b->n * sizeof(*b->child));
+	for (i = 0; i < b->n; i++)
+		set_parent(b->child[i], a);
+	a->n += b->n;
+	refseg__inner_rebuild(a);
+	carry(t, a, a->own);
+	drop_child(t, gp, b);
+	free(b);
+	t->inners--;
+}
+
+/* Take child c out of p; an inner node left empty goes too, and one left
+ * nearly empty is folded into a sibling. */
 static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
 {
 	unsigned i = child_index(p, c), n = p->n - i - 1;
@@ -341,6 +373,8 @@ static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
 	if (i == 0)
 		set_low(p, p->key[0]);
 	carry(t, p, p->own);
+	if (p->n < INNER / 4)
+		inner_merge(t, p);
 }
 
 int refseg_init(struct refseg *t, uint64_t ub, uint64_t ue, uint32_t cap)
@@ -597,7 +631,8 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 		return false;
 	for (;;) {
 		uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
-		uint64_t lo, hi, x = ((uint64_t)a + align - 1) & ~(align - 1ull);
+		uint64_t lo, hi,
+		    x = ((uint64_t)a + align - 1) & ~(align - 1ull);
 
 		if (x + len <= b) {
 			*lp = l;
@@ -654,8 +689,7 @@ uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
 		p = q;
 put:
 	leaf_put(t, &pa, l, i, p, len, s);
-	t->desc[s] =
-	    (struct refseg_desc){p, len, owner, tag, t->desc[s].word + 1};
+	t->desc[s] = (struct refseg_desc){p, owner, tag, t->desc[s].word + 1};
 	return s;
 }
 

@@ -45,9 +45,10 @@ struct refseg_inner {
 	uint64_t own;
 };
 
-/* The engine's 20-byte descriptor. */
+/* A descriptor: the engine's, less the length, which the extent's entry
+ * holds (a free finds the entry by start anyway). */
 struct refseg_desc {
-	uint32_t start, len, owner, tag, word;
+	uint32_t start, owner, tag, word;
 };
 
 struct refseg {
