@@ -98,8 +98,13 @@
  *             stops at the first placement that differs; same_steps says
  *             how many steps agreed.  aligned_ns: W3's rings through it
  *             (an operation: one alloc or free; its 8 MiB extents at
- *             1 MiB alignment are within what it does), checked against
- *             the engine the same way over a tenth of the iterations.  It has none of the engine's other
+ *             1 MiB alignment are within what it does), the median of
+ *             three passes, checked against the engine the same way over
+ *             a tenth of the iterations.  aging_*: W4 through it (its
+ *             churn's ns per operation, refusals, utilisation after the
+ *             256 MiB extents, bytes per live extent at the end), checked
+ *             against the engine, refusals included, over a tenth of the
+ *             churn.  It has none of the engine's other
  *             paths (alignment, ranges, top-down, clean/dirty, poison,
  *             child spaces): a measure of what the engine would gain from
  *             this shape, not a finished engine.
@@ -170,6 +175,10 @@ struct result {
 	double indexed_ns;
 	uint64_t same_steps;
 	double aligned_ns;
+	double aging_ns;
+	uint64_t aging_enospc;
+	double aging_util_256m;
+	double aging_bpe;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -1168,6 +1177,117 @@ static double seg_rings(struct run *r, uint64_t iters, bool check)
 	return (double)r->ns / (double)(4 * iters);
 }
 
+/* W4's aging through refseg.c: fill 1 TiB to 90%, churn `goal` bytes,
+ * then 256 MiB extents until one fails.  Returns the churn's ns per
+ * operation; *enospc, *util and *bpe get the refusals, the utilisation
+ * after the 256 MiB extents and the bytes per live extent then.  With check, the engine takes the same
+ * requests beside it: every placement and every refusal must agree. */
+static double seg_aging(struct run *r, uint64_t goal, bool check,
+			uint64_t *enospc, double *util, double *bpe)
+{
+	/* W4's mark, in bytes as W4 keeps it. */
+	const uint64_t units = TIB >> GRANULE_SHIFT, target = TIB / 10 * 9;
+	const uint32_t cap = 1u << 21;
+	uint32_t *slot = xcalloc(cap, sizeof(*slot)), len, want;
+	uint64_t *h = check ? xcalloc(cap, sizeof(*h)) : NULL, used = 0;
+	uint64_t churned = 0, ops = 0, cops = 0, n = 0, v;
+	uint32_t *lens = xcalloc(cap, sizeof(*lens));
+	struct potad_extent e;
+	struct refseg t;
+	int phase = 0, rc = 0; /* fill, churn, 256 MiB */
+	const char *why;
+
+	if (refseg_init(&t, 0, units, cap))
+		die("%s: out of memory", r->wl);
+	if (check)
+		space_new(r, 0, TIB);
+	stream_init(r->sz, SIZE_SEED, 1);
+	stream_init(r->pk, PICK_SEED, 0);
+	*enospc = 0;
+	set_phase(r, check ? "aging (beside the engine)" : "aging");
+	want = (uint32_t)(next_size(r) >> GRANULE_SHIFT);
+	for (;;) {
+		if (phase == 0 && used << GRANULE_SHIFT >= target) {
+			phase = 1;
+			if (!check)
+				clock_start(r);
+		}
+		if (phase == 1 && churned >= goal) {
+			phase = 2;
+			if (!check)
+				clock_stop(r);
+		}
+		len = phase == 2 ? (uint32_t)(256 * MIB >> GRANULE_SHIFT)
+				 : want;
+		if (phase == 1 && (used + len) << GRANULE_SHIFT > target)
+			goto free_one;
+		if (n == cap)
+			die("%s: aging: more than %u extents", r->wl, cap);
+		slot[n] = refseg_alloc(&t, len, 1, 0, 0);
+		ops++;
+		cops += phase == 1;
+		if (check) {
+			rc = do_alloc(r, (uint64_t)len << GRANULE_SHIFT, 0, 1,
+				      &e);
+			if ((rc < 0) != (slot[n] == REFSEG_NIL) ||
+			    (rc == 0 && e.offset >> GRANULE_SHIFT !=
+					    t.desc[slot[n]].start))
+				die("%s: aging, operation %llu: %u units: the "
+				    "engine says %d at unit %llu, refseg.c "
+				    "%s at unit %u",
+				    r->wl, (unsigned long long)ops, len, rc,
+				    rc ? 0ull
+				       : (unsigned long long)(e.offset >>
+							      GRANULE_SHIFT),
+				    slot[n] == REFSEG_NIL ? "refuses" : "puts",
+				    slot[n] == REFSEG_NIL
+					? 0
+					: t.desc[slot[n]].start);
+			h[n] = e.handle;
+		}
+		if (slot[n] == REFSEG_NIL) {
+			if (phase == 2)
+				break;
+			if (phase == 1)
+				++*enospc;
+			goto free_one;
+		}
+		lens[n++] = len;
+		used += len;
+		if (phase == 1)
+			churned += (uint64_t)len << GRANULE_SHIFT;
+		if (phase < 2)
+			want = (uint32_t)(next_size(r) >> GRANULE_SHIFT);
+		continue;
+free_one:
+		/* Make room and retry the same size, as W4 does. */
+		v = next_pick(r, n);
+		refseg_free(&t, slot[v]);
+		if (check)
+			do_free(r, h[v], (uint64_t)lens[v] << GRANULE_SHIFT);
+		ops++;
+		cops += phase == 1;
+		used -= lens[v];
+		n--;
+		slot[v] = slot[n];
+		lens[v] = lens[n];
+		if (check)
+			h[v] = h[n];
+	}
+	*util = (double)used / (double)units;
+	*bpe = (double)refseg_bytes(&t) / (double)n;
+	why = refseg_check(&t);
+	if (why)
+		die("%s: aging: %s", r->wl, why);
+	refseg_fini(&t);
+	if (check)
+		space_check_destroy(r);
+	free(slot);
+	free(lens);
+	free(h);
+	return cops ? (double)r->ns / (double)cops : 0;
+}
+
 /* W1's stream through the candidate design of refseg.c: the extents in
  * one address-ordered B+ tree that is also the index, free space as the
  * gaps between them, buddy orders summarised per node.  It places every
@@ -1196,6 +1316,16 @@ static void wl_segments(struct run *r, struct result *res, int quick)
 		res->aligned_ns = ns[1];
 	}
 	seg_rings(r, steps / 20, true);
+	res->aging_ns = seg_aging(r, 3 * TIB / (quick ? 10 : 1), false,
+				  &res->aging_enospc, &res->aging_util_256m,
+				  &res->aging_bpe);
+	{
+		uint64_t enospc;
+		double util, bpe;
+
+		seg_aging(r, 3 * TIB / (quick ? 100 : 10), true, &enospc,
+			  &util, &bpe);
+	}
 	r->meta_peak = res->extent_bytes; /* not the engine's */
 }
 
@@ -1353,8 +1483,13 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_reference)
 			printf(",\"indexed_ns\":%.1f", last->indexed_ns);
 		if (w->fn == wl_segments)
-			printf(",\"aligned_ns\":%.1f,\"same_steps\":%llu",
-			       last->aligned_ns,
+			printf(",\"aligned_ns\":%.1f,\"aging_ns\":%.1f,"
+			       "\"aging_enospc\":%llu,\"aging_util_256m\":%.4f,"
+			       "\"aging_bytes_per_extent\":%.1f,"
+			       "\"same_steps\":%llu",
+			       last->aligned_ns, last->aging_ns,
+			       (unsigned long long)last->aging_enospc,
+			       last->aging_util_256m, last->aging_bpe,
 			       (unsigned long long)last->same_steps);
 		printf("}\n");
 	} else {
@@ -1384,8 +1519,12 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_reference)
 			printf(" indexed_ns=%.1f", last->indexed_ns);
 		if (w->fn == wl_segments)
-			printf(" aligned_ns=%.1f same_steps=%llu",
-			       last->aligned_ns,
+			printf(" aligned_ns=%.1f aging_ns=%.1f aging_enospc=%llu "
+			       "aging_util_256m=%.4f aging_bytes_per_extent=%.1f "
+			       "same_steps=%llu",
+			       last->aligned_ns, last->aging_ns,
+			       (unsigned long long)last->aging_enospc,
+			       last->aging_util_256m, last->aging_bpe,
 			       (unsigned long long)last->same_steps);
 		printf("\n");
 	}
@@ -1425,7 +1564,7 @@ static void usage(FILE *f)
 "              extents in one B+ tree that is also the index, free space\n"
 "              as the gaps; places as the engine does (same_steps: steps\n"
 "              checked against the engine, untimed); aligned_ns: W3's\n"
-"              rings through it\n"
+"              rings through it; aging_*: W4 through it\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"

@@ -105,6 +105,13 @@ void refseg__recount(struct refseg_leaf *l)
 {
 	memset(l->cnt, 0, sizeof(l->cnt));
 	l->mask = 0;
+	l->gmax = 0;
+	for (unsigned i = 0; i < l->n; i++) {
+		uint32_t g = gap_end(l, i) - ent_end(l, i);
+
+		if (g > l->gmax)
+			l->gmax = g;
+	}
 	for (unsigned i = 0; i < l->n; i++)
 		for (uint64_t o = l->e[i].ord =
 			 (uint32_t)gap_orders(ent_end(l, i), gap_end(l, i));
@@ -114,11 +121,29 @@ void refseg__recount(struct refseg_leaf *l)
 		}
 }
 
-/* Child i of in has mask m now. */
-static void inner_set(struct refseg_inner *in, unsigned i, uint64_t m)
+/* The longest of in's children's longest gaps. */
+static uint32_t inner_gmax(const struct refseg_inner *in)
+{
+	uint32_t g = 0;
+
+	for (unsigned i = 0; i < in->n; i++)
+		if (in->gmax[i] > g)
+			g = in->gmax[i];
+	return g;
+}
+
+/* Child i of in has mask m and longest gap g now. */
+static void inner_set(struct refseg_inner *in, unsigned i, uint64_t m,
+		      uint32_t g)
 {
 	uint64_t d = in->mask[i] ^ m;
+	uint32_t old = in->gmax[i];
 
+	in->gmax[i] = g;
+	if (g > in->gown)
+		in->gown = g;
+	else if (g < old && old == in->gown)
+		in->gown = inner_gmax(in);
 	in->mask[i] = m;
 	for (; d; d &= d - 1) {
 		unsigned k = ctz(d);
@@ -136,6 +161,7 @@ void refseg__inner_rebuild(struct refseg_inner *in)
 {
 	memset(in->has, 0, sizeof(in->has));
 	in->own = 0;
+	in->gown = inner_gmax(in);
 	for (unsigned i = 0; i < in->n; i++) {
 		in->own |= in->mask[i];
 		for (uint64_t o = in->mask[i]; o; o &= o - 1)
@@ -172,20 +198,23 @@ static inline unsigned child_for(const struct refseg_inner *in, uint32_t x)
 	return base;
 }
 
-/* Node c's mask is now m: carry it up as far as it changes anything. */
-static void carry(struct refseg *t, void *c, uint64_t m)
+/* Node c's mask is now m and its longest gap g: carry them up as far as
+ * they change anything. */
+static void carry(struct refseg *t, void *c, uint64_t m, uint32_t g)
 {
 	struct refseg_inner *p;
 
 	for (p = parent_of(c); p; c = p, p = parent_of(p)) {
 		unsigned i = child_index(p, c);
 
-		if (p->mask[i] == m)
+		if (p->mask[i] == m && p->gmax[i] == g)
 			return;
-		inner_set(p, i, m);
+		inner_set(p, i, m, g);
 		m = p->own;
+		g = p->gown;
 	}
 	t->mask = m;
+	t->gmax = g;
 }
 
 /* Node c's first key is now key: separators stay tight. */
@@ -203,7 +232,8 @@ static void set_low(void *c, uint32_t key)
 }
 
 static void new_root(struct refseg *t, void *a, uint32_t ka, uint64_t ma,
-		     void *b, uint32_t kb, uint64_t mb)
+		     uint32_t ga, void *b, uint32_t kb, uint64_t mb,
+		     uint32_t gb)
 {
 	struct refseg_inner *r = calloc(1, sizeof(*r));
 
@@ -214,6 +244,8 @@ static void new_root(struct refseg *t, void *a, uint32_t ka, uint64_t ma,
 	r->key[1] = kb;
 	r->mask[0] = ma;
 	r->mask[1] = mb;
+	r->gmax[0] = ga;
+	r->gmax[1] = gb;
 	r->child[0] = a;
 	r->child[1] = b;
 	refseg__inner_rebuild(r);
@@ -223,10 +255,11 @@ static void new_root(struct refseg *t, void *a, uint32_t ka, uint64_t ma,
 	t->height++;
 	t->inners++;
 	t->mask = ma | mb;
+	t->gmax = ga > gb ? ga : gb;
 }
 
 static void inner_put(struct refseg *t, struct refseg_inner *in, unsigned pos,
-		      uint32_t key, void *c, uint64_t m);
+		      uint32_t key, void *c, uint64_t m, uint32_t g);
 
 /* Move the upper half of a full inner node to a new one beside it. */
 static struct refseg_inner *inner_split(struct refseg *t,
@@ -241,6 +274,7 @@ static struct refseg_inner *inner_split(struct refseg *t,
 	r->n = in->n - half;
 	memcpy(r->key, in->key + half, r->n * sizeof(*r->key));
 	memcpy(r->mask, in->mask + half, r->n * sizeof(*r->mask));
+	memcpy(r->gmax, in->gmax + half, r->n * sizeof(*r->gmax));
 	memcpy(r->child, in->child + half, r->n * sizeof(*r->child));
 	in->n = half;
 	refseg__inner_rebuild(in);
@@ -248,21 +282,23 @@ static struct refseg_inner *inner_split(struct refseg *t,
 	for (i = 0; i < r->n; i++)
 		set_parent(r->child[i], r);
 	if (!in->parent) {
-		new_root(t, in, in->key[0], in->own, r, r->key[0], r->own);
+		new_root(t, in, in->key[0], in->own, in->gown, r, r->key[0],
+			 r->own, r->gown);
 	} else {
 		struct refseg_inner *p = in->parent;
 		unsigned at = child_index(p, in);
 
 		r->parent = p;
-		inner_set(p, at, in->own);
-		inner_put(t, p, at + 1, r->key[0], r, r->own);
+		inner_set(p, at, in->own, in->gown);
+		inner_put(t, p, at + 1, r->key[0], r, r->own, r->gown);
 	}
 	return r;
 }
 
-/* Put child c (first key `key`, mask m) at position pos of in. */
+/* Put child c (first key `key`, mask m, longest gap g) at position pos of
+ * in. */
 static void inner_put(struct refseg *t, struct refseg_inner *in, unsigned pos,
-		      uint32_t key, void *c, uint64_t m)
+		      uint32_t key, void *c, uint64_t m, uint32_t g)
 {
 	unsigned n;
 
@@ -277,14 +313,16 @@ static void inner_put(struct refseg *t, struct refseg_inner *in, unsigned pos,
 	n = in->n - pos;
 	memmove(in->key + pos + 1, in->key + pos, n * sizeof(*in->key));
 	memmove(in->mask + pos + 1, in->mask + pos, n * sizeof(*in->mask));
+	memmove(in->gmax + pos + 1, in->gmax + pos, n * sizeof(*in->gmax));
 	memmove(in->child + pos + 1, in->child + pos, n * sizeof(*in->child));
 	in->key[pos] = key;
 	in->mask[pos] = m;
+	in->gmax[pos] = g;
 	in->child[pos] = c;
 	in->n++;
 	refseg__inner_rebuild(in);
 	set_parent(c, in);
-	carry(t, in, in->own);
+	carry(t, in, in->own, in->gown);
 }
 
 /* Move the upper half of a full leaf to a new leaf after it. */
@@ -309,14 +347,14 @@ static struct refseg_leaf *leaf_split(struct refseg *t, struct refseg_leaf *l)
 	refseg__recount(l);
 	refseg__recount(r);
 	if (!l->parent) {
-		new_root(t, l, l->e[0].start, l->mask, r, r->e[0].start,
-			 r->mask);
+		new_root(t, l, l->e[0].start, l->mask, l->gmax, r,
+			 r->e[0].start, r->mask, r->gmax);
 	} else {
 		struct refseg_inner *p = l->parent;
 		unsigned at = child_index(p, l);
 
-		inner_set(p, at, l->mask);
-		inner_put(t, p, at + 1, r->e[0].start, r, r->mask);
+		inner_set(p, at, l->mask, l->gmax);
+		inner_put(t, p, at + 1, r->e[0].start, r, r->mask, r->gmax);
 	}
 	return r;
 }
@@ -340,12 +378,13 @@ static void inner_merge(struct refseg *t, struct refseg_inner *in)
 		return;
 	memcpy(a->key + a->n, b->key, b->n * sizeof(*b->key));
 	memcpy(a->mask + a->n, b->mask, b->n * sizeof(*b->mask));
+	memcpy(a->gmax + a->n, b->gmax, b->n * sizeof(*b->gmax));
 	memcpy(a->child + a->n, b->child, b->n * sizeof(*b->child));
 	for (i = 0; i < b->n; i++)
 		set_parent(b->child[i], a);
 	a->n += b->n;
 	refseg__inner_rebuild(a);
-	carry(t, a, a->own);
+	carry(t, a, a->own, a->gown);
 	drop_child(t, gp, b);
 	free(b);
 	t->inners--;
@@ -359,6 +398,7 @@ static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
 
 	memmove(p->key + i, p->key + i + 1, n * sizeof(*p->key));
 	memmove(p->mask + i, p->mask + i + 1, n * sizeof(*p->mask));
+	memmove(p->gmax + i, p->gmax + i + 1, n * sizeof(*p->gmax));
 	memmove(p->child + i, p->child + i + 1, n * sizeof(*p->child));
 	p->n--;
 	refseg__inner_rebuild(p);
@@ -372,7 +412,7 @@ static void drop_child(struct refseg *t, struct refseg_inner *p, void *c)
 	}
 	if (i == 0)
 		set_low(p, p->key[0]);
-	carry(t, p, p->own);
+	carry(t, p, p->own, p->gown);
 	if (p->n < INNER / 4)
 		inner_merge(t, p);
 }
@@ -404,6 +444,7 @@ int refseg_init(struct refseg *t, uint64_t ub, uint64_t ue, uint32_t cap)
 	l->end = (uint32_t)ue;
 	gap_in(t, l, (uint32_t)ub, (uint32_t)ue);
 	l->e[0].ord = (uint32_t)gap_orders((uint32_t)ub, (uint32_t)ue);
+	l->gmax = t->gmax = (uint32_t)(ue - ub);
 	t->mask = l->mask;
 	return 0;
 }
@@ -462,7 +503,7 @@ static void leaf_merge(struct refseg *t, struct refseg_leaf *l)
 	if (a->next)
 		a->next->prev = a;
 	refseg__recount(a);
-	carry(t, a, a->mask);
+	carry(t, a, a->mask, a->gmax);
 	drop_child(t, b->parent, b);
 	free(b);
 	t->leaves--;
@@ -511,19 +552,23 @@ static struct refseg_leaf *descend(struct path *pa, unsigned lvl, void *n,
 	return n;
 }
 
-/* The leaf at the end of pa has mask m now: carry it up. */
-static void carry_up(struct refseg *t, const struct path *pa, uint64_t m)
+/* The leaf at the end of pa has mask m and longest gap g now: carry them
+ * up. */
+static void carry_up(struct refseg *t, const struct path *pa, uint64_t m,
+		     uint32_t g)
 {
 	for (unsigned lvl = pa->h; lvl-- > 0;) {
 		struct refseg_inner *p = pa->node[lvl];
-		uint64_t old = p->mask[pa->idx[lvl]];
+		unsigned i = pa->idx[lvl];
 
-		if (old == m)
+		if (p->mask[i] == m && p->gmax[i] == g)
 			return;
-		inner_set(p, pa->idx[lvl], m);
+		inner_set(p, i, m, g);
 		m = p->own;
+		g = p->gown;
 	}
 	t->mask = m;
+	t->gmax = g;
 }
 
 /* The first gap of l from entry *ip on that holds a block of order j. */
@@ -574,6 +619,17 @@ found:
 	return true;
 }
 
+/* The longest of l's gaps. */
+static uint32_t leaf_gmax(const struct refseg_leaf *l)
+{
+	uint32_t g = 0;
+
+	for (unsigned i = 0; i < l->n; i++)
+		if (gap_end(l, i) - ent_end(l, i) > g)
+			g = gap_end(l, i) - ent_end(l, i);
+	return g;
+}
+
 /* Put an extent [q, q + len) in slot s into the gap of entry i of l, at
  * the end of path pa. */
 static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
@@ -606,9 +662,9 @@ static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
 	l->e[i].ord = (uint32_t)gap_orders(q + len, b);
 	l->n++;
 	if (split) /* the path is stale */
-		carry(t, l, l->mask);
+		carry(t, l, l->mask, l->gmax);
 	else
-		carry_up(t, pa, l->mask);
+		carry_up(t, pa, l->mask, l->gmax);
 }
 
 /* Tries at the holes below the needed order, as the engine's near_fit(). */
@@ -647,6 +703,52 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 	}
 }
 
+/* The lowest gap under n (at level lvl of pa) where len units fit at a
+ * multiple of align: down the children whose longest gap is long enough,
+ * in address order.  Alignment can make a long enough gap miss, so this
+ * may look at several; it is the engine's slow path (run assembly), which
+ * may be linear. */
+static bool fit_under(struct refseg *t, struct path *pa, unsigned lvl, void *n,
+		      uint32_t len, uint32_t align, struct refseg_leaf **lp,
+		      unsigned *ip, uint32_t *p)
+{
+	if (lvl == pa->h) {
+		struct refseg_leaf *l = n;
+		uint32_t g;
+
+		for (unsigned i = 0; i < l->n; i++) {
+			uint64_t x = ((uint64_t)ent_end(l, i) + align - 1) &
+				     ~(align - 1ull);
+
+			if (x + len <= gap_end(l, i)) {
+				*lp = l;
+				*ip = i;
+				*p = (uint32_t)x;
+				return true;
+			}
+		}
+		/* A bound found loose is made exact on the way. */
+		g = leaf_gmax(l);
+		if (g < l->gmax) {
+			l->gmax = g;
+			carry(t, l, l->mask, g);
+		}
+		return false;
+	}
+	for (unsigned i = 0; i < ((struct refseg_inner *)n)->n; i++) {
+		struct refseg_inner *in = n;
+
+		if (in->gmax[i] < len)
+			continue;
+		pa->node[lvl] = in;
+		pa->idx[lvl] = i;
+		if (fit_under(t, pa, lvl + 1, in->child[i], len, align, lp, ip,
+			      p))
+			return true;
+	}
+	return false;
+}
+
 uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
 		      uint32_t owner, uint32_t tag)
 {
@@ -662,11 +764,16 @@ uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
 	if (31 - (unsigned)__builtin_clz(align) > k)
 		k = 31 - (unsigned)__builtin_clz(align);
 	m = t->mask & (~0ull << k);
-	if (!m)
-		return REFSEG_NIL; /* the engine would assemble a run */
-	s = slot_take(t);
-	if (s == REFSEG_NIL)
+	if (t->nslots == t->capslots && t->freeslot == REFSEG_NIL)
 		return REFSEG_NIL;
+	if (!m) {
+		/* No block of the order: the lowest run that holds it. */
+		pa.h = t->height;
+		if (t->gmax < len ||
+		    !fit_under(t, &pa, 0, t->root, len, align, &l, &i, &p))
+			return REFSEG_NIL;
+		goto put;
+	}
 	j = ctz(m);
 	/* Before splitting a larger block, holes one and two orders down. */
 	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
@@ -688,6 +795,7 @@ uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
 	if ((len & (len - 1)) && len > align && a < p && p - a < len && q < p)
 		p = q;
 put:
+	s = slot_take(t);
 	leaf_put(t, &pa, l, i, p, len, s);
 	t->desc[s] = (struct refseg_desc){p, owner, tag, t->desc[s].word + 1};
 	return s;
@@ -713,12 +821,14 @@ void refseg_free(struct refseg *t, uint32_t s)
 	gap_out(t, pl, a1, d->start);
 	gap_in(t, pl, a1, b2);
 	pl->e[pi].ord = (uint32_t)gap_orders(a1, b2);
+	if (b2 - a1 > pl->gmax)
+		pl->gmax = b2 - a1;
 	n = l->n - i - 1;
 	ent_move(l, i, l, i + 1, n);
 	l->n--;
 	if (pl != l) {
 		pl->end = l->n ? l->e[0].start : l->end;
-		carry(t, pl, pl->mask);
+		carry(t, pl, pl->mask, pl->gmax);
 	}
 	if (l->n == 0) {
 		pl->next = l->next;
@@ -730,7 +840,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 	} else {
 		if (i == 0)
 			set_low(l, l->e[0].start);
-		carry_up(t, &pa, l->mask);
+		carry_up(t, &pa, l->mask, l->gmax);
 		if (l->n < LEAF / 2)
 			leaf_merge(t, l);
 	}

@@ -23,6 +23,10 @@ struct refseg_leaf {
 	struct refseg_inner *parent; /* first, as in an inner node */
 	uint32_t n, end;
 	uint64_t mask;
+	/* A bound on its longest gap: never below it.  Frees raise it at
+	 * once; allocations leave it, and a search that finds it loose
+	 * lowers it, so the hot paths never rescan a leaf for it. */
+	uint32_t gmax;
 	struct refseg_leaf *prev, *next;
 	struct refseg_ent {
 		uint32_t start, len, slot;
@@ -43,6 +47,9 @@ struct refseg_inner {
 	 * their union. */
 	uint32_t has[REFSEG_ORDERS];
 	uint64_t own;
+	/* Each child's bound on its longest gap, and the largest. */
+	uint32_t gmax[REFSEG_INNER];
+	uint32_t gown;
 };
 
 /* A descriptor: the engine's, less the length, which the extent's entry
@@ -55,6 +62,7 @@ struct refseg {
 	void *root;
 	unsigned height; /* inner levels above the leaves */
 	uint64_t mask;	 /* the orders that have a free block anywhere */
+	uint32_t gmax;	 /* the root's bound on the longest gap */
 	uint64_t ub, ue; /* units [ub, ue) */
 	uint64_t free_units;
 	uint64_t nfree[REFSEG_ORDERS]; /* free blocks per order */

@@ -14,10 +14,10 @@ static const struct refseg_leaf *descend_first(const void *n, unsigned h)
 }
 
 /* Check the subtree under n (h levels above the leaves): parents, tight
- * keys, masks; *mask gets its mask. */
+ * keys, masks, longest gaps; *mask and *gmax get its own. */
 static const char *check_node(const void *n, unsigned h,
 			      const struct refseg_inner *parent,
-			      uint32_t *first, uint64_t *mask)
+			      uint32_t *first, uint64_t *mask, uint32_t *gmax)
 {
 	const struct refseg_inner *in = n;
 	const char *why;
@@ -34,8 +34,11 @@ static const char *check_node(const void *n, unsigned h,
 		if (memcmp(c.cnt, l->cnt, sizeof(c.cnt)) || c.mask != l->mask ||
 		    memcmp(c.e, l->e, l->n * sizeof(*l->e)))
 			return "a leaf's order counts disagree with its gaps";
+		if (c.gmax > l->gmax)
+			return "a leaf's bound on its longest gap is too low";
 		*first = l->e[0].start;
 		*mask = l->mask;
+		*gmax = l->gmax;
 		return NULL;
 	}
 	if (in->n == 0)
@@ -44,24 +47,27 @@ static const char *check_node(const void *n, unsigned h,
 		struct refseg_inner c = *in;
 
 		refseg__inner_rebuild(&c);
-		if (memcmp(c.has, in->has, sizeof(c.has)) || c.own != in->own)
-			return "an inner node's order words disagree with its "
-			       "children's masks";
+		if (memcmp(c.has, in->has, sizeof(c.has)) || c.own != in->own ||
+		    c.gown != in->gown)
+			return "an inner node's order words or longest gap "
+			       "disagree with its children's";
 	}
 	*mask = 0;
+	*gmax = in->gown;
 	for (unsigned i = 0; i < in->n; i++) {
-		uint32_t f;
+		uint32_t f, g;
 		uint64_t m;
 
-		why = check_node(in->child[i], h - 1, in, &f, &m);
+		why = check_node(in->child[i], h - 1, in, &f, &m, &g);
 		if (why)
 			return why;
 		if (f != in->key[i])
 			return "a separator is not its child's first key";
 		if (i && in->key[i] < in->key[i - 1])
 			return "separators out of order";
-		if (m != in->mask[i])
-			return "a child's mask is stale in its parent";
+		if (m != in->mask[i] || g != in->gmax[i])
+			return "a child's mask or longest gap is stale in its "
+			       "parent";
 		*mask |= m;
 		if (i == 0)
 			*first = f;
@@ -73,13 +79,15 @@ const char *refseg_check(const struct refseg *t)
 {
 	const struct refseg_leaf *l, *prev = NULL;
 	uint64_t free_units = 0, nfree[REFSEG_ORDERS] = {0}, live = 0, mask;
-	uint32_t first, at = (uint32_t)t->ub, s;
-	const char *why = check_node(t->root, t->height, NULL, &first, &mask);
+	uint32_t first, at = (uint32_t)t->ub, s, gmax;
+	const char *why =
+	    check_node(t->root, t->height, NULL, &first, &mask, &gmax);
 
 	if (why)
 		return why;
-	if (mask != t->mask)
-		return "the space's mask disagrees with the root's";
+	if (mask != t->mask || gmax != t->gmax)
+		return "the space's mask or longest gap disagrees with the "
+		       "root's";
 	l = descend_first(t->root, t->height);
 	for (; l; prev = l, l = l->next) {
 		if (l->prev != prev)
