@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* What refseg.c and its checker share: a gap's buddy blocks by arithmetic,
- * and the nodes' summaries rebuilt from scratch. */
+/* What refseg.c, its tree upkeep (refseg_tree.c) and its checker share: a
+ * gap's buddy blocks by arithmetic, and the tree's shape. */
 #ifndef POTAD_BENCH_REFSEG_INT_H
 #define POTAD_BENCH_REFSEG_INT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "refseg.h"
 
@@ -70,10 +71,38 @@ static inline uint32_t gap_end(const struct refseg_leaf *l, unsigned i)
 	return i + 1 < l->n ? l->e[i + 1].start : l->end;
 }
 
-static struct refseg_inner *parent_of(const void *c)
+static inline struct refseg_inner *parent_of(const void *c)
 {
 	return *(struct refseg_inner *const *)c;
 }
+
+#define LEAF REFSEG_LEAF
+#define INNER REFSEG_INNER
+
+/* Move n entries of src from si to dst at di; the two may be one leaf. */
+static inline void ent_move(struct refseg_leaf *dst, unsigned di,
+			    const struct refseg_leaf *src, unsigned si,
+			    unsigned n)
+{
+	memmove(dst->e + di, src->e + si, n * sizeof(*dst->e));
+}
+
+/* The last child of in whose key is <= x (child 0 if none is): a binary
+ * search the compiler turns into conditional moves. */
+static inline unsigned child_for(const struct refseg_inner *in, uint32_t x)
+{
+	unsigned base = 0, len = in->n;
+
+	while (len > 1) {
+		unsigned half = len / 2;
+
+		base = in->key[base + half] <= x ? base + half : base;
+		len -= half;
+	}
+	return base;
+}
+
+/* The tree's shape (refseg_tree.c). */
 
 /* A leaf's counts and cached gap orders from its gaps, after entries moved
  * between leaves (the space's totals do not change). */
@@ -81,5 +110,22 @@ void refseg__recount(struct refseg_leaf *l);
 /* An inner node's transposed masks and union from its children's masks,
  * after children moved. */
 void refseg__inner_rebuild(struct refseg_inner *in);
+/* Child i of in has mask m and longest-gap bound g now. */
+void refseg__inner_set(struct refseg_inner *in, unsigned i, uint64_t m,
+		       uint32_t g);
+/* Node c's mask is now m and its bound g: carry them up as far as they
+ * change anything, finding c in each parent. */
+void refseg__carry(struct refseg *t, void *c, uint64_t m, uint32_t g);
+/* Node c's first key is now key: separators stay tight. */
+void refseg__set_low(void *c, uint32_t key);
+/* Move the upper half of a full leaf to a new leaf after it. */
+struct refseg_leaf *refseg__leaf_split(struct refseg *t, struct refseg_leaf *l);
+/* Take child c out of p; an inner node left empty goes too, and one left
+ * nearly empty is folded into a sibling. */
+void refseg__drop_child(struct refseg *t, struct refseg_inner *p, void *c);
+/* Fold a leaf less than half full into a sibling, when they fit. */
+void refseg__leaf_merge(struct refseg *t, struct refseg_leaf *l);
+/* Free the subtree under n, h levels above the leaves. */
+void refseg__free_node(void *n, unsigned h);
 
 #endif /* POTAD_BENCH_REFSEG_INT_H */
