@@ -202,6 +202,38 @@ static void carry_up(struct refseg *t, const struct path *pa, uint64_t m,
 	t->gmax = g;
 }
 
+/* pp: the path to the leaf before the one at the end of pa (which must
+ * have one), found by stepping left where pa last can and going down the
+ * last children. */
+static void left_path(const struct path *pa, struct path *pp)
+{
+	unsigned lvl = pa->h;
+	void *n;
+
+	*pp = *pa;
+	while (pp->idx[--lvl] == 0)
+		;
+	n = pp->node[lvl]->child[--pp->idx[lvl]];
+	for (lvl++; lvl < pp->h; lvl++) {
+		struct refseg_inner *in = n;
+
+		pp->node[lvl] = in;
+		pp->idx[lvl] = in->n - 1;
+		n = in->child[in->n - 1];
+	}
+}
+
+/* The leaf at the end of pa has first key `key` now: separators stay
+ * tight (refseg__set_low() without the searches). */
+static void set_low_path(const struct path *pa, uint32_t key)
+{
+	for (unsigned lvl = pa->h; lvl-- > 0;) {
+		pa->node[lvl]->key[pa->idx[lvl]] = key;
+		if (pa->idx[lvl])
+			return;
+	}
+}
+
 /* The first gap of l from entry *ip on that holds a block of order j. */
 static bool leaf_seek(const struct refseg_leaf *l, unsigned j, unsigned *ip)
 {
@@ -458,8 +490,11 @@ void refseg_free(struct refseg *t, uint32_t s)
 	ent_move(l, i, l, i + 1, n);
 	l->n--;
 	if (pl != l) {
+		struct path pp;
+
 		pl->end = l->n ? l->e[0].start : l->end;
-		refseg__carry(t, pl, pl->mask, pl->gmax);
+		left_path(&pa, &pp);
+		carry_up(t, &pp, pl->mask, pl->gmax);
 	}
 	if (l->n == 0) {
 		pl->next = l->next;
@@ -470,7 +505,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 		t->leaves--;
 	} else {
 		if (i == 0)
-			refseg__set_low(l, l->e[0].start);
+			set_low_path(&pa, l->e[0].start);
 		carry_up(t, &pa, l->mask, l->gmax);
 		if (l->n < LEAF / 2)
 			refseg__leaf_merge(t, l);
