@@ -104,7 +104,10 @@
  *             churn's ns per operation, refusals, utilisation after the
  *             256 MiB extents, bytes per live extent at the end), checked
  *             against the engine, refusals included, over a tenth of the
- *             churn.  It has none of the engine's other
+ *             churn.  same_mixed: requests of a mixed stream (frees,
+ *             plain, range-bounded and top-down allocations at random
+ *             alignments, fixed claims) in a small space that fills and
+ *             fragments, placed or refused alike by both.  It has none of the engine's other
  *             paths (alignment, ranges, top-down, clean/dirty, poison,
  *             child spaces): a measure of what the engine would gain from
  *             this shape, not a finished engine.
@@ -179,6 +182,7 @@ struct result {
 	uint64_t aging_enospc;
 	double aging_util_256m;
 	double aging_bpe;
+	uint64_t same_mixed;
 };
 
 /* The state of one run: the space, its streams, the clock. */
@@ -1288,6 +1292,96 @@ free_one:
 	return cops ? (double)r->ns / (double)cops : 0;
 }
 
+/* A mixed stream through refseg.c and the engine side by side, untimed:
+ * frees, plain, range-bounded and top-down allocations at random
+ * alignments, and fixed claims, in a space of 2^16 units at base 1 (a
+ * small one, so that it fills, fragments and refuses).  Every placement
+ * and every refusal must agree.  Returns the requests compared. */
+static uint64_t seg_mixed(struct run *r, uint64_t steps)
+{
+	enum { CAP = 1 << 15 };
+	const uint32_t ub = 1, units = 1u << 16;
+	static uint64_t h[CAP];
+	static uint32_t sl[CAP];
+	uint64_t i, compared = 0;
+	uint32_t n = 0;
+	struct refseg t;
+	const char *why;
+
+	if (refseg_init(&t, ub, ub + units, CAP))
+		die("%s: out of memory", r->wl);
+	space_new(r, (uint64_t)ub << GRANULE_SHIFT,
+		  (uint64_t)units << GRANULE_SHIFT);
+	stream_init(r->pk, PICK_SEED, 0);
+	set_phase(r, "mixed (beside the engine)");
+	for (i = 0; i < steps; i++) {
+		uint64_t op = next_pick(r, 100), kind = next_pick(r, 10);
+		uint32_t L = 1 + (uint32_t)next_pick(r, 1ull
+							   << next_pick(r, 14));
+		uint32_t A = next_pick(r, 3) ? 1 : 1u << next_pick(r, 13);
+		uint32_t lo = ub, hi = ub + units, q;
+		bool down = kind == 3 || kind == 4, claim = kind == 5;
+		struct potad_alloc_req req = { 0 };
+		struct potad_extent e;
+		int rc;
+
+		if (n && (op < 30 || n == CAP)) {
+			uint64_t v = next_pick(r, n);
+
+			refseg_free(&t, sl[v]);
+			do_free(r, h[v], 0);
+			n--;
+			h[v] = h[n];
+			sl[v] = sl[n];
+			continue;
+		}
+		if (kind < 3 || (down && kind == 4)) {
+			lo = ub + (uint32_t)next_pick(r, units);
+			hi = lo + 1 + (uint32_t)next_pick(r, ub + units - lo);
+		}
+		if (claim) {
+			lo = (ub + (uint32_t)next_pick(r, units)) & ~(A - 1);
+			if (lo < ub || lo >= ub + units || L > ub + units - lo)
+				continue;
+			rc = potad_claim(r->s, (uint64_t)lo << GRANULE_SHIFT,
+					 (uint64_t)L << GRANULE_SHIFT, 0, 0, &e);
+			q = refseg_claim(&t, lo, L, 0, 0);
+		} else {
+			if (L > hi - lo)
+				continue;
+			req.size = (uint64_t)L << GRANULE_SHIFT;
+			req.align = (uint64_t)A << GRANULE_SHIFT;
+			req.min = lo > ub ? (uint64_t)lo << GRANULE_SHIFT : 0;
+			req.max = hi < ub + units ? (uint64_t)hi << GRANULE_SHIFT
+						  : 0;
+			req.flags = down ? POTAD_ALLOC_TOPDOWN : 0;
+			rc = potad_alloc(r->s, &req, &e);
+			q = refseg_alloc_in(&t, L, A, lo, hi, down, 0, 0);
+		}
+		compared++;
+		if ((rc == 0) != (q != REFSEG_NIL) ||
+		    (rc == 0 && e.offset >> GRANULE_SHIFT != t.desc[q].start))
+			die("%s: mixed, request %llu (%u units at %u, [%u, %u)%s%s): "
+			    "the engine says %d at unit %llu, refseg.c %s %u",
+			    r->wl, (unsigned long long)i, L, A, lo, hi,
+			    down ? ", top-down" : "", claim ? ", claim" : "", rc,
+			    rc ? 0ull
+			       : (unsigned long long)(e.offset >> GRANULE_SHIFT),
+			    q == REFSEG_NIL ? "refuses" : "puts it at",
+			    q == REFSEG_NIL ? 0 : t.desc[q].start);
+		if (rc == 0) {
+			h[n] = e.handle;
+			sl[n++] = q;
+		}
+	}
+	why = refseg_check(&t);
+	if (why)
+		die("%s: mixed: %s", r->wl, why);
+	refseg_fini(&t);
+	space_check_destroy(r);
+	return compared;
+}
+
 /* W1's stream through the candidate design of refseg.c: the extents in
  * one address-ordered B+ tree that is also the index, free space as the
  * gaps between them, buddy orders summarised per node.  It places every
@@ -1326,6 +1420,7 @@ static void wl_segments(struct run *r, struct result *res, int quick)
 		seg_aging(r, 3 * TIB / (quick ? 100 : 10), true, &enospc,
 			  &util, &bpe);
 	}
+	res->same_mixed = seg_mixed(r, quick ? 20000 : 200000);
 	r->meta_peak = res->extent_bytes; /* not the engine's */
 }
 
@@ -1486,11 +1581,12 @@ static void run_workload(const struct workload *w, int runs, int quick)
 			printf(",\"aligned_ns\":%.1f,\"aging_ns\":%.1f,"
 			       "\"aging_enospc\":%llu,\"aging_util_256m\":%.4f,"
 			       "\"aging_bytes_per_extent\":%.1f,"
-			       "\"same_steps\":%llu",
+			       "\"same_steps\":%llu,\"same_mixed\":%llu",
 			       last->aligned_ns, last->aging_ns,
 			       (unsigned long long)last->aging_enospc,
 			       last->aging_util_256m, last->aging_bpe,
-			       (unsigned long long)last->same_steps);
+			       (unsigned long long)last->same_steps,
+			       (unsigned long long)last->same_mixed);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -1521,11 +1617,12 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		if (w->fn == wl_segments)
 			printf(" aligned_ns=%.1f aging_ns=%.1f aging_enospc=%llu "
 			       "aging_util_256m=%.4f aging_bytes_per_extent=%.1f "
-			       "same_steps=%llu",
+			       "same_steps=%llu same_mixed=%llu",
 			       last->aligned_ns, last->aging_ns,
 			       (unsigned long long)last->aging_enospc,
 			       last->aging_util_256m, last->aging_bpe,
-			       (unsigned long long)last->same_steps);
+			       (unsigned long long)last->same_steps,
+			       (unsigned long long)last->same_mixed);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -1564,7 +1661,8 @@ static void usage(FILE *f)
 "              extents in one B+ tree that is also the index, free space\n"
 "              as the gaps; places as the engine does (same_steps: steps\n"
 "              checked against the engine, untimed); aligned_ns: W3's\n"
-"              rings through it; aging_*: W4 through it\n"
+"              rings through it; aging_*: W4 through it; same_mixed:\n"
+"              ranges, top-down and claims checked against the engine\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"

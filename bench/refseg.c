@@ -140,18 +140,10 @@ static uint32_t slot_take(struct refseg *t)
 	return t->nslots < t->capslots ? t->nslots++ : REFSEG_NIL;
 }
 
-/* The inner nodes on the way down to a leaf and the child taken at each,
- * so that a leaf's new mask goes up without searching for it. */
-struct path {
-	unsigned h;
-	struct refseg_inner *node[REFSEG_MAXH];
-	unsigned idx[REFSEG_MAXH];
-};
-
 /* The leaf whose keys cover x: at each level the last child whose key is
  * <= x. */
-static struct refseg_leaf *find_path(const struct refseg *t, uint32_t x,
-				     struct path *pa)
+struct refseg_leaf *refseg__find_path(const struct refseg *t, uint32_t x,
+				      struct path *pa)
 {
 	void *n = t->root;
 
@@ -251,8 +243,8 @@ static bool leaf_seek(const struct refseg_leaf *l, unsigned j, unsigned *ip)
  * along the leaf, then up the path to the first ancestor with a later
  * child that has the order and down its first such children.  False if
  * none. */
-static bool next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
-		     unsigned *ip)
+bool refseg__next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
+		      unsigned *ip)
 {
 	struct refseg_leaf *l = *lp;
 	unsigned i = *ip + 1;
@@ -324,7 +316,7 @@ static void leaf_put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
 	l->e[i].slot = s;
 	l->e[i].ord = (uint32_t)gap_orders(q + len, b);
 	l->n++;
-	if (split) /* the path is stale */
+	if (split || !pa) /* no path, or a stale one */
 		refseg__carry(t, l, l->mask, l->gmax);
 	else
 		carry_up(t, pa, l->mask, l->gmax);
@@ -361,7 +353,7 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 		}
 		gap_split(a, b, &m, &lo, &hi);
 		tries += !!(lo & bit(o)) + !!(hi & bit(o));
-		if (tries >= NEAR_FIT_TRIES || !next_gap(o, pa, &l, &i))
+		if (tries >= NEAR_FIT_TRIES || !refseg__next_gap(o, pa, &l, &i))
 			return false;
 	}
 }
@@ -412,63 +404,115 @@ static bool fit_under(struct refseg *t, struct path *pa, unsigned lvl, void *n,
 	return false;
 }
 
+/* Where the engine's fast path puts len units at align in a space with a
+ * free block of order >= k (mask: those orders): l, *ip, *pa and *p. */
+static void place_fast(struct refseg *t, uint32_t len, uint32_t align,
+		       unsigned k, uint64_t mask, struct path *pa,
+		       struct refseg_leaf **lp, unsigned *ip, uint32_t *p)
+{
+	unsigned j = ctz(mask), i = 0;
+	struct refseg_leaf *l;
+	uint32_t a, b, q;
+
+	/* Before splitting a larger block, holes one and two orders down. */
+	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
+		if (align <= bit(o - 1) &&
+		    near_fit(t, o - 1, len, align, pa, lp, ip, p))
+			return;
+	pa->h = t->height;
+	l = descend(pa, 0, t->root, j);
+	leaf_seek(l, j, &i);
+	a = ent_end(l, i);
+	b = gap_end(l, i);
+	*p = gap_block(a, b, j);
+	/* Exact sizes slide onto the free units below their block when
+	 * those are too few to hold them, as the engine's do (to the first
+	 * multiple of align there; not at all when align >= len, since a
+	 * slid start would be a whole alignment lower). */
+	q = (uint32_t)(((uint64_t)a + align - 1) & ~(align - 1ull));
+	if ((len & (len - 1)) && len > align && a < *p && *p - a < len &&
+	    q < *p)
+		*p = q;
+	*lp = l;
+	*ip = i;
+}
+
+/* Put the extent [p, p + len) into the gap of entry i of l (at the end of
+ * pa, or NULL): its slot. */
+static uint32_t put(struct refseg *t, struct path *pa, struct refseg_leaf *l,
+		    unsigned i, uint32_t p, uint32_t len, uint32_t owner,
+		    uint32_t tag)
+{
+	uint32_t s = slot_take(t);
+
+	leaf_put(t, pa, l, i, p, len, s);
+	t->desc[s] = (struct refseg_desc){p, owner, tag, t->desc[s].word + 1};
+	return s;
+}
+
 uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
 		      uint32_t owner, uint32_t tag)
 {
-	unsigned k = len <= 1 ? 0 : 32 - (unsigned)__builtin_clz(len - 1), j;
+	return refseg_alloc_in(t, len, align, (uint32_t)t->ub, (uint32_t)t->ue,
+			       false, owner, tag);
+}
+
+uint32_t refseg_alloc_in(struct refseg *t, uint32_t len, uint32_t align,
+			 uint32_t lo, uint32_t hi, bool down, uint32_t owner,
+			 uint32_t tag)
+{
+	unsigned k = len <= 1 ? 0 : 32 - (unsigned)__builtin_clz(len - 1);
 	uint64_t m;
 	struct refseg_leaf *l;
 	struct path pa;
 	unsigned i = 0;
-	uint32_t a, b, p, s, q;
+	uint32_t p;
 
-	if (len == 0 || align == 0 || (align & (align - 1)))
+	if (len == 0 || align == 0 || (align & (align - 1)) || lo >= hi ||
+	    lo < t->ub || hi > t->ue || len > hi - lo)
 		return REFSEG_NIL;
 	if (31 - (unsigned)__builtin_clz(align) > k)
 		k = 31 - (unsigned)__builtin_clz(align);
 	m = t->mask & (~0ull << k);
 	if (t->nslots == t->capslots && t->freeslot == REFSEG_NIL)
 		return REFSEG_NIL;
-	if (!m) {
+	if (m && !down && lo == t->ub && hi == t->ue) {
+		place_fast(t, len, align, k, m, &pa, &l, &i, &p);
+		return put(t, &pa, l, i, p, len, owner, tag);
+	}
+	if (!m && !down && lo == t->ub && hi == t->ue) {
 		/* No block of the order: the lowest run that holds it. */
 		pa.h = t->height;
 		if (t->gmax < len ||
 		    !fit_under(t, &pa, 0, t->root, len, align, &l, &i, &p))
 			return REFSEG_NIL;
-		goto put;
+		return put(t, &pa, l, i, p, len, owner, tag);
 	}
-	j = ctz(m);
-	/* Before splitting a larger block, holes one and two orders down. */
-	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
-		if (align <= bit(o - 1) &&
-		    near_fit(t, o - 1, len, align, &pa, &l, &i, &p))
-			goto put;
-	pa.h = t->height;
-	l = descend(&pa, 0, t->root, j);
-	i = 0;
-	leaf_seek(l, j, &i);
-	a = ent_end(l, i);
-	b = gap_end(l, i);
-	p = gap_block(a, b, j);
-	/* Exact sizes slide onto the free units below their block when
-	 * those are too few to hold them, as the engine's do (to the first
-	 * multiple of align there; not at all when align >= len, since a
-	 * slid start would be a whole alignment lower). */
-	q = (uint32_t)(((uint64_t)a + align - 1) & ~(align - 1ull));
-	if ((len & (len - 1)) && len > align && a < p && p - a < len && q < p)
-		p = q;
-put:
-	s = slot_take(t);
-	leaf_put(t, &pa, l, i, p, len, s);
-	t->desc[s] = (struct refseg_desc){p, owner, tag, t->desc[s].word + 1};
-	return s;
+	if (!refseg__place_bounded(t, len, align, lo, hi, down, m, &l, &i, &p))
+		return REFSEG_NIL;
+	return put(t, NULL, l, i, p, len, owner, tag);
+}
+
+uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
+		      uint32_t owner, uint32_t tag)
+{
+	struct refseg_leaf *l;
+	struct path pa;
+	unsigned i;
+
+	if (len == 0 || at < t->ub || at >= t->ue || len > t->ue - at ||
+	    (t->nslots == t->capslots && t->freeslot == REFSEG_NIL) ||
+	    !refseg__gap_at(t, at, &pa, &l, &i) ||
+	    (uint64_t)at + len > gap_end(l, i))
+		return REFSEG_NIL;
+	return put(t, NULL, l, i, at, len, owner, tag);
 }
 
 void refseg_free(struct refseg *t, uint32_t s)
 {
 	struct refseg_desc *d = &t->desc[s];
 	struct path pa;
-	struct refseg_leaf *l = find_path(t, d->start, &pa), *pl;
+	struct refseg_leaf *l = refseg__find_path(t, d->start, &pa), *pl;
 	unsigned i = 0, n, pi;
 	uint32_t a1, a2, b2;
 
@@ -518,7 +562,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 uint32_t refseg_lookup(const struct refseg *t, uint32_t x)
 {
 	struct path pa;
-	const struct refseg_leaf *l = find_path(t, x, &pa);
+	const struct refseg_leaf *l = refseg__find_path(t, x, &pa);
 	unsigned i = l->n;
 
 	while (i > 0 && l->e[i - 1].start > x)

@@ -5,6 +5,7 @@
 #ifndef POTAD_BENCH_REFSEG_H
 #define POTAD_BENCH_REFSEG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define REFSEG_LEAF 32	/* entries per leaf */
@@ -81,6 +82,14 @@ void refseg_fini(struct refseg *t);
  * block): its slot, or REFSEG_NIL, also where the engine would go on to
  * assemble a run of smaller blocks, which this does not do. */
 uint32_t refseg_alloc(struct refseg *t, uint32_t len, uint32_t align,
+		      uint32_t owner, uint32_t tag);
+/* refseg_alloc() inside units [lo, hi), lowest or (down) highest, as the
+ * engine places a range-bounded or top-down request. */
+uint32_t refseg_alloc_in(struct refseg *t, uint32_t len, uint32_t align,
+			 uint32_t lo, uint32_t hi, bool down, uint32_t owner,
+			 uint32_t tag);
+/* Claim units [at, at + len), all free; REFSEG_NIL if any is not. */
+uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
 		      uint32_t owner, uint32_t tag);
 /* Free the extent in slot s, merging the gaps on either side. */
 void refseg_free(struct refseg *t, uint32_t s);

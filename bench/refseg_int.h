@@ -4,6 +4,7 @@
 #ifndef POTAD_BENCH_REFSEG_INT_H
 #define POTAD_BENCH_REFSEG_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -101,6 +102,34 @@ static inline unsigned child_for(const struct refseg_inner *in, uint32_t x)
 	}
 	return base;
 }
+
+/* The inner nodes on the way down to a leaf and the child taken at each,
+ * so that a leaf's new mask goes up without searching for it. */
+struct path {
+	unsigned h;
+	struct refseg_inner *node[REFSEG_MAXH];
+	unsigned idx[REFSEG_MAXH];
+};
+
+/* Searches (refseg.c, refseg_bound.c). */
+
+/* The leaf whose keys cover x, and the path to it. */
+struct refseg_leaf *refseg__find_path(const struct refseg *t, uint32_t x,
+				      struct path *pa);
+/* The next gap after entry *ip of *lp that holds a block of order j,
+ * along the path; false if none. */
+bool refseg__next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
+		      unsigned *ip);
+/* The leaf and entry whose gap holds x, or whose extent does (x is then
+ * not free); pa gets the path. */
+bool refseg__gap_at(const struct refseg *t, uint32_t x, struct path *pa,
+		    struct refseg_leaf **lp, unsigned *ip);
+/* Where the engine puts L units at a multiple of A in [lo, hi) when the
+ * range is not the whole space or the request is top-down (mask: the
+ * orders >= the needed one that have a free block): *lp, *ip, *pp. */
+bool refseg__place_bounded(const struct refseg *t, uint32_t L, uint32_t A,
+			   uint32_t lo, uint32_t hi, bool down, uint64_t mask,
+			   struct refseg_leaf **lp, unsigned *ip, uint32_t *pp);
 
 /* The tree's shape (refseg_tree.c). */
 
