@@ -140,25 +140,6 @@ static uint32_t slot_take(struct refseg *t)
 	return t->nslots < t->capslots ? t->nslots++ : REFSEG_NIL;
 }
 
-/* The leaf whose keys cover x: at each level the last child whose key is
- * <= x. */
-struct refseg_leaf *refseg__find_path(const struct refseg *t, uint32_t x,
-				      struct path *pa)
-{
-	void *n = t->root;
-
-	pa->h = t->height;
-	for (unsigned h = 0; h < t->height; h++) {
-		struct refseg_inner *in = n;
-		unsigned i = child_for(in, x);
-
-		pa->node[h] = in;
-		pa->idx[h] = i;
-		n = in->child[i];
-	}
-	return n;
-}
-
 /* Down from n, the node at level lvl of the path, along the first
  * children whose masks have order j (n's has). */
 static struct refseg_leaf *descend(struct path *pa, unsigned lvl, void *n,
@@ -180,16 +161,9 @@ static struct refseg_leaf *descend(struct path *pa, unsigned lvl, void *n,
 static void carry_up(struct refseg *t, const struct path *pa, uint64_t m,
 		     uint32_t g)
 {
-	for (unsigned lvl = pa->h; lvl-- > 0;) {
-		struct refseg_inner *p = pa->node[lvl];
-		unsigned i = pa->idx[lvl];
-
-		if (p->mask[i] == m && p->gmax[i] == g)
+	for (unsigned lvl = pa->h; lvl-- > 0;)
+		if (!carry_step(pa->node[lvl], pa->idx[lvl], &m, &g))
 			return;
-		refseg__inner_set(p, i, m, g);
-		m = p->own;
-		g = p->gown;
-	}
 	t->mask = m;
 	t->gmax = g;
 }
@@ -342,10 +316,9 @@ static bool near_fit(const struct refseg *t, unsigned o, uint32_t len,
 		return false;
 	for (;;) {
 		uint32_t a = ent_end(l, i), b = gap_end(l, i), m;
-		uint64_t lo, hi,
-		    x = ((uint64_t)a + align - 1) & ~(align - 1ull);
+		uint64_t lo, hi, x;
 
-		if (x + len <= b) {
+		if (fit(a, b, len, align, false, &x)) {
 			*lp = l;
 			*ip = i;
 			*p = (uint32_t)x;
@@ -372,10 +345,10 @@ static bool fit_under(struct refseg *t, struct path *pa, unsigned lvl, void *n,
 		uint32_t g;
 
 		for (unsigned i = 0; i < l->n; i++) {
-			uint64_t x = ((uint64_t)ent_end(l, i) + align - 1) &
-				     ~(align - 1ull);
+			uint64_t x;
 
-			if (x + len <= gap_end(l, i)) {
+			if (fit(ent_end(l, i), gap_end(l, i), len, align, false,
+				&x)) {
 				*lp = l;
 				*ip = i;
 				*p = (uint32_t)x;
@@ -412,7 +385,7 @@ static void place_fast(struct refseg *t, uint32_t len, uint32_t align,
 {
 	unsigned j = ctz(mask), i = 0;
 	struct refseg_leaf *l;
-	uint32_t a, b, q;
+	uint32_t a, b;
 
 	/* Before splitting a larger block, holes one and two orders down. */
 	for (unsigned o = k; j > k && o > 0 && o + 2 > k; o--)
@@ -426,13 +399,8 @@ static void place_fast(struct refseg *t, uint32_t len, uint32_t align,
 	b = gap_end(l, i);
 	*p = gap_block(a, b, j);
 	/* Exact sizes slide onto the free units below their block when
-	 * those are too few to hold them, as the engine's do (to the first
-	 * multiple of align there; not at all when align >= len, since a
-	 * slid start would be a whole alignment lower). */
-	q = (uint32_t)(((uint64_t)a + align - 1) & ~(align - 1ull));
-	if ((len & (len - 1)) && len > align && a < *p && *p - a < len &&
-	    q < *p)
-		*p = q;
+	 * those are too few to hold them, as the engine's do. */
+	*p = (uint32_t)slide(a, b, *p, *p, len, align, t->ub, t->ue, false);
 	*lp = l;
 	*ip = i;
 }
@@ -464,7 +432,7 @@ uint32_t refseg_alloc_in(struct refseg *t, uint32_t len, uint32_t align,
 	unsigned k = len <= 1 ? 0 : 32 - (unsigned)__builtin_clz(len - 1);
 	uint64_t m;
 	struct refseg_leaf *l;
-	struct path pa;
+	struct path pa, *path = &pa; /* NULL: found without one */
 	unsigned i = 0;
 	uint32_t p;
 
@@ -476,21 +444,21 @@ uint32_t refseg_alloc_in(struct refseg *t, uint32_t len, uint32_t align,
 	m = t->mask & (~0ull << k);
 	if (t->nslots == t->capslots && t->freeslot == REFSEG_NIL)
 		return REFSEG_NIL;
-	if (m && !down && lo == t->ub && hi == t->ue) {
+	if (down || lo != t->ub || hi != t->ue) {
+		if (!refseg__place_bounded(t, len, align, lo, hi, down, m, &l,
+					   &i, &p))
+			return REFSEG_NIL;
+		path = NULL;
+	} else if (m) {
 		place_fast(t, len, align, k, m, &pa, &l, &i, &p);
-		return put(t, &pa, l, i, p, len, owner, tag);
-	}
-	if (!m && !down && lo == t->ub && hi == t->ue) {
+	} else {
 		/* No block of the order: the lowest run that holds it. */
 		pa.h = t->height;
 		if (t->gmax < len ||
 		    !fit_under(t, &pa, 0, t->root, len, align, &l, &i, &p))
 			return REFSEG_NIL;
-		return put(t, &pa, l, i, p, len, owner, tag);
 	}
-	if (!refseg__place_bounded(t, len, align, lo, hi, down, m, &l, &i, &p))
-		return REFSEG_NIL;
-	return put(t, NULL, l, i, p, len, owner, tag);
+	return put(t, path, l, i, p, len, owner, tag);
 }
 
 uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
@@ -512,7 +480,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 {
 	struct refseg_desc *d = &t->desc[s];
 	struct path pa;
-	struct refseg_leaf *l = refseg__find_path(t, d->start, &pa), *pl;
+	struct refseg_leaf *l = find_path(t, d->start, &pa), *pl;
 	unsigned i = 0, n, pi;
 	uint32_t a1, a2, b2;
 
@@ -562,7 +530,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 uint32_t refseg_lookup(const struct refseg *t, uint32_t x)
 {
 	struct path pa;
-	const struct refseg_leaf *l = refseg__find_path(t, x, &pa);
+	const struct refseg_leaf *l = find_path(t, x, &pa);
 	unsigned i = l->n;
 
 	while (i > 0 && l->e[i - 1].start > x)

@@ -17,7 +17,7 @@
 bool refseg__gap_at(const struct refseg *t, uint32_t x, struct path *pa,
 		    struct refseg_leaf **lp, unsigned *ip)
 {
-	struct refseg_leaf *l = refseg__find_path(t, x, pa);
+	struct refseg_leaf *l = find_path(t, x, pa);
 	unsigned i = l->n - 1;
 
 	while (i > 0 && l->e[i].start > x)
@@ -153,27 +153,6 @@ static bool block_from(const struct refseg *t, uint32_t x, unsigned o,
 	return gap_block_dir(ent_end(l, i), gap_end(l, i), o, down, v);
 }
 
-/* L units at a multiple of A in [a, b), lowest (or, down, highest). */
-static bool fit(uint64_t a, uint64_t b, uint64_t L, uint64_t A, bool down,
-		uint64_t *p)
-{
-	uint64_t x;
-
-	if (b <= a || b - a < L)
-		return false;
-	if (down) {
-		x = (b - L) & ~(A - 1);
-		if (x < a)
-			return false;
-	} else {
-		x = (a + A - 1) & ~(A - 1);
-		if (x > b - L)
-			return false;
-	}
-	*p = x;
-	return true;
-}
-
 /* The engine's fit_order(): of the blocks of order o, the one holding the
  * range's edge, or the next one inward, if it holds the extent. */
 static bool fit_order(const struct refseg *t, unsigned o, uint32_t L,
@@ -251,9 +230,9 @@ bool refseg__place_bounded(const struct refseg *t, uint32_t L, uint32_t A,
 {
 	struct refseg_leaf *l;
 	struct path pa;
-	unsigned i, j = 0;
+	unsigned i;
 	uint32_t u = 0, bu, v;
-	uint64_t p = 0, bp, a, b, e, q;
+	uint64_t p = 0, bp;
 	bool found = false;
 
 	if (down && hi - lo >= L) {
@@ -267,7 +246,6 @@ bool refseg__place_bounded(const struct refseg *t, uint32_t L, uint32_t A,
 			if (v + bit(o) - top >= L) {
 				u = v;
 				p = top;
-				j = o;
 				goto carve;
 			}
 		}
@@ -280,7 +258,6 @@ bool refseg__place_bounded(const struct refseg *t, uint32_t L, uint32_t A,
 		if (!found || bp > p) {
 			u = bu;
 			p = bp;
-			j = o;
 			found = true;
 		}
 		if (!down)
@@ -294,25 +271,7 @@ bool refseg__place_bounded(const struct refseg *t, uint32_t L, uint32_t A,
 	}
 carve:
 	refseg__gap_at(t, u, &pa, &l, &i);
-	a = ent_end(l, i);
-	b = gap_end(l, i);
-	(void)j;
-	if (L & (L - 1)) {
-		/* Exact sizes slide, up onto the free units below their
-		 * block, down onto those above it, as the engine's do. */
-		if (!down) {
-			e = L > A ? a : u;
-			if (e < lo)
-				e = lo;
-			q = (e + A - 1) & ~(A - 1ull);
-			if (e < p && p - e < L && q < p)
-				p = q;
-		} else {
-			e = b > hi ? hi : b;
-			if (e - (p + L) < L && ((e - L) & ~(A - 1ull)) > p)
-				p = (e - L) & ~(A - 1ull);
-		}
-	}
+	p = slide(ent_end(l, i), gap_end(l, i), u, p, L, A, lo, hi, down);
 	*lp = l;
 	*ip = i;
 	*pp = (uint32_t)p;

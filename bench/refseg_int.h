@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/fit.h" /* fit(), align_up(), as the engine has them */
 #include "refseg.h"
 
 static inline uint64_t bit(unsigned k)
@@ -113,9 +114,24 @@ struct path {
 
 /* Searches (refseg.c, refseg_bound.c). */
 
-/* The leaf whose keys cover x, and the path to it. */
-struct refseg_leaf *refseg__find_path(const struct refseg *t, uint32_t x,
-				      struct path *pa);
+/* The leaf whose keys cover x: at each level the last child whose key is
+ * <= x. */
+static inline struct refseg_leaf *find_path(const struct refseg *t, uint32_t x,
+					    struct path *pa)
+{
+	void *n = t->root;
+
+	pa->h = t->height;
+	for (unsigned h = 0; h < t->height; h++) {
+		struct refseg_inner *in = n;
+		unsigned i = child_for(in, x);
+
+		pa->node[h] = in;
+		pa->idx[h] = i;
+		n = in->child[i];
+	}
+	return n;
+}
 /* The next gap after entry *ip of *lp that holds a block of order j,
  * along the path; false if none. */
 bool refseg__next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
@@ -124,6 +140,34 @@ bool refseg__next_gap(unsigned j, struct path *pa, struct refseg_leaf **lp,
  * not free); pa gets the path. */
 bool refseg__gap_at(const struct refseg *t, uint32_t x, struct path *pa,
 		    struct refseg_leaf **lp, unsigned *ip);
+/* The engine's slide of an exact size: [p, p + L) placed in the block at
+ * u of gap [a, b) moves up onto the free units below the block (down:
+ * above it) when they are too few to hold it, within [lo, hi), at a
+ * multiple of A.  The place after it. */
+static inline uint64_t slide(uint64_t a, uint64_t b, uint64_t u, uint64_t p,
+			     uint64_t L, uint64_t A, uint64_t lo, uint64_t hi,
+			     bool down)
+{
+	uint64_t e, q;
+
+	if (!(L & (L - 1)))
+		return p; /* a power of two keeps its block's alignment */
+	if (!down) {
+		/* With L <= A a slid start would be a whole alignment
+		 * lower than p, so the run's edge is not even looked at. */
+		e = L > A ? a : u;
+		if (e < lo)
+			e = lo;
+		if (e < p && p - e < L && align_up(e, A, &q) && q < p)
+			return q;
+		return p;
+	}
+	e = b > hi ? hi : b;
+	if (e - (p + L) < L && ((e - L) & ~(A - 1)) > p)
+		return (e - L) & ~(A - 1);
+	return p;
+}
+
 /* Where the engine puts L units at a multiple of A in [lo, hi) when the
  * range is not the whole space or the request is top-down (mask: the
  * orders >= the needed one that have a free block): *lp, *ip, *pp. */
@@ -142,6 +186,20 @@ void refseg__inner_rebuild(struct refseg_inner *in);
 /* Child i of in has mask m and longest-gap bound g now. */
 void refseg__inner_set(struct refseg_inner *in, unsigned i, uint64_t m,
 		       uint32_t g);
+/* Child i of p has mask *m and bound *g now: record it, and give p's own
+ * in *m and *g for the level above; false, and nothing to carry further,
+ * if p already had them.  One level of refseg__carry() and of refseg.c's
+ * carry up a path. */
+static inline bool carry_step(struct refseg_inner *p, unsigned i, uint64_t *m,
+			      uint32_t *g)
+{
+	if (p->mask[i] == *m && p->gmax[i] == *g)
+		return false;
+	refseg__inner_set(p, i, *m, *g);
+	*m = p->own;
+	*g = p->gown;
+	return true;
+}
 /* Node c's mask is now m and its bound g: carry them up as far as they
  * change anything, finding c in each parent. */
 void refseg__carry(struct refseg *t, void *c, uint64_t m, uint32_t g);

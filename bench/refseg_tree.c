@@ -107,15 +107,9 @@ void refseg__carry(struct refseg *t, void *c, uint64_t m, uint32_t g)
 {
 	struct refseg_inner *p;
 
-	for (p = parent_of(c); p; c = p, p = parent_of(p)) {
-		unsigned i = child_index(p, c);
-
-		if (p->mask[i] == m && p->gmax[i] == g)
+	for (p = parent_of(c); p; c = p, p = parent_of(p))
+		if (!carry_step(p, child_index(p, c), &m, &g))
 			return;
-		refseg__inner_set(p, i, m, g);
-		m = p->own;
-		g = p->gown;
-	}
 	t->mask = m;
 	t->gmax = g;
 }

@@ -2,6 +2,7 @@
 /* Allocation: where an extent goes, and taking it out of the free blocks. */
 #include <errno.h>
 
+#include "fit.h"
 #include "internal.h"
 
 /*
@@ -39,38 +40,6 @@ static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b,
 static inline uint64_t units_up(const struct potad_space *s, uint64_t bytes)
 {
 	return (bytes >> s->g) + ((bytes & (pow2(s->g) - 1)) != 0);
-}
-
-static bool align_up(uint64_t x, uint64_t a, uint64_t *r)
-{
-	uint64_t y = x & ~(a - 1);
-
-	if (y < x) {
-		y += a;
-		if (y < x)
-			return false;
-	}
-	*r = y;
-	return true;
-}
-
-/* Fit L units aligned to A inside [a, b); lowest or highest position. */
-static bool fit(uint64_t a, uint64_t b, uint64_t L, uint64_t A, bool down,
-		uint64_t *p)
-{
-	uint64_t x;
-
-	if (b <= a || b - a < L)
-		return false;
-	if (down) {
-		x = (b - L) & ~(A - 1);
-		if (x < a)
-			return false;
-	} else if (!align_up(a, A, &x) || x > b - L) {
-		return false;
-	}
-	*p = x;
-	return true;
 }
 
 /*
@@ -482,7 +451,7 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 			       POTAD_ALLOC_FIXED | POTAD_ALLOC_CLEAN;
 	bool down, clean;
 	uint64_t L, A, lo = s->ub, hi = s->ue, u = 0, p = 0, rlo, rhi;
-	unsigned k, j;
+	unsigned k, j = 0;
 	bool d;
 	int rc;
 
