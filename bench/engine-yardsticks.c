@@ -134,6 +134,20 @@ void wl_reference(struct run *r, struct result *res, int quick)
 	r->meta_peak = res->extent_bytes;
 }
 
+/* The end of an X2 pass: refseg.c's tree checked and let go, and the
+ * engine's space too when it ran beside it. */
+static void seg_done(struct run *r, struct refseg *t, const char *pass,
+		     bool check)
+{
+	const char *why = refseg_check(t);
+
+	if (why)
+		die("%s: run %d, %s: %s", r->wl, r->runno, pass, why);
+	refseg_fini(t);
+	if (check)
+		space_check_destroy(r);
+}
+
 /* W1's setup and `steps` steps through refseg.c; the ns per operation.
  * With check, the engine takes the same stream beside it and every
  * placement must agree. */
@@ -145,7 +159,6 @@ static double seg_pass(struct run *r, uint64_t steps, bool check,
 	uint32_t *slot;
 	struct refseg t;
 	struct potad_extent e;
-	const char *why;
 
 	slot = xcalloc(live, sizeof(*slot));
 	len = xcalloc(live, sizeof(*len));
@@ -197,13 +210,8 @@ static double seg_pass(struct run *r, uint64_t steps, bool check,
 	}
 	if (!check)
 		clock_stop(r);
-	why = refseg_check(&t);
-	if (why)
-		die("%s: run %d: %s", r->wl, r->runno, why);
-	if (check)
-		space_check_destroy(r);
 	*bytes = refseg_bytes(&t);
-	refseg_fini(&t);
+	seg_done(r, &t, "churn", check);
 	free(slot);
 	free(len);
 	free(h);
@@ -224,7 +232,6 @@ static double seg_rings(struct run *r, uint64_t iters, bool check)
 	unsigned a = 0, b = 0, len, al;
 	struct refseg t;
 	struct potad_extent e;
-	const char *why;
 
 	if (refseg_init(&t, 1, 1 + (GIB >> GRANULE_SHIFT), SMALL + BIG))
 		die("%s: out of memory", r->wl);
@@ -277,12 +284,7 @@ static double seg_rings(struct run *r, uint64_t iters, bool check)
 	}
 	if (!check)
 		clock_stop(r);
-	why = refseg_check(&t);
-	if (why)
-		die("%s: rings: %s", r->wl, why);
-	refseg_fini(&t);
-	if (check)
-		space_check_destroy(r);
+	seg_done(r, &t, "rings", check);
 	return (double)r->ns / (double)(4 * iters);
 }
 
@@ -305,7 +307,6 @@ static double seg_aging(struct run *r, uint64_t goal, bool check,
 	struct potad_extent e;
 	struct refseg t;
 	int phase = 0, rc = 0; /* fill, churn, 256 MiB */
-	const char *why;
 
 	if (refseg_init(&t, 0, units, cap))
 		die("%s: out of memory", r->wl);
@@ -386,12 +387,7 @@ static double seg_aging(struct run *r, uint64_t goal, bool check,
 	}
 	*util = (double)used / (double)units;
 	*bpe = (double)refseg_bytes(&t) / (double)n;
-	why = refseg_check(&t);
-	if (why)
-		die("%s: aging: %s", r->wl, why);
-	refseg_fini(&t);
-	if (check)
-		space_check_destroy(r);
+	seg_done(r, &t, "aging", check);
 	free(slot);
 	free(lens);
 	free(h);
@@ -412,7 +408,6 @@ static uint64_t seg_mixed(struct run *r, uint64_t steps)
 	uint64_t i, compared = 0;
 	uint32_t n = 0;
 	struct refseg t;
-	const char *why;
 
 	if (refseg_init(&t, ub, ub + units, CAP))
 		die("%s: out of memory", r->wl);
@@ -484,11 +479,7 @@ static uint64_t seg_mixed(struct run *r, uint64_t steps)
 			sl[n++] = q;
 		}
 	}
-	why = refseg_check(&t);
-	if (why)
-		die("%s: mixed: %s", r->wl, why);
-	refseg_fini(&t);
-	space_check_destroy(r);
+	seg_done(r, &t, "mixed", true);
 	return compared;
 }
 

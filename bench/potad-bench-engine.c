@@ -289,6 +289,53 @@ static const struct workload workloads[] = {
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
+/* One workload's own figure: `,"key":value` in JSON, ` key=value` in
+ * text. */
+static void put_kv(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put_kv(const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf(opt_json ? ",\"%s\":" : " %s=", key);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* The figures only some workloads have, after the common ones. */
+static void put_extras(const struct workload *w, const struct result *last)
+{
+	if (w->fn == wl_aging) {
+		put_kv("enospc", "%llu", (unsigned long long)last->enospc);
+		put_kv("frag", "%.4f", last->frag);
+		put_kv("largest_free", "%llu",
+		       (unsigned long long)last->largest_free);
+		put_kv("util_256m", "%.4f", last->util_256m);
+	}
+	if (w->fn == wl_restore) {
+		put_kv("total_ms", "%.1f", last->total_ms);
+		put_kv("first_alloc_ms", "%.2f", last->first_alloc_ms);
+	}
+	if (w->fn == wl_list)
+		put_kv("next_ns", "%.1f", last->next_ns);
+	if (w->fn == wl_reference)
+		put_kv("indexed_ns", "%.1f", last->indexed_ns);
+	if (w->fn == wl_segments) {
+		put_kv("aligned_ns", "%.1f", last->aligned_ns);
+		put_kv("aging_ns", "%.1f", last->aging_ns);
+		put_kv("aging_enospc", "%llu",
+		       (unsigned long long)last->aging_enospc);
+		put_kv("aging_util_256m", "%.4f", last->aging_util_256m);
+		put_kv("aging_bytes_per_extent", "%.1f", last->aging_bpe);
+		put_kv("same_steps", "%llu",
+		       (unsigned long long)last->same_steps);
+		put_kv("same_mixed", "%llu",
+		       (unsigned long long)last->same_mixed);
+	}
+}
+
 static void run_workload(const struct workload *w, int runs, int quick)
 {
 	struct result res[MAX_RUNS], *last;
@@ -353,29 +400,7 @@ static void run_workload(const struct workload *w, int runs, int quick)
 				     : 0.0,
 		       (unsigned long long)last->extents,
 		       (double)last->used / (double)last->size);
-		if (w->fn == wl_aging)
-			printf(",\"enospc\":%llu,\"frag\":%.4f,"
-			       "\"largest_free\":%llu,\"util_256m\":%.4f",
-			       (unsigned long long)last->enospc, last->frag,
-			       (unsigned long long)last->largest_free,
-			       last->util_256m);
-		if (w->fn == wl_restore)
-			printf(",\"total_ms\":%.1f,\"first_alloc_ms\":%.2f",
-			       last->total_ms, last->first_alloc_ms);
-		if (w->fn == wl_list)
-			printf(",\"next_ns\":%.1f", last->next_ns);
-		if (w->fn == wl_reference)
-			printf(",\"indexed_ns\":%.1f", last->indexed_ns);
-		if (w->fn == wl_segments)
-			printf(",\"aligned_ns\":%.1f,\"aging_ns\":%.1f,"
-			       "\"aging_enospc\":%llu,\"aging_util_256m\":%.4f,"
-			       "\"aging_bytes_per_extent\":%.1f,"
-			       "\"same_steps\":%llu,\"same_mixed\":%llu",
-			       last->aligned_ns, last->aging_ns,
-			       (unsigned long long)last->aging_enospc,
-			       last->aging_util_256m, last->aging_bpe,
-			       (unsigned long long)last->same_steps,
-			       (unsigned long long)last->same_mixed);
+		put_extras(w, last);
 		printf("}\n");
 	} else {
 		printf("%s %s ns_per_op=%.1f ops_per_s=%.0f ops=%llu runs=%d "
@@ -390,28 +415,7 @@ static void run_workload(const struct workload *w, int runs, int quick)
 		       (unsigned long long)meta_peak,
 		       (unsigned long long)last->extents,
 		       (double)last->used / (double)last->size);
-		if (w->fn == wl_aging)
-			printf(" enospc=%llu frag=%.4f largest_free=%llu "
-			       "util_256m=%.4f",
-			       (unsigned long long)last->enospc, last->frag,
-			       (unsigned long long)last->largest_free,
-			       last->util_256m);
-		if (w->fn == wl_restore)
-			printf(" total_ms=%.1f first_alloc_ms=%.2f",
-			       last->total_ms, last->first_alloc_ms);
-		if (w->fn == wl_list)
-			printf(" next_ns=%.1f", last->next_ns);
-		if (w->fn == wl_reference)
-			printf(" indexed_ns=%.1f", last->indexed_ns);
-		if (w->fn == wl_segments)
-			printf(" aligned_ns=%.1f aging_ns=%.1f aging_enospc=%llu "
-			       "aging_util_256m=%.4f aging_bytes_per_extent=%.1f "
-			       "same_steps=%llu same_mixed=%llu",
-			       last->aligned_ns, last->aging_ns,
-			       (unsigned long long)last->aging_enospc,
-			       last->aging_util_256m, last->aging_bpe,
-			       (unsigned long long)last->same_steps,
-			       (unsigned long long)last->same_mixed);
+		put_extras(w, last);
 		printf("\n");
 	}
 	fflush(stdout);
