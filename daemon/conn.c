@@ -320,6 +320,24 @@ static void on_written(uv_write_t *w, int status)
 	flush_dirty();
 }
 
+/* Hand wbuf from `from` to its end to libuv; false, with the connection
+ * closed, if libuv refuses it. */
+static bool write_wbuf(struct potad_conn *c, size_t from)
+{
+	uv_buf_t b = uv_buf_init((char *)c->wbuf + from,
+				 (unsigned)(c->wlen - from));
+
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, on_written) <
+	    0) {
+		conn_close(c);
+		return false;
+	}
+	c->writing = true;
+	c->write_since = uv_now(srv.loop);
+	return true;
+}
+
 static void conn_flush(struct potad_conn *c)
 {
 	uv_buf_t b;
@@ -352,17 +370,8 @@ static void conn_flush(struct potad_conn *c)
 		c->ocap = tc;
 		c->olen = 0;
 		c->free_len = 0;
-		b = uv_buf_init((char *)c->wbuf + sent,
-				(unsigned)(c->wlen - sent));
-		c->wreq.data = c;
-		rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1,
-			      on_written);
-		if (rc < 0) {
-			conn_close(c);
+		if (!write_wbuf(c, sent))
 			return;
-		}
-		c->writing = true;
-		c->write_since = uv_now(srv.loop);
 	} else if (!c->writing && lim > sent) {
 		/* Part of obuf still waits for the journal: copy out what
 		 * may go. */
@@ -378,16 +387,8 @@ static void conn_flush(struct potad_conn *c)
 		memcpy(c->wbuf, c->obuf + sent, lim - sent);
 		c->wlen = lim - sent;
 		consume(c, lim);
-		b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
-		c->wreq.data = c;
-		rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1,
-			      on_written);
-		if (rc < 0) {
-			conn_close(c);
+		if (!write_wbuf(c, 0))
 			return;
-		}
-		c->writing = true;
-		c->write_since = uv_now(srv.loop);
 	} else if (sent) {
 		consume(c, sent);
 	}
