@@ -830,6 +830,58 @@ START_TEST(alloc_cma)
 }
 END_TEST
 
+/* A search of the whole space that fails remembers how long the longest
+ * free run is, so the same request fails again without a search; every
+ * way a run can grow afterwards must let it succeed again, and searches
+ * that saw only part of the free space must not lower the bound.  The
+ * checker (after every call here) holds the bound to the longest run. */
+START_TEST(alloc_run_bound)
+{
+	struct potad_space *s = mk(0, 64 * MiB, 12);
+	struct potad_extent mib[64], e;
+	struct potad_alloc_req r = req_of(2 * MiB, 0, 0),
+			       r3 = req_of(3 * MiB, 0, 0), c, low;
+
+	/* Every odd MiB free: runs of 1 MiB only.  Refused by a search,
+	 * then by the bound. */
+	fill_mib(s, mib, 64);
+	for (int i = 1; i < 64; i += 2)
+		must_free(s, mib[i].handle);
+	refuse(s, &r, -ENOSPC, "2 MiB over 1 MiB runs");
+	refuse(s, &r, -ENOSPC, "2 MiB over 1 MiB runs, again");
+	refuse(s, &r3, -ENOSPC, "3 MiB over 1 MiB runs");
+
+	/* A free that joins three runs: MiB 3..5, no 4 MiB block in it. */
+	must_free(s, mib[4].handle);
+	e = must_alloc(s, 3 * MiB, 0, 0);
+	ASSERT_U64(e.offset, 3 * MiB);
+	refuse(s, &r3, -ENOSPC, "3 MiB with the 3 MiB run held");
+	must_free(s, mib[6].handle);
+	refuse(s, &r3, -ENOSPC, "3 MiB over MiB 6..7");
+
+	/* A shrink gives the tail back: MiB 5..7. */
+	ASSERT_RC(potad_shrink(s, e.handle, 2 * MiB, 0, NULL), 0);
+	CHECK_OK(s);
+	e = must_alloc(s, 3 * MiB, 0, 0);
+	ASSERT_U64(e.offset, 5 * MiB);
+	refuse(s, &r3, -ENOSPC, "3 MiB with every run 1 MiB long again");
+
+	/* MiB 9..11, the middle one dirty.  A clean search sees only clean
+	 * runs, and one inside a range only the runs there: neither may
+	 * lower the bound. */
+	ASSERT_RC(potad_free_ex(s, mib[10].handle, POTAD_FREE_DIRTY, NULL), 0);
+	CHECK_OK(s);
+	c = req_of(3 * MiB, 0, POTAD_ALLOC_CLEAN);
+	refuse(s, &c, -ENOSPC, "3 MiB clean over 1 MiB clean runs");
+	low = r3;
+	low.max = 8 * MiB;
+	refuse(s, &low, -ENOSPC, "3 MiB below 8 MiB");
+	e = must_alloc(s, 3 * MiB, 0, 0);
+	ASSERT_U64(e.offset, 9 * MiB);
+	destroy(s);
+}
+END_TEST
+
 START_TEST(alloc_range)
 {
 	struct potad_space *s = mk(0, MiB, 12);
@@ -3866,6 +3918,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, alloc_align_small_block);
 	tcase_add_test(tc, alloc_align_small_block_topdown);
 	tcase_add_test(tc, alloc_cma);
+	tcase_add_test(tc, alloc_run_bound);
 	tcase_add_test(tc, alloc_range);
 	tcase_add_test(tc, alloc_topdown);
 	tcase_add_test(tc, alloc_fixed);

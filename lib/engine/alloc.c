@@ -185,16 +185,36 @@ static bool fit_order(const struct potad_space *s, unsigned j, uint64_t L,
  * the nearest dirty block, one search per order that has dirty blocks.
  */
 
-/* The first unit of the free run holding free unit a (not below lo). */
-static uint64_t run_floor(const struct potad_space *s, uint64_t a,
-			  uint64_t lo)
+/* The end of the last extent that starts below a, or ub. */
+static uint64_t extent_floor(const struct potad_space *s, uint64_t a)
 {
-	uint64_t x = s->ub, key;
+	uint64_t key;
 	uint32_t slot;
 
 	if (a > s->ub && potad__rtree_prev(&s->index, &s->inodes, &s->vals,
 					   a - 1 - s->ub, &key, &slot))
-		x = desc_end(s, slot);
+		return desc_end(s, slot);
+	return s->ub;
+}
+
+/* The start of the first extent at or after b, or ue. */
+static uint64_t extent_ceil(const struct potad_space *s, uint64_t b)
+{
+	uint64_t key;
+	uint32_t slot;
+
+	if (b < s->ue && potad__rtree_next(&s->index, &s->inodes, &s->vals,
+					   b - s->ub, &key, &slot))
+		return s->ub + key;
+	return s->ue;
+}
+
+/* The first unit of the free run holding free unit a (not below lo). */
+static uint64_t run_floor(const struct potad_space *s, uint64_t a,
+			  uint64_t lo)
+{
+	uint64_t x = extent_floor(s, a);
+
 	if (s->npoison)
 		x = potad__poison_floor(s, x, a);
 	return x < lo ? lo : x;
@@ -205,12 +225,8 @@ static uint64_t run_floor(const struct potad_space *s, uint64_t a,
 static uint64_t run_ceil(const struct potad_space *s, uint64_t b,
 			 uint64_t hi)
 {
-	uint64_t x = s->ue, key;
-	uint32_t slot;
+	uint64_t x = extent_ceil(s, b);
 
-	if (b < s->ue && potad__rtree_next(&s->index, &s->inodes, &s->vals,
-					   b - s->ub, &key, &slot))
-		x = s->ub + key;
 	if (s->npoison)
 		x = potad__poison_ceil(s, b, x);
 	return x > hi ? hi : x;
@@ -311,40 +327,51 @@ static bool scan_seek(const struct potad_space *s, unsigned j, uint64_t from,
 		    : potad__rtree_next(t, &s->nodes, NULL, from, key, NULL);
 }
 
+/* A run search: the request, and what find_run() has found so far. */
+struct run_search {
+	uint64_t L, A, lo, hi;
+	bool down, clean;
+	bool found;
+	uint64_t best, run_lo, run_hi;
+	uint64_t longest; /* the longest run looked at */
+};
+
 /* One order's part of find_run(): its free blocks (clean ones, if clean;
  * only the dirty ones, with dirty_only) in address order, with the run
  * around each, until one fits or a fit already found cannot be beaten. */
-static void scan_runs(const struct potad_space *s, unsigned j, uint64_t L,
-		      uint64_t A, uint64_t lo, uint64_t hi, bool down,
-		      bool clean, bool dirty_only, bool *found, uint64_t *best,
-		      uint64_t *run_lo, uint64_t *run_hi)
+static void scan_runs(const struct potad_space *s, unsigned j, bool clean,
+		      bool dirty_only, struct run_search *q)
 {
-	uint64_t key = fkey(s, down ? hi - 1 : lo, j), v, rs, re, p;
+	uint64_t key = fkey(s, q->down ? q->hi - 1 : q->lo, j), v, rs, re, p;
+	const bool down = q->down;
 
 	while (scan_seek(s, j, key, down, clean, dirty_only, &key)) {
 		v = funit(s, key, j);
-		if (down ? v + pow2(j) <= lo : v >= hi)
+		if (down ? v + pow2(j) <= q->lo : v >= q->hi)
 			break;
-		if (*found && (down ? v + pow2(j) <= *best : v > *best))
+		if (q->found && (down ? v + pow2(j) <= q->best : v > q->best))
 			break;
 		rs = span_floor(s, v, s->ub, clean);
 		re = span_ceil(s, v + pow2(j), s->ue, clean);
-		if (fit(rs > lo ? rs : lo, re < hi ? re : hi, L, A, down, &p)) {
-			if (!*found || (down ? p > *best : p < *best)) {
-				*best = p;
-				*run_lo = rs;
-				*run_hi = re;
+		if (re - rs > q->longest)
+			q->longest = re - rs;
+		if (fit(rs > q->lo ? rs : q->lo, re < q->hi ? re : q->hi, q->L,
+			q->A, down, &p)) {
+			if (!q->found || (down ? p > q->best : p < q->best)) {
+				q->best = p;
+				q->run_lo = rs;
+				q->run_hi = re;
 			}
-			*found = true;
+			q->found = true;
 			break;
 		}
 		/* Skip the rest of this run. */
 		if (down) {
-			if (rs <= lo || rs == s->ub)
+			if (rs <= q->lo || rs == s->ub)
 				break;
 			key = fkey(s, rs - 1, j);
 		} else {
-			if (re >= hi || re >= s->ue)
+			if (re >= q->hi || re >= s->ue)
 				break;
 			key = fkey(s, re, j);
 		}
@@ -366,23 +393,46 @@ static void scan_runs(const struct potad_space *s, unsigned j, uint64_t L,
  * dirty block of an order below m, and the dirty blocks of those orders
  * are visited too.  Each order's scan skips a run once it has looked at
  * it, so it costs one step per run that holds such a block.
+ *
+ * A plain search of the whole space that fails has therefore looked at
+ * every run of 2^(m+1) - 1 units or more (each holds an aligned order-m
+ * block), so the longest run is the longest it saw or shorter than that:
+ * run_bound keeps it, and until a free lengthens a run (release() raises
+ * the bound), a request longer than the bound fails without a search.
+ * That is ZFS's metaslab max-size and ext4's largest-free-order idea, for
+ * the whole space: under long churn near full, the large requests that
+ * cannot fit are refused in O(1) instead of scanning every run again.
  */
-static bool find_run(const struct potad_space *s, uint64_t L, uint64_t A,
-		     uint64_t lo, uint64_t hi, bool down, bool clean,
-		     uint64_t *best, uint64_t *run_lo, uint64_t *run_hi)
+static bool find_run(struct potad_space *s, struct run_search *q)
 {
-	unsigned m = L == UINT64_MAX ? 62 : log2_floor(L + 1) - 1;
-	bool found = false;
+	unsigned m = q->L == UINT64_MAX ? 62 : log2_floor(q->L + 1) - 1;
 	uint64_t om;
 
-	for (om = usable(s, clean) & (~0ull << m); om; om &= om - 1)
-		scan_runs(s, ctz64(om), L, A, lo, hi, down, clean, false,
-			  &found, best, run_lo, run_hi);
-	if (!clean)
+	if (q->L > s->run_bound)
+		return false;
+	q->found = false;
+	q->longest = 0;
+	for (om = usable(s, q->clean) & (~0ull << m); om; om &= om - 1)
+		scan_runs(s, ctz64(om), q->clean, false, q);
+	if (!q->clean)
 		for (om = s->dnonempty & (pow2(m) - 1); om; om &= om - 1)
-			scan_runs(s, ctz64(om), L, A, lo, hi, down, false, true,
-				  &found, best, run_lo, run_hi);
-	return found;
+			scan_runs(s, ctz64(om), false, true, q);
+	if (!q->found && !q->clean && q->lo == s->ub && q->hi == s->ue) {
+		uint64_t unseen = pow2(m + 1) - 2;
+
+		s->run_bound = q->longest > unseen ? q->longest : unseen;
+	}
+	return q->found;
+}
+
+/* Every unit of [a, b) is now free or poisoned, so no run that touches it
+ * reaches past the extents on either side. */
+void potad__run_freed(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	uint64_t len = extent_ceil(s, b) - extent_floor(s, a);
+
+	if (len > s->run_bound)
+		s->run_bound = len;
 }
 
 /*
@@ -547,8 +597,16 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		if (found)
 			goto carve;
 	}
-	if (!find_run(s, L, A, lo, hi, down, clean, &p, &rlo, &rhi))
-		return -ENOSPC;
+	{
+		struct run_search q = { .L = L, .A = A, .lo = lo, .hi = hi,
+					.down = down, .clean = clean };
+
+		if (!find_run(s, &q))
+			return -ENOSPC;
+		p = q.best;
+		rlo = q.run_lo;
+		rhi = q.run_hi;
+	}
 	goto take;
 carve:
 	/* A free stretch below the block (above it, top-down) that is too

@@ -59,6 +59,10 @@ struct potad_space {
 	uint64_t nfree[POTAD_ORDERS];
 	struct rtree freeset[POTAD_ORDERS]; /* key: block index - (ub >> k) */
 	uint64_t dnonempty; /* bit k set: order k has dirty free blocks */
+	/* No free run is longer than this many units: set when a search of
+	 * the whole space fails, raised by frees; UINT64_MAX until then
+	 * (see find_run() in alloc.c). */
+	uint64_t run_bound;
 	uint64_t dirty_blocks, dirty_units;
 	struct rpool nodes;
 
@@ -224,6 +228,8 @@ bool potad__fb_del(struct potad_space *s, uint64_t u, unsigned k);
 /* The lowest free block, dirty or clean as asked, at or after x. */
 bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
 		       uint64_t *u, unsigned *k);
+/* [a, b) has just been freed: raise run_bound to the run it may have made. */
+void potad__run_freed(struct potad_space *s, uint64_t a, uint64_t b);
 
 /* Descriptors (extent.c). */
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,

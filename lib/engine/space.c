@@ -399,6 +399,7 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	s->wide = n > UINT32_MAX;
 	s->max_order = log2_floor(n);
 	s->freeslot = SLOT_NIL;
+	s->run_bound = UINT64_MAX;
 	potad__rpool_init(&s->nodes, sizeof(struct rnode));
 	potad__rpool_init(&s->inodes, sizeof(struct rnode));
 	potad__rpool_init(&s->vals, sizeof(uint32_t));
@@ -472,6 +473,8 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 		potad__desc_drop(s, slot);
 	else if (out)
 		potad__desc_fill(s, slot, out);
+	if (s->run_bound != UINT64_MAX)
+		potad__run_freed(s, a, b);
 	return 0;
 }
 

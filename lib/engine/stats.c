@@ -477,6 +477,16 @@ int potad_space_check(const struct potad_space *s, char *msg, size_t len)
 		rc = check_tiling(s, msg, len);
 	if (rc == 0)
 		rc = check_children(s, msg, len);
+	if (rc == 0 && s->run_bound != UINT64_MAX) {
+		uint64_t big;
+
+		potad_space_frag(s, &big, NULL);
+		if ((big >> s->g) > s->run_bound)
+			rc = fail(msg, len,
+				  "a free run of %" PRIu64
+				  " units, over the bound of %" PRIu64,
+				  big >> s->g, s->run_bound);
+	}
 	if (rc == 0 && msg && len)
 		msg[0] = '\0';
 	return rc;

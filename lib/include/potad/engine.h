@@ -148,7 +148,10 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * above (FIXED included), and -ENOSPC means that no aligned run of clean
  * free units of that length exists; without it clean and dirty units are
  * taken alike.  A clean search skips the dirty blocks of an order, at a
- * cost in proportion to the ones it skips.
+ * cost in proportion to the ones it skips.  A plain search of the whole
+ * space that fails leaves the length of the longest free run behind as a
+ * bound, which frees raise; until then a request longer than the bound
+ * fails at once, without a search.
  * -EINVAL: size 0, align not a power of two, min > max, a range that misses
  *          the space, an unknown flag, FIXED with an unaligned address;
  * -E2BIG:  larger than the space (or than its range);
