@@ -53,6 +53,14 @@
  *             util_256m= (utilisation after allocating 256 MiB extents
  *             until the first -ENOSPC) are printed; ns_per_op is the churn,
  *             refused allocations included.
+ * D1 isolate  W1's setup and stream in a space run as the daemon runs an
+ *             isolated device: every free comes back dirty
+ *             (POTAD_FREE_DIRTY) and every allocation takes clean units
+ *             only (POTAD_ALLOC_CLEAN).  When one is refused (enospc=),
+ *             the dirty runs from a rolling cursor on are marked clean, as
+ *             completed discards are, until 64 GiB have been (discards=:
+ *             the potad_set_clean() calls), and it is retried.  An
+ *             operation is one allocation, free or potad_set_clean().
  * R1 restore  Crash recovery.  A 64 GiB space gets 1,000,000 allocations
  *             of 4 KiB to 64 KiB (uniform in log2, rounded up to 4 KiB,
  *             from the stream seeded 43), then 100,000 steps that free a
@@ -275,11 +283,86 @@ static void wl_aging(struct run *r, struct result *res, int quick)
 	live_release(&l);
 }
 
+/* Mark the dirty runs from *cursor on clean, as a discard that completes
+ * does, until at least `bytes` have been, wrapping around once. */
+static void discard_some(struct run *r, struct result *res, uint64_t *cursor,
+			 uint64_t bytes)
+{
+	uint64_t done = 0, a, l;
+	int wrapped = 0, rc;
+
+	while (done < bytes) {
+		if (potad_dirty_next(r->s, *cursor, &a, &l) < 0) {
+			if (wrapped++)
+				break;
+			*cursor = 0;
+			continue;
+		}
+		rc = potad_set_clean(r->s, a, l, 1);
+		count_op(r);
+		if (rc < 0)
+			engine_error(r, "potad_set_clean", rc);
+		res->discards++;
+		done += l;
+		*cursor = a + l;
+	}
+	if (done == 0)
+		die("%s: a clean allocation was refused with no dirty space "
+		    "left to discard",
+		    r->wl);
+}
+
+static void wl_isolate(struct run *r, struct result *res, int quick)
+{
+	const uint64_t live = 100000;
+	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *len, cursor = 0;
+	struct potad_alloc_req req;
+	struct potad_extent e;
+	int rc;
+
+	h = xcalloc(live, sizeof(*h));
+	len = xcalloc(live, sizeof(*len));
+	space_new(r, 0, TIB);
+	set_phase(r, "setup");
+	w1_fill(r, live, h, len, NULL);
+
+	set_phase(r, "measure");
+	memset(&req, 0, sizeof(req));
+	req.flags = POTAD_ALLOC_CLEAN;
+	clock_start(r);
+	for (i = 0; i < steps; i++) {
+		uint64_t v = next_pick(r, live);
+
+		rc = potad_free_ex(r->s, h[v], POTAD_FREE_DIRTY, NULL);
+		count_op(r);
+		if (rc < 0)
+			engine_error(r, "potad_free_ex", rc);
+		r->used -= len[v];
+		req.size = next_size(r);
+		while ((rc = potad_alloc(r->s, &req, &e)) == -ENOSPC) {
+			count_op(r);
+			res->enospc++;
+			discard_some(r, res, &cursor, 64 * GIB);
+		}
+		count_op(r);
+		if (rc < 0)
+			engine_error(r, "potad_alloc(clean)", rc);
+		r->used += e.length;
+		h[v] = e.handle;
+		len[v] = e.length;
+	}
+	clock_stop(r);
+	finish_measure(r, res);
+	free(h);
+	free(len);
+}
+
 static const struct workload workloads[] = {
 	{ "W1", "churn", wl_churn },
 	{ "W2", "fill", wl_fill },
 	{ "W3", "aligned", wl_aligned },
 	{ "W4", "aging", wl_aging },
+	{ "D1", "isolate", wl_isolate },
 	{ "R1", "restore", wl_restore },
 	{ "L1", "list", wl_list },
 	{ "I1", "index", wl_index },
@@ -313,6 +396,10 @@ static void put_extras(const struct workload *w, const struct result *last)
 		put_kv("largest_free", "%llu",
 		       (unsigned long long)last->largest_free);
 		put_kv("util_256m", "%.4f", last->util_256m);
+	}
+	if (w->fn == wl_isolate) {
+		put_kv("enospc", "%llu", (unsigned long long)last->enospc);
+		put_kv("discards", "%llu", (unsigned long long)last->discards);
 	}
 	if (w->fn == wl_restore) {
 		put_kv("total_ms", "%.1f", last->total_ms);
@@ -425,7 +512,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: potad-bench-engine [--runs N] [--quick]\n"
-"                          [--only W1|W2|W3|W4|R1|L1|I1|X1|X2]\n"
+"                          [--only W1|W2|W3|W4|D1|R1|L1|I1|X1|X2]\n"
 "                          [--json]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
@@ -437,6 +524,10 @@ static void usage(FILE *f)
 "              replace the oldest of each (4 operations)\n"
 "  W4 aging    1 TiB space filled to 90%%, churned for 3x its capacity;\n"
 "              then frag, largest_free, util_256m\n"
+"  D1 isolate  W1's stream with every free dirty and every allocation\n"
+"              clean-only, as in an isolated device's space; a refused\n"
+"              one marks 64 GiB of dirty runs clean (a discard) and\n"
+"              retries (an operation: alloc, free or set_clean)\n"
 "  R1 restore  64 GiB space, 1,000,000 extents of 4K-64K, 100,000 churn\n"
 "              steps, 64 poisoned units; snapshot, then rebuild it in a\n"
 "              fresh space with potad_place (an operation: one extent)\n"
@@ -471,6 +562,8 @@ static void usage(FILE *f)
 "  enospc            W4: allocations refused during the churn; each one\n"
 "                    frees a random extent and retries the same size\n"
 "  util              W4: after the churn, which keeps at most 90%% used\n"
+"  enospc            D1: clean allocations refused; discards: the\n"
+"                    potad_set_clean calls that made room for them\n"
 "  frag              W4: potad_space_frag score after the churn, 0..1\n"
 "  largest_free      W4: largest free run after the churn (bytes)\n"
 "  util_256m         W4: used / size after allocating 256 MiB extents\n"
@@ -485,7 +578,8 @@ static void usage(FILE *f)
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
 "  --quick     divide step counts by 10, for a smoke run\n"
-"  --only W    run one workload (W1..W4, R1, L1, I1, X1, X2 or its name)\n"
+"  --only W    run one workload (W1..W4, D1, R1, L1, I1, X1, X2 or its\n"
+"              name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
 "  --help      show this text\n"
 "\n"
@@ -559,7 +653,7 @@ int main(int argc, char **argv)
 	}
 	if (!found) {
 		fprintf(stderr, "potad-bench-engine: no workload '%s' "
-				"(W1, W2, W3, W4, R1, L1, I1, X1 or X2)\n",
+				"(W1, W2, W3, W4, D1, R1, L1, I1, X1 or X2)\n",
 			only);
 		return 2;
 	}

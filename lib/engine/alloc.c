@@ -43,48 +43,44 @@ static inline uint64_t units_up(const struct potad_space *s, uint64_t bytes)
 }
 
 /*
- * Clean searches.  A clean request sees only the free blocks that are not
- * dirty: per order, freeset[k] minus dirty[k], searched a leaf word at a
- * time, and free runs that end where a dirty block begins as well as where
- * an extent or poison does.  With no dirty block anywhere all of this
- * reduces to the plain searches.
+ * Clean searches.  A clean request sees only the clean free blocks, which
+ * have trees of their own (see space.c), and free runs that end where a
+ * dirty block begins as well as where an extent or poison does.  With no
+ * dirty block anywhere all of this reduces to the plain searches.
  */
 
-/* The orders that hold a clean free block: O(orders with dirty blocks). */
-static uint64_t clean_mask(const struct potad_space *s)
+/* The orders a request may take a block of. */
+static inline uint64_t usable(const struct potad_space *s, bool clean)
 {
-	uint64_t m = s->nonempty;
-
-	for (uint64_t d = s->dnonempty; d; d &= d - 1) {
-		unsigned k = ctz64(d);
-
-		if (s->ndirty[k] == s->nfree[k])
-			m &= ~pow2(k);
-	}
-	return m;
+	return clean ? s->cnonempty : s->nonempty;
 }
 
-/* The orders a request may take a block of. */
-static uint64_t usable(const struct potad_space *s, bool clean)
+/* The first key of order j from `from` on (down: at or below it) in one
+ * state's tree. */
+static inline bool seek_in(const struct rtree *t, const struct rpool *nodes,
+			   uint64_t from, bool down, uint64_t *key)
 {
-	return clean ? clean_mask(s) : s->nonempty;
+	return down ? potad__rtree_prev(t, nodes, NULL, from, key, NULL)
+		    : potad__rtree_next(t, nodes, NULL, from, key, NULL);
 }
 
 /* The first key from `from` on (down: at or below it) of a free block of
- * order j, a clean one if clean.  Skipping dirty blocks costs a walk per
- * leaf word of them. */
+ * order j, a clean one if clean.  A plain request looks in both trees of
+ * an order that has dirty blocks and takes the nearer key. */
 static bool fb_seek(const struct potad_space *s, unsigned j, uint64_t from,
 		    bool down, bool clean, uint64_t *key)
 {
-	const struct rtree *t = &s->freeset[j];
+	uint64_t dk;
+	bool c, d;
 
-	if (clean && (s->dnonempty & pow2(j)))
-		return down ? potad__rtree_prev_diff(t, &s->dirty[j], &s->nodes,
-						     from, key)
-			    : potad__rtree_next_diff(t, &s->dirty[j], &s->nodes,
-						     from, key);
-	return down ? potad__rtree_prev(t, &s->nodes, NULL, from, key, NULL)
-		    : potad__rtree_next(t, &s->nodes, NULL, from, key, NULL);
+	if (clean || !(s->dnonempty & pow2(j)))
+		return seek_in(&s->clean[j], &s->nodes, from, down, key);
+	c = (s->cnonempty & pow2(j)) &&
+	    seek_in(&s->clean[j], &s->nodes, from, down, key);
+	d = seek_in(&s->dirty[j], &s->nodes, from, down, &dk);
+	if (d && (!c || (down ? dk > *key : dk < *key)))
+		*key = dk;
+	return c || d;
 }
 
 /* The lowest free block, dirty or clean as asked, that starts at or after
@@ -96,14 +92,12 @@ bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
 
 	if (x >= s->ue)
 		return false;
-	for (uint64_t m = dirty ? s->dnonempty : clean_mask(s); m; m &= m - 1) {
+	for (uint64_t m = dirty ? s->dnonempty : s->cnonempty; m; m &= m - 1) {
 		unsigned j = ctz64(m);
 		uint64_t i = (x >> j) + ((x & (pow2(j) - 1)) != 0), key, v;
 
-		if (!(dirty ? potad__rtree_next(&s->dirty[j], &s->nodes, NULL,
-						i - forigin(s, j), &key, NULL)
-			    : fb_seek(s, j, i - forigin(s, j), false, true,
-				      &key)))
+		if (!seek_in(FB_TREE(s, dirty, j), &s->nodes, i - forigin(s, j),
+			     false, &key))
 			continue;
 		v = funit(s, key, j);
 		if (!found || v < *u) {
@@ -293,8 +287,8 @@ static int take_in_run(struct potad_space *s, uint64_t a, uint64_t b,
 		fd = potad__fb_dirty(s, ra, piece(ra, hi));
 		ld = potad__fb_dirty(s, rb - pow2(k), k);
 	}
-	rc = potad__reserve(s, potad__range_need(s, ra, a, fd) +
-				   potad__range_need(s, b, rb, ld));
+	rc = potad__reserve(s, potad__range_need(s, ra, a) +
+				   potad__range_need(s, b, rb));
 	if (rc < 0)
 		return rc;
 	for (x = ra; x < b; x += pow2(k)) {
@@ -394,21 +388,24 @@ static void scan_runs(const struct potad_space *s, unsigned j, bool clean,
  * are visited too.  Each order's scan skips a run once it has looked at
  * it, so it costs one step per run that holds such a block.
  *
- * A plain search of the whole space that fails has therefore looked at
- * every run of 2^(m+1) - 1 units or more (each holds an aligned order-m
- * block), so the longest run is the longest it saw or shorter than that:
- * run_bound keeps it, and until a free lengthens a run (release() raises
- * the bound), a request longer than the bound fails without a search.
- * That is ZFS's metaslab max-size and ext4's largest-free-order idea, for
- * the whole space: under long churn near full, the large requests that
- * cannot fit are refused in O(1) instead of scanning every run again.
+ * A search of the whole space that fails has therefore looked at every
+ * run (every clean run, for a clean request) of 2^(m+1) - 1 units or more,
+ * since each holds an aligned order-m block, so the longest such run is
+ * the longest it saw or shorter than that.  run_bound and clean_bound keep
+ * it, and until a free (or potad_set_clean()) lengthens a run, a request
+ * longer than the bound fails without a search.  That is ZFS's metaslab
+ * max-size and ext4's largest-free-order idea, for the whole space: under
+ * long churn near full, the large requests that cannot fit are refused in
+ * O(1) instead of scanning every run again, and so are the clean requests
+ * of a space whose free units have all turned dirty.
  */
 static bool find_run(struct potad_space *s, struct run_search *q)
 {
 	unsigned m = q->L == UINT64_MAX ? 62 : log2_floor(q->L + 1) - 1;
-	uint64_t om;
+	uint64_t om, *bound = q->clean ? &s->clean_bound : &s->run_bound;
 
-	if (q->L > s->run_bound)
+	/* A clean run is a plain run too. */
+	if (q->L > s->run_bound || q->L > *bound)
 		return false;
 	q->found = false;
 	q->longest = 0;
@@ -417,22 +414,30 @@ static bool find_run(struct potad_space *s, struct run_search *q)
 	if (!q->clean)
 		for (om = s->dnonempty & (pow2(m) - 1); om; om &= om - 1)
 			scan_runs(s, ctz64(om), false, true, q);
-	if (!q->found && !q->clean && q->lo == s->ub && q->hi == s->ue) {
+	if (!q->found && q->lo == s->ub && q->hi == s->ue) {
 		uint64_t unseen = pow2(m + 1) - 2;
 
-		s->run_bound = q->longest > unseen ? q->longest : unseen;
+		*bound = q->longest > unseen ? q->longest : unseen;
 	}
 	return q->found;
 }
 
-/* Every unit of [a, b) is now free or poisoned, so no run that touches it
- * reaches past the extents on either side. */
-void potad__run_freed(struct potad_space *s, uint64_t a, uint64_t b)
+/* No unit of [a, b) is held now, so no run that touches it reaches past
+ * the extents on either side. */
+void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b,
+		      bool plain, bool clean)
 {
-	uint64_t len = extent_ceil(s, b) - extent_floor(s, a);
+	uint64_t len;
 
-	if (len > s->run_bound)
+	plain = plain && s->run_bound != UINT64_MAX;
+	clean = clean && s->clean_bound != UINT64_MAX;
+	if (!plain && !clean)
+		return;
+	len = extent_ceil(s, b) - extent_floor(s, a);
+	if (plain && len > s->run_bound)
 		s->run_bound = len;
+	if (clean && len > s->clean_bound)
+		s->clean_bound = len;
 }
 
 /*
@@ -646,8 +651,8 @@ carve:
 		}
 	}
 	d = potad__fb_dirty(s, u, j);
-	rc = potad__reserve(s, potad__range_need(s, u, p, d) +
-				   potad__range_need(s, p + L, u + pow2(j), d));
+	rc = potad__reserve(s, potad__range_need(s, u, p) +
+				   potad__range_need(s, p + L, u + pow2(j)));
 	if (rc < 0)
 		return rc;
 	potad__fb_del(s, u, j);

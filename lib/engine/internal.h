@@ -54,15 +54,17 @@ struct potad_space {
 	uint64_t ub, ue;   /* units [ub, ue) */
 	unsigned g;        /* granule shift */
 	unsigned max_order;
-	uint64_t nonempty; /* bit k set: order k has free blocks */
+	uint64_t nonempty;  /* bit k set: order k has free blocks */
+	uint64_t cnonempty; /* bit k set: order k has clean free blocks */
 	uint64_t free_units, used_units, poison_units, free_blocks;
-	uint64_t nfree[POTAD_ORDERS];
-	struct rtree freeset[POTAD_ORDERS]; /* key: block index - (ub >> k) */
+	uint64_t nclean[POTAD_ORDERS]; /* clean free blocks per order */
+	struct rtree clean[POTAD_ORDERS]; /* the clean ones; key: fkey() */
 	uint64_t dnonempty; /* bit k set: order k has dirty free blocks */
-	/* No free run is longer than this many units: set when a search of
-	 * the whole space fails, raised by frees; UINT64_MAX until then
-	 * (see find_run() in alloc.c). */
-	uint64_t run_bound;
+	/* No free run (no clean one) is longer than this many units: set
+	 * when a search of the whole space fails, raised by frees (and by
+	 * potad_set_clean()); UINT64_MAX until then (see find_run() in
+	 * alloc.c). */
+	uint64_t run_bound, clean_bound;
 	uint64_t dirty_blocks, dirty_units;
 	struct rpool nodes;
 
@@ -91,10 +93,10 @@ struct potad_space {
 	struct potad_space **children;
 	uint32_t nchildren, capchildren;
 
-	/* The dirty free blocks: a subset of freeset, same keys, same pool.
-	 * Clean is the default, so a space that never saw a dirty free
-	 * keeps these empty and pays one mask test for them; they come last
-	 * so as not to push the hot fields apart. */
+	/* The dirty free blocks, beside the clean ones: same keys, same
+	 * pool.  Clean is the default, so a space that never saw a dirty
+	 * free keeps these empty and pays one mask test for them; they come
+	 * last so as not to push the hot fields apart. */
 	uint64_t ndirty[POTAD_ORDERS];
 	struct rtree dirty[POTAD_ORDERS];
 };
@@ -192,6 +194,9 @@ static inline unsigned piece(uint64_t a, uint64_t b)
 	return t < k ? t : k;
 }
 
+/* The tree of the free blocks of order k that are dirty, or clean. */
+#define FB_TREE(s, d, k) ((d) ? &(s)->dirty[k] : &(s)->clean[k])
+
 /* Free-block primitives (space.c). */
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k);
 /* Whether the free block of order k at u is dirty. */
@@ -204,10 +209,9 @@ static inline bool potad__fb_dirty(const struct potad_space *s, uint64_t u,
 }
 bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 		    unsigned *k);
-/* Node-pool elements that inserting [a, b)'s blocks, clean or dirty, may
- * need. */
-uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
-			   bool dirty);
+/* Node-pool elements that inserting [a, b)'s blocks may need. */
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
+			   uint64_t b);
 /* Free [a, b), clean or dirty, merging with buddies of its cleanliness. */
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
 		       bool dirty);
@@ -228,8 +232,10 @@ bool potad__fb_del(struct potad_space *s, uint64_t u, unsigned k);
 /* The lowest free block, dirty or clean as asked, at or after x. */
 bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
 		       uint64_t *u, unsigned *k);
-/* [a, b) has just been freed: raise run_bound to the run it may have made. */
-void potad__run_freed(struct potad_space *s, uint64_t a, uint64_t b);
+/* The units of [a, b) have just become free (plain), or clean (clean):
+ * raise the bounds on the runs they may have lengthened. */
+void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b,
+		      bool plain, bool clean);
 
 /* Descriptors (extent.c). */
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
@@ -281,7 +287,7 @@ bool potad__poison_overlaps(const struct potad_space *s, uint64_t a,
 void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b,
 			    bool dirty);
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
-				uint64_t b, bool dirty);
+				uint64_t b);
 /* Take the unpoisoned units of [a, b), all free, out of the free lists,
  * and what that needs reserved first. */
 void potad__take_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b);

@@ -102,9 +102,10 @@ static uint64_t each_gap(struct potad_space *s, uint64_t a, uint64_t b,
 }
 
 static uint64_t gap_need(struct potad_space *s, uint64_t a, uint64_t b,
-			 bool dirty)
+			 bool unused)
 {
-	return potad__range_need(s, a, b, dirty);
+	(void)unused;
+	return potad__range_need(s, a, b);
 }
 
 static uint64_t gap_free(struct potad_space *s, uint64_t a, uint64_t b,
@@ -115,9 +116,9 @@ static uint64_t gap_free(struct potad_space *s, uint64_t a, uint64_t b,
 }
 
 uint64_t potad__unpoisoned_need(const struct potad_space *s, uint64_t a,
-				uint64_t b, bool dirty)
+				uint64_t b)
 {
-	return each_gap((struct potad_space *)s, a, b, gap_need, dirty);
+	return each_gap((struct potad_space *)s, a, b, gap_need, false);
 }
 
 void potad__free_unpoisoned(struct potad_space *s, uint64_t a, uint64_t b,

@@ -770,69 +770,6 @@ int potad__rtree_walk(const struct rtree *t, const struct rpool *nodes,
 			 arg);
 }
 
-/* The leaf word that holds key's bit, or 0 if the tree has no such leaf. */
-static uint64_t leaf_word(const struct rtree *t, const struct rpool *nodes,
-			  uint64_t key)
-{
-	const struct rnode *n = &t->root;
-	unsigned i;
-
-	if (key > potad__rtree_maxkey(t))
-		return 0;
-	for (unsigned lvl = t->depth - 1u; lvl > 0; lvl--) {
-		if (single(n, lvl))
-			return n->bits >> 6 == (key & span_mask(lvl)) >> 6
-				       ? bit(n->bits & 63)
-				       : 0;
-		i = digit(key, lvl);
-		if (!(n->bits & bit(i)))
-			return 0;
-		n = kids(nodes, n) + rank(n->bits, i);
-	}
-	return n->bits;
-}
-
-bool potad__rtree_next_diff(const struct rtree *a, const struct rtree *b,
-			    const struct rpool *nodes, uint64_t from,
-			    uint64_t *key)
-{
-	uint64_t k, w;
-
-	while (potad__rtree_next(a, nodes, NULL, from, &k, NULL)) {
-		w = leaf_word(a, nodes, k) & ~leaf_word(b, nodes, k) &
-		    (bit(k & 63) | above(k & 63));
-		if (w) {
-			*key = (k & ~63ull) | (unsigned)__builtin_ctzll(w);
-			return true;
-		}
-		if ((k | 63) == UINT64_MAX)
-			break;
-		from = (k | 63) + 1;
-	}
-	return false;
-}
-
-bool potad__rtree_prev_diff(const struct rtree *a, const struct rtree *b,
-			    const struct rpool *nodes, uint64_t from,
-			    uint64_t *key)
-{
-	uint64_t k, w;
-
-	while (potad__rtree_prev(a, nodes, NULL, from, &k, NULL)) {
-		w = leaf_word(a, nodes, k) & ~leaf_word(b, nodes, k) &
-		    (below(k & 63) | bit(k & 63));
-		if (w) {
-			*key =
-			    (k & ~63ull) | (63 - (unsigned)__builtin_clzll(w));
-			return true;
-		}
-		if (k < 64)
-			break;
-		from = (k & ~63ull) - 1;
-	}
-	return false;
-}
-
 static bool verify_node(const struct rnode *n, unsigned lvl, bool map,
 			bool root, const struct rpool *np,
 			const struct rpool *vp)

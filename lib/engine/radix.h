@@ -107,16 +107,6 @@ bool potad__rtree_next(const struct rtree *t, const struct rpool *nodes,
 bool potad__rtree_prev(const struct rtree *t, const struct rpool *nodes,
 		       const struct rpool *vals, uint64_t from, uint64_t *key,
 		       uint32_t *val);
-/* The smallest key >= from (next) or largest key <= from (prev) that is in
- * a but not in b, two sets over the same keys in the same pool; false if
- * none.  One leaf word of each is compared at a time, so a run of keys that
- * b also holds costs a walk per leaf it fills, not one per key. */
-bool potad__rtree_next_diff(const struct rtree *a, const struct rtree *b,
-			    const struct rpool *nodes, uint64_t from,
-			    uint64_t *key);
-bool potad__rtree_prev_diff(const struct rtree *a, const struct rtree *b,
-			    const struct rpool *nodes, uint64_t from,
-			    uint64_t *key);
 /* A cursor over a tree's keys in order, from key `from` on: one walk down
  * per leaf word rather than per key.  Zero it, set from, and call
  * potad__rtree_iter() until it returns false; the tree must not change in

@@ -25,135 +25,134 @@
  *
  * Clean and dirty.  A freed extent still holds its owner's data, so each
  * free block is clean (never used since the space was made, or discarded)
- * or dirty.  freeset[k] keeps every free block, whatever its state, so the
- * code that only asks "is it free" is untouched; dirty[k] holds the keys of
- * the dirty ones, a subset, in the same pool.  The alternative, a clean and
- * a dirty tree that split the free blocks between them, would make every
- * plain allocation search two trees per order; this way only clean
- * requests pay, and a space that never saw a dirty free pays one mask test
- * per primitive.  Buddies merge only when both have the same state: a small
- * dirty free must not turn a large clean block dirty.  So the invariant is
- * that no two free buddies of the same state are left unmerged, and a split
- * block leaves its own state to what remains of it.  Within a stretch of
- * free units all clean or all dirty the blocks are therefore still the
- * stretch's maximal aligned pieces, which the clean search, the run
- * assembly and potad_dirty_next() rely on.
+ * or dirty, and each state has its own tree per order: clean[k] and
+ * dirty[k] split the free blocks between them.  Buddies merge only when
+ * both have the same state (a small dirty free must not turn a large clean
+ * block dirty), which is one pairing walk in the state's tree, as in a
+ * space with one state.  So the invariant is that no two free buddies of
+ * the same state are left unmerged, and a split block leaves its own state
+ * to what remains of it.  Within a stretch of free units all clean or all
+ * dirty the blocks are therefore still the stretch's maximal aligned
+ * pieces, which the run assembly and potad_dirty_next() rely on.
  *
- * A clean request searches for blocks in freeset[k] minus dirty[k], a leaf
- * word at a time: an order crowded with dirty blocks costs one walk per
- * leaf of them that it skips.  A plain request is placed exactly as before
- * cleanliness existed, but its run assembly must also look at dirty blocks
- * of the lower orders (see find_run).
+ * A clean request searches clean[k] alone, in O(log) whatever the dirty
+ * blocks around it.  A plain request searches both trees of an order and
+ * takes the nearer block, but only for the orders that have dirty blocks:
+ * a space that never saw a dirty free pays one mask test for them.  (Until
+ * 2026-12-07 dirty[k] was a subset of one tree of all free blocks, so that
+ * plain requests searched one tree; a clean request then skipped dirty
+ * blocks a leaf word at a time, and an isolated space on a device, where
+ * every free is dirty and every allocation clean, slowed down with every
+ * dirty block: 186 us per operation at 138,000 of them.)
  */
 
 bool potad__fb_test(const struct potad_space *s, uint64_t u, unsigned k)
 {
+	uint64_t key;
+
 	if (!(s->nonempty & pow2(k)) || !block_inside(s, u, k))
 		return false;
-	return potad__rtree_get(&s->freeset[k], &s->nodes, NULL, fkey(s, u, k),
-				NULL);
+	key = fkey(s, u, k);
+	if ((s->cnonempty & pow2(k)) &&
+	    potad__rtree_get(&s->clean[k], &s->nodes, NULL, key, NULL))
+		return true;
+	return (s->dnonempty & pow2(k)) &&
+	       potad__rtree_get(&s->dirty[k], &s->nodes, NULL, key, NULL);
 }
 
-/* Out of line, so that the clean paths that call fb_add() and potad__fb_del()
- * stay as small as they were before dirty blocks existed. */
-static __attribute__((noinline)) void dirty_add(struct potad_space *s,
-						uint64_t u, unsigned k)
+/* The dirty half of count_in() and count_out(): out of line, so that the
+ * clean paths stay as small as they were before dirty blocks existed. */
+static __attribute__((noinline)) void dirty_in(struct potad_space *s,
+					       unsigned k)
 {
-	potad__rtree_insert(&s->dirty[k], &s->nodes, NULL, fkey(s, u, k), 0);
 	s->ndirty[k]++;
 	s->dirty_blocks++;
 	s->dirty_units += pow2(k);
 	s->dnonempty |= pow2(k);
 }
 
-/* Drop the block's key from the dirty set; whether it was there. */
-static __attribute__((noinline)) bool dirty_del(struct potad_space *s,
-						uint64_t u, unsigned k)
+static __attribute__((noinline)) void dirty_out(struct potad_space *s,
+						unsigned k)
 {
-	if (!potad__rtree_remove(&s->dirty[k], &s->nodes, NULL, fkey(s, u, k)))
-		return false;
-	if (--s->ndirty[k] == 0)
+	if (--s->ndirty[k] == 0) {
 		s->dnonempty &= ~pow2(k);
+		s->nonempty = s->cnonempty | s->dnonempty;
+	}
 	s->dirty_blocks--;
 	s->dirty_units -= pow2(k);
-	return true;
 }
 
-/* The counters of a block of order k that goes into freeset[k] or leaves
- * it. */
-static inline void count_in(struct potad_space *s, unsigned k)
+/* The counters of a block of order k that goes into a tree or leaves it. */
+static inline void count_in(struct potad_space *s, unsigned k, bool dirty)
 {
-	s->nfree[k]++;
 	s->free_blocks++;
 	s->free_units += pow2(k);
 	s->nonempty |= pow2(k);
+	if (dirty) {
+		dirty_in(s, k);
+	} else {
+		s->nclean[k]++;
+		s->cnonempty |= pow2(k);
+	}
 }
 
-static inline void count_out(struct potad_space *s, unsigned k)
+static inline void count_out(struct potad_space *s, unsigned k, bool dirty)
 {
-	if (--s->nfree[k] == 0)
-		s->nonempty &= ~pow2(k);
 	s->free_blocks--;
 	s->free_units -= pow2(k);
+	if (dirty) {
+		dirty_out(s, k);
+	} else if (--s->nclean[k] == 0) {
+		s->cnonempty &= ~pow2(k);
+		s->nonempty = s->cnonempty | s->dnonempty;
+	}
 }
 
 static inline void fb_add(struct potad_space *s, uint64_t u, unsigned k,
 			  bool dirty)
 {
-	potad__rtree_insert(&s->freeset[k], &s->nodes, NULL, fkey(s, u, k), 0);
-	count_in(s, k);
-	if (dirty)
-		dirty_add(s, u, k);
+	potad__rtree_insert(FB_TREE(s, dirty, k), &s->nodes, NULL,
+			    fkey(s, u, k), 0);
+	count_in(s, k, dirty);
 }
 
 /* Take a free block out of the lists; whether it was dirty, so that what
  * is put back of it can keep that. */
 bool potad__fb_del(struct potad_space *s, uint64_t u, unsigned k)
 {
-	if (!potad__rtree_remove(&s->freeset[k], &s->nodes, NULL,
-				 fkey(s, u, k)))
+	uint64_t key = fkey(s, u, k);
+
+	if ((s->cnonempty & pow2(k)) &&
+	    potad__rtree_remove(&s->clean[k], &s->nodes, NULL, key)) {
+		count_out(s, k, false);
 		return false;
-	count_out(s, k);
-	return (s->dnonempty & pow2(k)) && dirty_del(s, u, k);
+	}
+	if ((s->dnonempty & pow2(k)) &&
+	    potad__rtree_remove(&s->dirty[k], &s->nodes, NULL, key)) {
+		count_out(s, k, true);
+		return true;
+	}
+	return false;
 }
 
-/* If the clean block (u, k)'s buddy is free, take it out and return true;
- * otherwise put (u, k) in.  One walk either way. */
-static inline bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k)
+/* If the buddy of (u, k) is free in the same state, take it out and return
+ * true; otherwise put (u, k) in.  One walk either way. */
+static inline bool pair_or_add(struct potad_space *s, uint64_t u, unsigned k,
+			       bool dirty)
 {
-	if (k >= 63 || !(s->nonempty & pow2(k)) ||
-	    !block_inside(s, u ^ pow2(k), k)) {
-		fb_add(s, u, k, false);
+	uint64_t m = dirty ? s->dnonempty : s->cnonempty;
+
+	if (k >= 63 || !(m & pow2(k)) || !block_inside(s, u ^ pow2(k), k)) {
+		fb_add(s, u, k, dirty);
 		return false;
 	}
-	if (!potad__rtree_pair(&s->freeset[k], &s->nodes, fkey(s, u, k))) {
-		count_in(s, k);
+	if (!potad__rtree_pair(FB_TREE(s, dirty, k), &s->nodes,
+			       fkey(s, u, k))) {
+		count_in(s, k, dirty);
 		return false;
 	}
-	count_out(s, k);
+	count_out(s, k, dirty);
 	return true;
-}
-
-/* fb_free() where dirty blocks exist or the block is dirty: the buddy must
- * also be of the block's state.  A clean block still pairs in one walk
- * once the dirty set says its buddy is not dirty; a dirty one only looks
- * at the dirty set, and stops at the first order that has none. */
-static void fb_free_mixed(struct potad_space *s, uint64_t u, unsigned k,
-			  bool dirty)
-{
-	while (k < 63 && block_inside(s, u ^ pow2(k), k)) {
-		uint64_t b = u ^ pow2(k);
-
-		if (potad__fb_dirty(s, b, k) != dirty)
-			break;
-		if (dirty)
-			potad__fb_del(s, b, k);
-		else if (!pair_or_add(s, u, k))
-			return;
-		u &= ~pow2(k);
-		k++;
-	}
-	fb_add(s, u, k, dirty);
 }
 
 /* Insert a free block, merging it with its buddy for as long as it can:
@@ -161,11 +160,7 @@ static void fb_free_mixed(struct potad_space *s, uint64_t u, unsigned k,
  * out or puts the block in. */
 static void fb_free(struct potad_space *s, uint64_t u, unsigned k, bool dirty)
 {
-	if (dirty || s->dirty_blocks) {
-		fb_free_mixed(s, u, k, dirty);
-		return;
-	}
-	while (pair_or_add(s, u, k)) {
+	while (pair_or_add(s, u, k, dirty)) {
 		u &= ~pow2(k);
 		k++;
 	}
@@ -174,10 +169,9 @@ static void fb_free(struct potad_space *s, uint64_t u, unsigned k, bool dirty)
 /* The blocks of [a, b) without cutting it: m, the most aligned unit in
  * (a, b], splits it into [a, m), one block per bit of m - a, and [m, b),
  * one per bit of b - m.  A tree is no deeper than those of lower orders,
- * so each half's smallest block bounds what any of its inserts may need.
- * A dirty block goes into two trees of the same depth. */
-uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
-			   bool dirty)
+ * so each half's smallest block bounds what any of its inserts may need;
+ * the clean and the dirty tree of an order have the same depth. */
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b)
 {
 	uint64_t m, need = 0;
 
@@ -186,11 +180,11 @@ uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b,
 	m = b & ~(pow2(log2_floor(a ^ b)) - 1);
 	if (m > a)
 		need += (uint64_t)__builtin_popcountll(m - a) *
-			potad__rtree_insert_need(&s->freeset[ctz64(m - a)]);
+			potad__rtree_insert_need(&s->clean[ctz64(m - a)]);
 	if (b > m)
 		need += (uint64_t)__builtin_popcountll(b - m) *
-			potad__rtree_insert_need(&s->freeset[ctz64(b - m)]);
-	return dirty ? 2 * need : need;
+			potad__rtree_insert_need(&s->clean[ctz64(b - m)]);
+	return need;
 }
 
 /* Put [a, b) back as maximal aligned blocks that need no merging. */
@@ -204,19 +198,19 @@ void potad__add_range(struct potad_space *s, uint64_t a, uint64_t b, bool dirty)
 	}
 }
 
-/* free_clean()'s step for a block (*u, k) whose buddy lies to its left:
+/* free_pieces()'s step for a block (*u, k) whose buddy lies to its left:
  * merge with the block waiting below it (one of the *n), or else with a
  * free buddy below the range, unless a block that stays lies below.
  * False when the block stays (it is then in its tree). */
 static bool merge_left(struct potad_space *s, uint64_t *u, unsigned k,
-		       unsigned *n, bool stays)
+		       unsigned *n, bool stays, bool dirty)
 {
 	if (*n > 0) {
 		(*n)--;
 	} else if (stays) {
-		fb_add(s, *u, k, false);
+		fb_add(s, *u, k, dirty);
 		return false;
-	} else if (!pair_or_add(s, *u, k)) {
+	} else if (!pair_or_add(s, *u, k, dirty)) {
 		return false;
 	}
 	*u -= pow2(k);
@@ -224,7 +218,7 @@ static bool merge_left(struct potad_space *s, uint64_t *u, unsigned k,
 }
 
 /*
- * Freeing [a, b) where no block is dirty.  Freeing each piece with
+ * Freeing [a, b), all in one state.  Freeing each piece with
  * fb_free() would put a piece in only to take it out again when the next
  * piece turns out to be its buddy; here the pieces merge with each other
  * in registers, and the trees see only the buddies outside [a, b) and the
@@ -243,7 +237,8 @@ static bool merge_left(struct potad_space *s, uint64_t *u, unsigned k,
  * still waits then stays, since each one's buddy holds a block that does.
  * The result is the one the buddy invariant allows, as with fb_free().
  */
-static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
+static void free_pieces(struct potad_space *s, uint64_t a, uint64_t b,
+			bool dirty)
 {
 	struct {
 		uint64_t u;
@@ -263,7 +258,7 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 				wait[n++].k = k;
 				break;
 			}
-			if (!merge_left(s, &u, k, &n, stays)) {
+			if (!merge_left(s, &u, k, &n, stays, dirty)) {
 				stays = true;
 				break;
 			}
@@ -276,9 +271,9 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 		k = wait[n].k;
 		for (;;) {
 			if (k >= 63 || !(u & pow2(k))) {
-				if (!pair_or_add(s, u, k))
+				if (!pair_or_add(s, u, k, dirty))
 					break;
-			} else if (!merge_left(s, &u, k, &n, stays)) {
+			} else if (!merge_left(s, &u, k, &n, stays, dirty)) {
 				break;
 			}
 			k++;
@@ -286,7 +281,7 @@ static void free_clean(struct potad_space *s, uint64_t a, uint64_t b)
 	}
 	while (n > 0) {
 		n--;
-		fb_add(s, wait[n].u, wait[n].k, false);
+		fb_add(s, wait[n].u, wait[n].k, dirty);
 	}
 }
 
@@ -299,17 +294,10 @@ void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
 		return;
 	/* One piece has nothing to merge with in registers. */
 	k = piece(a, b);
-	if (a + pow2(k) != b && !dirty && !s->dirty_blocks) {
-		free_clean(s, a, b);
-		return;
-	}
-	for (;;) {
+	if (a + pow2(k) != b)
+		free_pieces(s, a, b, dirty);
+	else
 		fb_free(s, a, k, dirty);
-		a += pow2(k);
-		if (a >= b)
-			break;
-		k = piece(a, b);
-	}
 }
 
 bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
@@ -319,9 +307,7 @@ bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 		unsigned j = ctz64(m);
 		uint64_t v = x & ~(pow2(j) - 1);
 
-		if (block_inside(s, v, j) &&
-		    potad__rtree_get(&s->freeset[j], &s->nodes, NULL,
-				     fkey(s, v, j), NULL)) {
+		if (potad__fb_test(s, v, j)) {
 			*u = v;
 			*k = j;
 			return true;
@@ -341,17 +327,14 @@ uint64_t potad__take_need(const struct potad_space *s, uint64_t a, uint64_t b)
 {
 	uint64_t u, need = 0;
 	unsigned k;
-	bool d;
 
 	if (potad__fb_find(s, a, &u, &k)) {
-		d = potad__fb_dirty(s, u, k);
-		need += potad__range_need(s, u, a, d);
+		need += potad__range_need(s, u, a);
 		if (u + pow2(k) > b)
-			need += potad__range_need(s, b, u + pow2(k), d);
+			need += potad__range_need(s, b, u + pow2(k));
 	}
 	if (potad__fb_find(s, b - 1, &u, &k) && u >= a)
-		need += potad__range_need(s, b, u + pow2(k),
-					  potad__fb_dirty(s, u, k));
+		need += potad__range_need(s, b, u + pow2(k));
 	return need;
 }
 
@@ -399,12 +382,12 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	s->wide = n > UINT32_MAX;
 	s->max_order = log2_floor(n);
 	s->freeslot = SLOT_NIL;
-	s->run_bound = UINT64_MAX;
+	s->run_bound = s->clean_bound = UINT64_MAX;
 	potad__rpool_init(&s->nodes, sizeof(struct rnode));
 	potad__rpool_init(&s->inodes, sizeof(struct rnode));
 	potad__rpool_init(&s->vals, sizeof(uint32_t));
 	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
-		potad__rtree_init(&s->freeset[k],
+		potad__rtree_init(&s->clean[k],
 				  ((s->ue - 1) >> k) - forigin(s, k), false);
 		potad__rtree_init(&s->dirty[k],
 				  ((s->ue - 1) >> k) - forigin(s, k), false);
@@ -413,7 +396,7 @@ int potad_space_new(struct potad_space **out, uint64_t base, uint64_t size,
 	/* Seeding inserts into empty trees: exactly one single-node array
 	 * per level below each root, not the worst case. */
 	for (uint64_t a = s->ub; a < s->ue; a += pow2(piece(a, s->ue)))
-		need += s->freeset[piece(a, s->ue)].depth - 1u;
+		need += s->clean[piece(a, s->ue)].depth - 1u;
 	if (potad__reserve(s, need) < 0) {
 		potad__rpool_fini(&s->nodes);
 		free(s);
@@ -455,8 +438,8 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	a = start + (whole ? 0 : length >> s->g);
 	b = desc_end(s, slot);
 	poisoned = s->npoison && potad__poison_overlaps(s, a, b);
-	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b, dirty)
-					: potad__range_need(s, a, b, dirty));
+	rc = potad__reserve(s, poisoned ? potad__unpoisoned_need(s, a, b)
+					: potad__range_need(s, a, b));
 	if (rc < 0)
 		return rc;
 	if (whole && out)
@@ -473,8 +456,9 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 		potad__desc_drop(s, slot);
 	else if (out)
 		potad__desc_fill(s, slot, out);
-	if (s->run_bound != UINT64_MAX)
-		potad__run_freed(s, a, b);
+	/* Until a search fails there is no bound to keep. */
+	if (s->run_bound != UINT64_MAX || s->clean_bound != UINT64_MAX)
+		potad__runs_grew(s, a, b, true, !dirty);
 	return 0;
 }
 
@@ -543,9 +527,9 @@ int potad_set_clean(struct potad_space *s, uint64_t offset, uint64_t length,
 		e = u + pow2(k);
 		ia = u > a ? u : a;
 		ib = e < b ? e : b;
-		need += potad__range_need(s, u, ia, !dirty) +
-			potad__range_need(s, ib, e, !dirty) +
-			potad__range_need(s, ia, ib, dirty);
+		need += potad__range_need(s, u, ia) +
+			potad__range_need(s, ib, e) +
+			potad__range_need(s, ia, ib);
 	}
 	rc = potad__reserve(s, need);
 	if (rc < 0)
@@ -559,6 +543,8 @@ int potad_set_clean(struct potad_space *s, uint64_t offset, uint64_t length,
 		potad__add_range(s, ib, e, !dirty);
 		potad__free_range(s, ia, ib, dirty);
 	}
+	if (clean)
+		potad__runs_grew(s, a, b, false, true);
 	return 0;
 }
 

@@ -26,7 +26,8 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 	st->meta_bytes = sizeof(*s) + potad__rpool_bytes(&s->nodes) +
 			 st->extent_bytes + s->cappoison * sizeof(struct ival) +
 			 s->capchildren * sizeof(s->children[0]);
-	memcpy(st->free_per_order, s->nfree, sizeof(st->free_per_order));
+	for (unsigned k = 0; k < POTAD_ORDERS; k++)
+		st->free_per_order[k] = s->nclean[k] + s->ndirty[k];
 	st->max_order = s->max_order;
 	st->children = s->nchildren;
 	st->dirty_units = s->dirty_units;
@@ -34,18 +35,22 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 }
 
 /*
- * Free blocks in address order, merged over all orders: one cursor per
- * order, kept in a small binary heap by the cursor's address, so each step
- * costs log(orders) comparisons, and each leaf word a tree walk.  Linear in
- * the number of free blocks, for stats and checks only.
+ * Free blocks in address order, merged over all orders and both states:
+ * one cursor per tree (2k + 1 for order k's dirty one), kept in a small
+ * binary heap by the cursor's address, so each step costs log(trees)
+ * comparisons, and each leaf word a tree walk.  Linear in the number of
+ * free blocks, for stats and checks only.
  */
+#define WALK_TREES (2 * POTAD_ORDERS)
+
 struct walk {
 	const struct potad_space *s;
-	struct riter it[POTAD_ORDERS]; /* each order's cursor */
-	uint64_t next[POTAD_ORDERS];   /* next block's start unit per order */
-	/* Orders with a block still ahead. */
-	unsigned char heap[POTAD_ORDERS];
+	struct riter it[WALK_TREES]; /* each tree's cursor */
+	uint64_t next[WALK_TREES];   /* next block's start unit per tree */
+	/* Trees with a block still ahead. */
+	unsigned char heap[WALK_TREES];
 	unsigned n;
+	bool dirty; /* whether the block walk_next() gave is dirty */
 };
 
 static void walk_sift(struct walk *w, unsigned i)
@@ -66,15 +71,17 @@ static void walk_sift(struct walk *w, unsigned i)
 	}
 }
 
-/* Move order k's cursor to its next block. */
-static bool walk_step(struct walk *w, unsigned k)
+/* Move tree c's cursor to its next block. */
+static bool walk_step(struct walk *w, unsigned c)
 {
 	const struct potad_space *s = w->s;
+	unsigned k = c / 2;
 	uint64_t key;
 
-	if (!potad__rtree_iter(&s->freeset[k], &s->nodes, &w->it[k], &key))
+	if (!potad__rtree_iter(FB_TREE(s, c % 2, k), &s->nodes, &w->it[c],
+			       &key))
 		return false;
-	w->next[k] = funit(s, key, k);
+	w->next[c] = funit(s, key, k);
 	return true;
 }
 
@@ -83,9 +90,9 @@ static void walk_init(struct walk *w, const struct potad_space *s)
 	w->s = s;
 	w->n = 0;
 	memset(w->it, 0, sizeof(w->it));
-	for (uint64_t m = s->nonempty; m; m &= m - 1)
-		if (walk_step(w, ctz64(m)))
-			w->heap[w->n++] = (unsigned char)ctz64(m);
+	for (unsigned c = 0; c < WALK_TREES; c++)
+		if ((s->nonempty & pow2(c / 2)) && walk_step(w, c))
+			w->heap[w->n++] = (unsigned char)c;
 	for (unsigned i = w->n / 2; i-- > 0;)
 		walk_sift(w, i);
 }
@@ -99,7 +106,8 @@ static bool walk_next(struct walk *w, uint64_t *u, unsigned *k)
 		return false;
 	best = w->heap[0];
 	*u = w->next[best];
-	*k = best;
+	*k = best / 2;
+	w->dirty = best % 2;
 	if (!walk_step(w, best))
 		w->heap[0] = w->heap[--w->n];
 	walk_sift(w, 0);
@@ -169,7 +177,7 @@ void potad_space_frag(const struct potad_space *s, uint64_t *largest_run,
  * and demands that they tile [ub, ue): each unit is in exactly one free
  * block or exactly one extent, or else it is poisoned; no free block is
  * poisoned or has a free buddy in the same state (clean or dirty), and
- * every dirty block is a free block.  Child spaces must match their
+ * no block is both.  Child spaces must match their
  * hosting extents and are checked the same way.
  */
 static int fail(char *msg, size_t len, const char *fmt, ...)
@@ -187,98 +195,86 @@ static int fail(char *msg, size_t len, const char *fmt, ...)
 	return -EUCLEAN;
 }
 
-/* dirty[k] must be a subset of freeset[k], with its counters right. */
-static int check_dirty(const struct potad_space *s, char *msg, size_t len)
+/* One state's free blocks: inside the space, in that state only, not
+ * poisoned, and with no free buddy in the same state.  *n: how many. */
+static int check_tree(const struct potad_space *s, unsigned k, bool dirty,
+		      uint64_t *n, char *msg, size_t len)
 {
-	uint64_t blocks = 0, units = 0;
+	const struct rtree *t = FB_TREE(s, dirty, k);
+	struct riter it = {0};
+	uint64_t key, u;
 
-	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
-		uint64_t key, n = 0, u;
-		const struct rtree *t = &s->dirty[k];
-		struct riter it = {0};
-
-		if (!potad__rtree_verify(t, &s->nodes, NULL))
-			return fail(msg, len, "order %u: malformed dirty tree",
-				    k);
-		while (potad__rtree_iter(t, &s->nodes, &it, &key)) {
-			u = funit(s, key, k);
-			if (!potad__rtree_get(&s->freeset[k], &s->nodes, NULL,
-					      key, NULL))
-				return fail(msg, len,
-					    "dirty block %#" PRIx64
-					    " order %u is not free",
-					    u, k);
-			n++;
-		}
-		if (n != s->ndirty[k])
+	*n = 0;
+	if (!potad__rtree_verify(t, &s->nodes, NULL))
+		return fail(msg, len, "order %u: malformed %s tree", k,
+			    dirty ? "dirty" : "clean");
+	while (potad__rtree_iter(t, &s->nodes, &it, &key)) {
+		u = funit(s, key, k);
+		if (!block_inside(s, u, k))
 			return fail(msg, len,
-				    "order %u: %" PRIu64
-				    " dirty blocks, counter %" PRIu64,
-				    k, n, s->ndirty[k]);
-		if (!!n != !!(s->dnonempty & pow2(k)))
-			return fail(msg, len, "order %u: dirty bit wrong", k);
-		blocks += n;
-		units += n << k;
+				    "free block %#" PRIx64
+				    " order %u outside the space",
+				    u, k);
+		if (!dirty && potad__rtree_get(&s->dirty[k], &s->nodes, NULL,
+					       key, NULL))
+			return fail(msg, len,
+				    "free block %#" PRIx64
+				    " order %u both clean and dirty",
+				    u, k);
+		/* Buddies in different states stay apart. */
+		if (k < 63 && potad__fb_test(s, u ^ pow2(k), k) &&
+		    potad__fb_dirty(s, u ^ pow2(k), k) == dirty)
+			return fail(msg, len,
+				    "free buddies %#" PRIx64 " and %#" PRIx64
+				    " order %u unmerged",
+				    u, u ^ pow2(k), k);
+		if (s->npoison && potad__poison_overlaps(s, u, u + pow2(k)))
+			return fail(msg, len,
+				    "free block %#" PRIx64 " order %u is poisoned",
+				    u, k);
+		(*n)++;
 	}
-	if (blocks != s->dirty_blocks || units != s->dirty_units)
-		return fail(msg, len,
-			    "dirty counters %" PRIu64 " blocks %" PRIu64
-			    " units, found %" PRIu64 " and %" PRIu64,
-			    s->dirty_blocks, s->dirty_units, blocks, units);
 	return 0;
 }
 
 static int check_free(const struct potad_space *s, char *msg, size_t len)
 {
-	uint64_t blocks = 0, units = 0;
-	int rc = check_dirty(s, msg, len);
+	uint64_t blocks = 0, units = 0, dblocks = 0, dunits = 0;
 
-	if (rc < 0)
-		return rc;
 	for (unsigned k = 0; k < POTAD_ORDERS; k++) {
-		uint64_t key, n = 0, u;
-		const struct rtree *t = &s->freeset[k];
-		struct riter it = {0};
+		uint64_t c, d;
+		int rc = check_tree(s, k, false, &c, msg, len);
 
-		if (!potad__rtree_verify(t, &s->nodes, NULL))
-			return fail(msg, len, "order %u: malformed tree", k);
-		while (potad__rtree_iter(t, &s->nodes, &it, &key)) {
-			u = funit(s, key, k);
-			if (!block_inside(s, u, k))
-				return fail(msg, len,
-					    "free block %#" PRIx64
-					    " order %u outside the space",
-					    u, k);
-			/* Buddies in different states stay apart. */
-			if (k < 63 && potad__fb_test(s, u ^ pow2(k), k) &&
-			    potad__fb_dirty(s, u, k) ==
-				potad__fb_dirty(s, u ^ pow2(k), k))
-				return fail(msg, len,
-					    "free buddies %#" PRIx64
-					    " and %#" PRIx64 " order %u unmerged",
-					    u, u ^ pow2(k), k);
-			if (s->npoison &&
-			    potad__poison_overlaps(s, u, u + pow2(k)))
-				return fail(msg, len,
-					    "free block %#" PRIx64
-					    " order %u is poisoned",
-					    u, k);
-			n++;
-		}
-		if (n != s->nfree[k])
+		if (rc == 0)
+			rc = check_tree(s, k, true, &d, msg, len);
+		if (rc < 0)
+			return rc;
+		if (c != s->nclean[k] || d != s->ndirty[k])
 			return fail(msg, len,
-				    "order %u: %" PRIu64 " blocks, counter %" PRIu64,
-				    k, n, s->nfree[k]);
-		if (!!n != !!(s->nonempty & pow2(k)))
-			return fail(msg, len, "order %u: non-empty bit wrong", k);
-		blocks += n;
-		units += n << k;
+				    "order %u: %" PRIu64 " clean and %" PRIu64
+				    " dirty blocks, counters %" PRIu64
+				    " and %" PRIu64,
+				    k, c, d, s->nclean[k], s->ndirty[k]);
+		if (!!(c + d) != !!(s->nonempty & pow2(k)) ||
+		    !!c != !!(s->cnonempty & pow2(k)) ||
+		    !!d != !!(s->dnonempty & pow2(k)))
+			return fail(msg, len, "order %u: non-empty bits wrong",
+				    k);
+		blocks += c + d;
+		units += (c + d) << k;
+		dblocks += d;
+		dunits += d << k;
 	}
 	if (blocks != s->free_blocks || units != s->free_units)
 		return fail(msg, len,
 			    "free counters %" PRIu64 " blocks %" PRIu64
 			    " units, found %" PRIu64 " and %" PRIu64,
 			    s->free_blocks, s->free_units, blocks, units);
+	if (dblocks != s->dirty_blocks || dunits != s->dirty_units)
+		return fail(msg, len,
+			    "dirty counters %" PRIu64 " blocks %" PRIu64
+			    " units, found %" PRIu64 " and %" PRIu64,
+			    s->dirty_blocks, s->dirty_units, dblocks, dunits);
 	return 0;
 }
 
@@ -414,6 +410,34 @@ static int check_tiling(const struct potad_space *s, char *msg, size_t len)
 	return 0;
 }
 
+/* No free run, and no clean one, is longer than its bound. */
+static int check_bounds(const struct potad_space *s, char *msg, size_t len)
+{
+	struct walk w;
+	uint64_t u, end = 0, run = 0, cend = 0, crun = 0, big = 0, cbig = 0;
+	unsigned k;
+
+	walk_init(&w, s);
+	while (walk_next(&w, &u, &k)) {
+		run = u == end ? run + pow2(k) : pow2(k);
+		end = u + pow2(k);
+		if (run > big)
+			big = run;
+		if (w.dirty)
+			continue;
+		crun = u == cend ? crun + pow2(k) : pow2(k);
+		cend = u + pow2(k);
+		if (crun > cbig)
+			cbig = crun;
+	}
+	if (big > s->run_bound || cbig > s->clean_bound)
+		return fail(msg, len,
+			    "a free run of %" PRIu64 " units (clean: %" PRIu64
+			    "), over the bound of %" PRIu64 " (%" PRIu64 ")",
+			    big, cbig, s->run_bound, s->clean_bound);
+	return 0;
+}
+
 static int check_children(const struct potad_space *s, char *msg, size_t len)
 {
 	uint32_t hosts = 0;
@@ -477,16 +501,8 @@ int potad_space_check(const struct potad_space *s, char *msg, size_t len)
 		rc = check_tiling(s, msg, len);
 	if (rc == 0)
 		rc = check_children(s, msg, len);
-	if (rc == 0 && s->run_bound != UINT64_MAX) {
-		uint64_t big;
-
-		potad_space_frag(s, &big, NULL);
-		if ((big >> s->g) > s->run_bound)
-			rc = fail(msg, len,
-				  "a free run of %" PRIu64
-				  " units, over the bound of %" PRIu64,
-				  big >> s->g, s->run_bound);
-	}
+	if (rc == 0)
+		rc = check_bounds(s, msg, len);
 	if (rc == 0 && msg && len)
 		msg[0] = '\0';
 	return rc;

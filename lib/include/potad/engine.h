@@ -147,11 +147,12 @@ POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);
  * With POTAD_ALLOC_CLEAN every unit of the extent is clean, on every path
  * above (FIXED included), and -ENOSPC means that no aligned run of clean
  * free units of that length exists; without it clean and dirty units are
- * taken alike.  A clean search skips the dirty blocks of an order, at a
- * cost in proportion to the ones it skips.  A plain search of the whole
- * space that fails leaves the length of the longest free run behind as a
- * bound, which frees raise; until then a request longer than the bound
- * fails at once, without a search.
+ * taken alike.  Clean and dirty free blocks are kept apart, so a clean
+ * search costs the same however many dirty blocks the space has.  A search
+ * of the whole space that fails leaves the length of the longest free run
+ * (the longest clean one, for a clean request) behind as a bound, which
+ * frees (and potad_set_clean()) raise; until then a request longer than
+ * the bound fails at once, without a search.
  * -EINVAL: size 0, align not a power of two, min > max, a range that misses
  *          the space, an unknown flag, FIXED with an unaligned address;
  * -E2BIG:  larger than the space (or than its range);
