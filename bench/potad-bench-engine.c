@@ -147,18 +147,24 @@
 
 static int opt_json;
 
+/* W1's space and its live extents (setup): the handles in *h, the
+ * lengths in *len. */
+static void w1_setup(struct run *r, uint64_t live, uint64_t **h,
+		     uint64_t **len)
+{
+	*h = xcalloc(live, sizeof(**h));
+	*len = xcalloc(live, sizeof(**len));
+	space_new(r, 0, TIB);
+	set_phase(r, "setup");
+	w1_fill(r, live, *h, *len, NULL);
+}
+
 static void wl_churn(struct run *r, struct result *res, int quick)
 {
 	const uint64_t live = 100000;
 	uint64_t steps = 2000000 / (quick ? 10 : 1), i, *h, *len;
 
-	h = xcalloc(live, sizeof(*h));
-	len = xcalloc(live, sizeof(*len));
-	space_new(r, 0, TIB);
-
-	set_phase(r, "setup");
-	w1_fill(r, live, h, len, NULL);
-
+	w1_setup(r, live, &h, &len);
 	set_phase(r, "measure");
 	clock_start(r);
 	for (i = 0; i < steps; i++)
@@ -320,12 +326,7 @@ static void wl_isolate(struct run *r, struct result *res, int quick)
 	struct potad_extent e;
 	int rc;
 
-	h = xcalloc(live, sizeof(*h));
-	len = xcalloc(live, sizeof(*len));
-	space_new(r, 0, TIB);
-	set_phase(r, "setup");
-	w1_fill(r, live, h, len, NULL);
-
+	w1_setup(r, live, &h, &len);
 	set_phase(r, "measure");
 	memset(&req, 0, sizeof(req));
 	req.flags = POTAD_ALLOC_CLEAN;
