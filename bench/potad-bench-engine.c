@@ -115,10 +115,10 @@
  *             churn.  same_mixed: requests of a mixed stream (frees,
  *             plain, range-bounded and top-down allocations at random
  *             alignments, fixed claims) in a small space that fills and
- *             fragments, placed or refused alike by both.  It has none of the engine's other
- *             paths (alignment, ranges, top-down, clean/dirty, poison,
- *             child spaces): a measure of what the engine would gain from
- *             this shape, not a finished engine.
+ *             fragments, placed or refused alike by both.  It has none
+ *             of the engine's other paths (clean/dirty, poison, child
+ *             spaces, restore): a measure of what the engine would gain
+ *             from this shape, not a finished engine.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -149,8 +149,7 @@ static int opt_json;
 
 /* W1's space and its live extents (setup): the handles in *h, the
  * lengths in *len. */
-static void w1_setup(struct run *r, uint64_t live, uint64_t **h,
-		     uint64_t **len)
+static void w1_setup(struct run *r, uint64_t live, uint64_t **h, uint64_t **len)
 {
 	*h = xcalloc(live, sizeof(**h));
 	*len = xcalloc(live, sizeof(**len));

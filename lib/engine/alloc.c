@@ -204,8 +204,7 @@ static uint64_t extent_ceil(const struct potad_space *s, uint64_t b)
 }
 
 /* The first unit of the free run holding free unit a (not below lo). */
-static uint64_t run_floor(const struct potad_space *s, uint64_t a,
-			  uint64_t lo)
+static uint64_t run_floor(const struct potad_space *s, uint64_t a, uint64_t lo)
 {
 	uint64_t x = extent_floor(s, a);
 
@@ -216,8 +215,7 @@ static uint64_t run_floor(const struct potad_space *s, uint64_t a,
 
 /* One past the last unit of the free run holding free unit b - 1 (not
  * above hi). */
-static uint64_t run_ceil(const struct potad_space *s, uint64_t b,
-			 uint64_t hi)
+static uint64_t run_ceil(const struct potad_space *s, uint64_t b, uint64_t hi)
 {
 	uint64_t x = extent_ceil(s, b);
 
@@ -424,8 +422,8 @@ static bool find_run(struct potad_space *s, struct run_search *q)
 
 /* No unit of [a, b) is held now, so no run that touches it reaches past
  * the extents on either side. */
-void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b,
-		      bool plain, bool clean)
+void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b, bool plain,
+		      bool clean)
 {
 	uint64_t len;
 
@@ -603,8 +601,12 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 			goto carve;
 	}
 	{
-		struct run_search q = { .L = L, .A = A, .lo = lo, .hi = hi,
-					.down = down, .clean = clean };
+		struct run_search q = {.L = L,
+				       .A = A,
+				       .lo = lo,
+				       .hi = hi,
+				       .down = down,
+				       .clean = clean};
 
 		if (!find_run(s, &q))
 			return -ENOSPC;

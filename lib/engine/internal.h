@@ -57,7 +57,7 @@ struct potad_space {
 	uint64_t nonempty;  /* bit k set: order k has free blocks */
 	uint64_t cnonempty; /* bit k set: order k has clean free blocks */
 	uint64_t free_units, used_units, poison_units, free_blocks;
-	uint64_t nclean[POTAD_ORDERS]; /* clean free blocks per order */
+	uint64_t nclean[POTAD_ORDERS];	  /* clean free blocks per order */
 	struct rtree clean[POTAD_ORDERS]; /* the clean ones; key: fkey() */
 	uint64_t dnonempty; /* bit k set: order k has dirty free blocks */
 	/* No free run (no clean one) is longer than this many units: set
@@ -210,8 +210,7 @@ static inline bool potad__fb_dirty(const struct potad_space *s, uint64_t u,
 bool potad__fb_find(const struct potad_space *s, uint64_t x, uint64_t *u,
 		    unsigned *k);
 /* Node-pool elements that inserting [a, b)'s blocks may need. */
-uint64_t potad__range_need(const struct potad_space *s, uint64_t a,
-			   uint64_t b);
+uint64_t potad__range_need(const struct potad_space *s, uint64_t a, uint64_t b);
 /* Free [a, b), clean or dirty, merging with buddies of its cleanliness. */
 void potad__free_range(struct potad_space *s, uint64_t a, uint64_t b,
 		       bool dirty);
@@ -234,8 +233,8 @@ bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
 		       uint64_t *u, unsigned *k);
 /* The units of [a, b) have just become free (plain), or clean (clean):
  * raise the bounds on the runs they may have lengthened. */
-void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b,
-		      bool plain, bool clean);
+void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b, bool plain,
+		      bool clean);
 
 /* Descriptors (extent.c). */
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,
