@@ -58,6 +58,7 @@ struct result {
 	double aging_util_256m;
 	double aging_bpe;
 	uint64_t same_mixed;
+	uint64_t same_clean;
 	uint64_t discards;
 };
 

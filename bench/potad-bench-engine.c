@@ -115,10 +115,15 @@
  *             churn.  same_mixed: requests of a mixed stream (frees,
  *             plain, range-bounded and top-down allocations at random
  *             alignments, fixed claims) in a small space that fills and
- *             fragments, placed or refused alike by both.  It has none
- *             of the engine's other paths (clean/dirty, poison, child
- *             spaces, restore): a measure of what the engine would gain
- *             from this shape, not a finished engine.
+ *             fragments, placed or refused alike by both.  same_clean:
+ *             the same for clean requests (POTAD_ALLOC_CLEAN) in a stream
+ *             whose frees are half dirty and whose dirty runs are now and
+ *             then marked clean: a dirty free leaves a mark in refseg.c's
+ *             tree, so that its gaps are the clean free space.  It has
+ *             none of the engine's other paths (plain requests over dirty
+ *             space, poison, child spaces, restore): a measure of what
+ *             the engine would gain from this shape, not a finished
+ *             engine.
  *
  * --quick divides the step counts (W1 steps, W3 iterations, W4 churned
  * bytes, R1 and L1 extents and steps) by 10 for a smoke run.  After each
@@ -420,6 +425,8 @@ static void put_extras(const struct workload *w, const struct result *last)
 		       (unsigned long long)last->same_steps);
 		put_kv("same_mixed", "%llu",
 		       (unsigned long long)last->same_mixed);
+		put_kv("same_clean", "%llu",
+		       (unsigned long long)last->same_clean);
 	}
 }
 
@@ -546,7 +553,8 @@ static void usage(FILE *f)
 "              as the gaps; places as the engine does (same_steps: steps\n"
 "              checked against the engine, untimed); aligned_ns: W3's\n"
 "              rings through it; aging_*: W4 through it; same_mixed:\n"
-"              ranges, top-down and claims checked against the engine\n"
+"              ranges, top-down and claims checked against the engine;\n"
+"              same_clean: clean requests among dirty frees, the same\n"
 "\n"
 "Definitions:\n"
 "  operation         one potad_alloc or potad_free call (a churn step is 2)\n"

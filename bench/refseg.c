@@ -31,11 +31,13 @@
  * the next leaf's first start.
  *
  * A sentinel entry of length 0 at the space's first unit owns the gap before
- * the first extent, so every gap has an owner.  This is the part of the engine
- * W1 and W3 exercise, for a space below unit 2^32: alignments up to the needed
- * block, but no run assembly, range, top-down, clean/dirty, poison or child
- * spaces.  A leaf less than half full is folded into a sibling; an inner node
- * goes only when empty.
+ * the first extent, so every gap has an owner.  An entry may also be a mark,
+ * with no descriptor: the range a dirty free left, which ends a gap as an
+ * extent does, so that the gaps are the clean free space (the clean half of
+ * the port bench/NOTES.md plans).  This is the part of the engine the
+ * benchmark checks it against, for a space below unit 2^32: no plain
+ * requests over dirty space, poison or child spaces.  A leaf less than half
+ * full is folded into a sibling; an inner node goes only when empty.
  */
 
 /* The lowest block of order j in [a, b), which must hold one. */
@@ -476,16 +478,40 @@ uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
 	return put(t, NULL, l, i, at, len, owner, tag);
 }
 
-void refseg_free(struct refseg *t, uint32_t s)
+/* The slot's descriptor is free again. */
+static void slot_put(struct refseg *t, uint32_t s)
 {
 	struct refseg_desc *d = &t->desc[s];
-	struct path pa;
-	struct refseg_leaf *l = find_path(t, d->start, &pa), *pl;
-	unsigned i = 0, n, pi;
-	uint32_t a1, a2, b2;
 
-	while (l->e[i].start != d->start || l->e[i].slot != s)
+	d->start = t->freeslot;
+	d->word++;
+	t->freeslot = s;
+}
+
+/* The leaf and index of the entry that starts at x in slot s, and the
+ * path to it. */
+static inline struct refseg_leaf *ent_find(const struct refseg *t, uint32_t x,
+					   uint32_t s, struct path *pa,
+					   unsigned *ip)
+{
+	struct refseg_leaf *l = find_path(t, x, pa);
+	unsigned i = 0;
+
+	while (l->e[i].start != x || l->e[i].slot != s)
 		i++;
+	*ip = i;
+	return l;
+}
+
+/* Take entry i of l (at the end of pa) out: the gap before it grows over
+ * it and the gap after it. */
+static inline void ent_remove(struct refseg *t, struct path *pa,
+			      struct refseg_leaf *l, unsigned i)
+{
+	struct refseg_leaf *pl;
+	unsigned n, pi;
+	uint32_t a1, a2, b2, start = l->e[i].start;
+
 	a2 = ent_end(l, i);
 	b2 = gap_end(l, i);
 	gap_out(t, l, a2, b2);
@@ -493,7 +519,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 	pl = i ? l : l->prev;
 	pi = i ? i - 1 : pl->n - 1;
 	a1 = ent_end(pl, pi);
-	gap_out(t, pl, a1, d->start);
+	gap_out(t, pl, a1, start);
 	gap_in(t, pl, a1, b2);
 	pl->e[pi].ord = (uint32_t)gap_orders(a1, b2);
 	if (b2 - a1 > pl->gmax)
@@ -505,7 +531,7 @@ void refseg_free(struct refseg *t, uint32_t s)
 		struct path pp;
 
 		pl->end = l->n ? l->e[0].start : l->end;
-		left_path(&pa, &pp);
+		left_path(pa, &pp);
 		carry_up(t, &pp, pl->mask, pl->gmax);
 	}
 	if (l->n == 0) {
@@ -517,14 +543,43 @@ void refseg_free(struct refseg *t, uint32_t s)
 		t->leaves--;
 	} else {
 		if (i == 0)
-			set_low_path(&pa, l->e[0].start);
-		carry_up(t, &pa, l->mask, l->gmax);
+			set_low_path(pa, l->e[0].start);
+		carry_up(t, pa, l->mask, l->gmax);
 		if (l->n < LEAF / 2)
 			refseg__leaf_merge(t, l);
 	}
-	d->start = t->freeslot;
-	d->word++;
-	t->freeslot = s;
+}
+
+void refseg_free(struct refseg *t, uint32_t s)
+{
+	struct path pa;
+	unsigned i;
+	struct refseg_leaf *l = ent_find(t, t->desc[s].start, s, &pa, &i);
+
+	ent_remove(t, &pa, l, i);
+	slot_put(t, s);
+}
+
+void refseg_free_dirty(struct refseg *t, uint32_t s)
+{
+	struct path pa;
+	unsigned i;
+	struct refseg_leaf *l = ent_find(t, t->desc[s].start, s, &pa, &i);
+
+	l->e[i].slot = REFSEG_MARK;
+	slot_put(t, s);
+}
+
+void refseg_unmark(struct refseg *t, uint32_t a, uint32_t b)
+{
+	while (a < b) {
+		struct path pa;
+		unsigned i;
+		struct refseg_leaf *l = ent_find(t, a, REFSEG_MARK, &pa, &i);
+
+		a = ent_end(l, i);
+		ent_remove(t, &pa, l, i);
+	}
 }
 
 uint32_t refseg_lookup(const struct refseg *t, uint32_t x)

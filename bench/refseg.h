@@ -12,6 +12,9 @@
 #define REFSEG_INNER 32 /* children per inner node */
 #define REFSEG_ORDERS 33
 #define REFSEG_NIL UINT32_MAX
+/* The slot of a mark: an entry with no descriptor that ends a gap as an
+ * extent does (a dirty free range, in the port bench/NOTES.md plans). */
+#define REFSEG_MARK (UINT32_MAX - 1)
 #define REFSEG_MAXH 12 /* inner levels at most */
 
 /* Extents in address order.  The gap after entry i runs to the next
@@ -93,6 +96,13 @@ uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
 		      uint32_t owner, uint32_t tag);
 /* Free the extent in slot s, merging the gaps on either side. */
 void refseg_free(struct refseg *t, uint32_t s);
+/* Free the extent in slot s as a dirty free would: its descriptor goes,
+ * its entry stays as a mark, so the gaps (the clean free space) do not
+ * change. */
+void refseg_free_dirty(struct refseg *t, uint32_t s);
+/* Remove the marks that tile units [a, b) exactly, as marking them clean
+ * would, merging the gaps around each. */
+void refseg_unmark(struct refseg *t, uint32_t a, uint32_t b);
 /* The slot of the extent holding unit x, or REFSEG_NIL. */
 uint32_t refseg_lookup(const struct refseg *t, uint32_t x);
 uint64_t refseg_bytes(const struct refseg *t);

@@ -116,6 +116,11 @@ const char *refseg_check(const struct refseg *t)
 					return "the sentinel has moved";
 				continue;
 			}
+			if (s == REFSEG_MARK) {
+				if (l->e[i].len == 0)
+					return "an empty mark";
+				continue;
+			}
 			if (s >= t->nslots || t->desc[s].start != l->e[i].start)
 				return "an entry and its descriptor disagree";
 			if (refseg_lookup(t, l->e[i].start + l->e[i].len / 2) !=
