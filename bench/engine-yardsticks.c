@@ -394,111 +394,26 @@ static double seg_aging(struct run *r, uint64_t goal, bool check,
 	return cops ? (double)r->ns / (double)cops : 0;
 }
 
-/* A mixed stream through refseg.c and the engine side by side, untimed:
+/*
+ * A mixed stream through refseg.c and the engine side by side, untimed:
  * frees, plain, range-bounded and top-down allocations at random
  * alignments, and fixed claims, in a space of 2^16 units at base 1 (a
  * small one, so that it fills, fragments and refuses).  Every placement
- * and every refusal must agree.  Returns the requests compared. */
-static uint64_t seg_mixed(struct run *r, uint64_t steps)
-{
-	enum { CAP = 1 << 15 };
-	const uint32_t ub = 1, units = 1u << 16;
-	static uint64_t h[CAP];
-	static uint32_t sl[CAP];
-	uint64_t i, compared = 0;
-	uint32_t n = 0;
-	struct refseg t;
-
-	if (refseg_init(&t, ub, ub + units, CAP))
-		die("%s: out of memory", r->wl);
-	space_new(r, (uint64_t)ub << GRANULE_SHIFT,
-		  (uint64_t)units << GRANULE_SHIFT);
-	stream_init(r->pk, PICK_SEED, 0);
-	set_phase(r, "mixed (beside the engine)");
-	for (i = 0; i < steps; i++) {
-		uint64_t op = next_pick(r, 100), kind = next_pick(r, 10);
-		uint32_t L =
-		    1 + (uint32_t)next_pick(r, 1ull << next_pick(r, 14));
-		uint32_t A = next_pick(r, 3) ? 1 : 1u << next_pick(r, 13);
-		uint32_t lo = ub, hi = ub + units, q;
-		bool down = kind == 3 || kind == 4, claim = kind == 5;
-		struct potad_alloc_req req = {0};
-		struct potad_extent e;
-		int rc;
-
-		if (n && (op < 30 || n == CAP)) {
-			uint64_t v = next_pick(r, n);
-
-			refseg_free(&t, sl[v]);
-			do_free(r, h[v], 0);
-			n--;
-			h[v] = h[n];
-			sl[v] = sl[n];
-			continue;
-		}
-		if (kind < 3 || (down && kind == 4)) {
-			lo = ub + (uint32_t)next_pick(r, units);
-			hi = lo + 1 + (uint32_t)next_pick(r, ub + units - lo);
-		}
-		if (claim) {
-			lo = (ub + (uint32_t)next_pick(r, units)) & ~(A - 1);
-			if (lo < ub || lo >= ub + units || L > ub + units - lo)
-				continue;
-			rc =
-			    potad_claim(r->s, (uint64_t)lo << GRANULE_SHIFT,
-					(uint64_t)L << GRANULE_SHIFT, 0, 0, &e);
-			q = refseg_claim(&t, lo, L, 0, 0);
-		} else {
-			if (L > hi - lo)
-				continue;
-			req.size = (uint64_t)L << GRANULE_SHIFT;
-			req.align = (uint64_t)A << GRANULE_SHIFT;
-			req.min = lo > ub ? (uint64_t)lo << GRANULE_SHIFT : 0;
-			req.max =
-			    hi < ub + units ? (uint64_t)hi << GRANULE_SHIFT : 0;
-			req.flags = down ? POTAD_ALLOC_TOPDOWN : 0;
-			rc = potad_alloc(r->s, &req, &e);
-			q = refseg_alloc_in(&t, L, A, lo, hi, down, 0, 0);
-		}
-		compared++;
-		if ((rc == 0) != (q != REFSEG_NIL) ||
-		    (rc == 0 && e.offset >> GRANULE_SHIFT != t.desc[q].start))
-			die("%s: mixed, request %llu (%u units at %u, [%u, "
-			    "%u)%s%s): "
-			    "the engine says %d at unit %llu, refseg.c %s %u",
-			    r->wl, (unsigned long long)i, L, A, lo, hi,
-			    down ? ", top-down" : "", claim ? ", claim" : "",
-			    rc,
-			    rc ? 0ull
-			       : (unsigned long long)(e.offset >>
-						      GRANULE_SHIFT),
-			    q == REFSEG_NIL ? "refuses" : "puts it at",
-			    q == REFSEG_NIL ? 0 : t.desc[q].start);
-		if (rc == 0) {
-			h[n] = e.handle;
-			sl[n++] = q;
-		}
-	}
-	seg_done(r, &t, "mixed", true);
-	return compared;
-}
-
-/*
- * The clean half of the port bench/NOTES.md plans for clean and dirty: a
- * dirty free leaves a mark in refseg.c's tree where the extent was, so
- * the gaps are the clean free space, and marking a dirty run clean takes
- * its marks out.  Then a clean request placed by refseg.c must land where
- * the engine puts it with POTAD_ALLOC_CLEAN, refusals included.  The
- * stream: frees, half of them dirty; now and then the dirty run at a
- * random place marked clean (as a discard that completes); and clean
- * allocations, plain, range-bounded, top-down and fixed, at random
- * alignments, in a small space that fills and fragments.  How many
- * requests both placed or refused alike.
+ * and every refusal must agree.  Returns the requests compared.
+ *
+ * With clean, the clean half of the port bench/NOTES.md plans for clean
+ * and dirty: half the frees are dirty and leave a mark in refseg.c's
+ * tree where the extent was, so that its gaps are the clean free space;
+ * now and then the dirty run at a random place is marked clean, as a
+ * discard that completes does, which takes its marks out; and every
+ * request is clean (POTAD_ALLOC_CLEAN), so refseg.c must place it where
+ * the engine does among the dirty units.
  */
-static uint64_t seg_clean(struct run *r, uint64_t steps)
+static uint64_t seg_stream(struct run *r, uint64_t steps, bool clean)
 {
 	enum { CAP = 1 << 15 };
 	const uint32_t ub = 1, units = 1u << 16;
+	const char *pass = clean ? "clean" : "mixed";
 	static uint64_t h[CAP];
 	static uint32_t sl[CAP];
 	uint64_t i, compared = 0, off, len;
@@ -510,8 +425,9 @@ static uint64_t seg_clean(struct run *r, uint64_t steps)
 		die("%s: out of memory", r->wl);
 	space_new(r, (uint64_t)ub << GRANULE_SHIFT,
 		  (uint64_t)units << GRANULE_SHIFT);
-	stream_init(r->pk, PICK_SEED + 1, 0);
-	set_phase(r, "clean (beside the engine)");
+	stream_init(r->pk, PICK_SEED + clean, 0);
+	set_phase(r, clean ? "clean (beside the engine)"
+			   : "mixed (beside the engine)");
 	for (i = 0; i < steps; i++) {
 		uint64_t op = next_pick(r, 100), kind = next_pick(r, 10);
 		uint32_t L =
@@ -524,7 +440,7 @@ static uint64_t seg_clean(struct run *r, uint64_t steps)
 
 		if (n && (op < 30 || n == CAP)) {
 			uint64_t v = next_pick(r, n);
-			bool dirty = next_pick(r, 2);
+			bool dirty = clean && next_pick(r, 2);
 
 			rc = potad_free_ex(r->s, h[v],
 					   dirty ? POTAD_FREE_DIRTY : 0, NULL);
@@ -540,7 +456,7 @@ static uint64_t seg_clean(struct run *r, uint64_t steps)
 			sl[v] = sl[n];
 			continue;
 		}
-		if (op < 35) {
+		if (clean && op < 35) {
 			off = (uint64_t)(ub + next_pick(r, units))
 			      << GRANULE_SHIFT;
 			if (potad_dirty_next(r->s, off, &off, &len) < 0)
@@ -575,16 +491,17 @@ static uint64_t seg_clean(struct run *r, uint64_t steps)
 			q = refseg_alloc_in(&t, L, A, lo, hi, down, 0, 0);
 		}
 		req.size = (uint64_t)L << GRANULE_SHIFT;
-		req.flags |= POTAD_ALLOC_CLEAN;
+		if (clean)
+			req.flags |= POTAD_ALLOC_CLEAN;
 		rc = potad_alloc(r->s, &req, &e);
 		count_op(r);
 		compared++;
 		if ((rc == 0) != (q != REFSEG_NIL) ||
 		    (rc == 0 && e.offset >> GRANULE_SHIFT != t.desc[q].start))
-			die("%s: clean, request %llu (%u units at %u, [%u, "
+			die("%s: %s, request %llu (%u units at %u, [%u, "
 			    "%u)%s%s): "
 			    "the engine says %d at unit %llu, refseg.c %s %u",
-			    r->wl, (unsigned long long)i, L, A, lo, hi,
+			    r->wl, pass, (unsigned long long)i, L, A, lo, hi,
 			    down ? ", top-down" : "", claim ? ", claim" : "",
 			    rc,
 			    rc ? 0ull
@@ -597,7 +514,7 @@ static uint64_t seg_clean(struct run *r, uint64_t steps)
 			sl[n++] = q;
 		}
 	}
-	seg_done(r, &t, "clean", true);
+	seg_done(r, &t, pass, true);
 	return compared;
 }
 
@@ -639,7 +556,7 @@ void wl_segments(struct run *r, struct result *res, int quick)
 		seg_aging(r, 3 * TIB / (quick ? 100 : 10), true, &enospc, &util,
 			  &bpe);
 	}
-	res->same_mixed = seg_mixed(r, quick ? 20000 : 200000);
-	res->same_clean = seg_clean(r, quick ? 20000 : 200000);
+	res->same_mixed = seg_stream(r, quick ? 20000 : 200000, false);
+	res->same_clean = seg_stream(r, quick ? 20000 : 200000, true);
 	r->meta_peak = res->extent_bytes; /* not the engine's */
 }
