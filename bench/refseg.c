@@ -560,14 +560,62 @@ void refseg_free(struct refseg *t, uint32_t s)
 	slot_put(t, s);
 }
 
+/* Entry i of l (at the end of pa) grows to end at e, over the start of
+ * its own gap: a mark taking in the range it merged with. */
+static void ent_grow(struct refseg *t, struct path *pa, struct refseg_leaf *l,
+		     unsigned i, uint32_t e)
+{
+	uint32_t a = ent_end(l, i), b = gap_end(l, i);
+
+	gap_out(t, l, a, b);
+	gap_in(t, l, e, b);
+	l->e[i].len = e - l->e[i].start;
+	l->e[i].ord = (uint32_t)gap_orders(e, b);
+	carry_up(t, pa, l->mask, l->gmax);
+}
+
+/* If the entry after the mark at x is a mark that touches it, make them
+ * one.  Whether it did. */
+static bool mark_join_next(struct refseg *t, uint32_t x)
+{
+	struct path pa;
+	unsigned i;
+	struct refseg_leaf *l = ent_find(t, x, REFSEG_MARK, &pa, &i), *nl;
+	unsigned ni = i + 1;
+	uint32_t e;
+
+	nl = ni < l->n ? l : l->next;
+	if (ni >= l->n)
+		ni = 0;
+	if (!nl || nl->e[ni].slot != REFSEG_MARK ||
+	    nl->e[ni].start != ent_end(l, i))
+		return false;
+	e = ent_end(nl, ni);
+	refseg_unmark(t, nl->e[ni].start, e);
+	l = ent_find(t, x, REFSEG_MARK, &pa, &i);
+	ent_grow(t, &pa, l, i, e);
+	return true;
+}
+
 void refseg_free_dirty(struct refseg *t, uint32_t s)
 {
 	struct path pa;
 	unsigned i;
-	struct refseg_leaf *l = ent_find(t, t->desc[s].start, s, &pa, &i);
+	uint32_t x = t->desc[s].start;
+	struct refseg_leaf *l = ent_find(t, x, s, &pa, &i), *pl;
+	unsigned pi = i ? i - 1 : 0;
 
-	l->e[i].slot = REFSEG_MARK;
 	slot_put(t, s);
+	l->e[i].slot = REFSEG_MARK;
+	/* A dirty run is one mark, as the engine's dirty blocks tile one. */
+	pl = i ? l : l->prev;
+	if (pl && !i)
+		pi = pl->n - 1;
+	if (pl && pl->e[pi].slot == REFSEG_MARK && ent_end(pl, pi) == x) {
+		x = pl->e[pi].start;
+		mark_join_next(t, x);
+	}
+	mark_join_next(t, x);
 }
 
 void refseg_unmark(struct refseg *t, uint32_t a, uint32_t b)

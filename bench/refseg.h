@@ -98,10 +98,10 @@ uint32_t refseg_claim(struct refseg *t, uint32_t at, uint32_t len,
 void refseg_free(struct refseg *t, uint32_t s);
 /* Free the extent in slot s as a dirty free would: its descriptor goes,
  * its entry stays as a mark, so the gaps (the clean free space) do not
- * change. */
+ * change, and a mark it touches takes it in: a dirty run is one mark. */
 void refseg_free_dirty(struct refseg *t, uint32_t s);
-/* Remove the marks that tile units [a, b) exactly, as marking them clean
- * would, merging the gaps around each. */
+/* Remove the marks that tile units [a, b) exactly (one, for a whole dirty
+ * run), as marking them clean would, merging the gaps around each. */
 void refseg_unmark(struct refseg *t, uint32_t a, uint32_t b);
 /* The slot of the extent holding unit x, or REFSEG_NIL. */
 uint32_t refseg_lookup(const struct refseg *t, uint32_t x);

@@ -79,6 +79,7 @@ const char *refseg_check(const struct refseg *t)
 {
 	const struct refseg_leaf *l, *prev = NULL;
 	uint64_t free_units = 0, nfree[REFSEG_ORDERS] = {0}, live = 0, mask;
+	uint64_t mark_end = UINT64_MAX; /* the end of a mark just before */
 	uint32_t first, at = (uint32_t)t->ub, s, gmax;
 	const char *why =
 	    check_node(t->root, t->height, NULL, &first, &mask, &gmax);
@@ -119,8 +120,12 @@ const char *refseg_check(const struct refseg *t)
 			if (s == REFSEG_MARK) {
 				if (l->e[i].len == 0)
 					return "an empty mark";
+				if (mark_end == l->e[i].start)
+					return "two marks touch";
+				mark_end = a;
 				continue;
 			}
+			mark_end = UINT64_MAX;
 			if (s >= t->nslots || t->desc[s].start != l->e[i].start)
 				return "an entry and its descriptor disagree";
 			if (refseg_lookup(t, l->e[i].start + l->e[i].len / 2) !=
