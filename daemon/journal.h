@@ -30,6 +30,9 @@ struct potad_recovery {
 	uint64_t last_start;   /* its first seq */
 	uint64_t last_salt;
 	uint64_t append_off;   /* where its valid records end */
+	uint64_t last_end;     /* the seq a record there would need: below
+				* next_seq when the snapshot covers records
+				* the log never got */
 	uint64_t dirty_end;    /* torn tail: garbage to zero up to here */
 	uint64_t records;      /* log records replayed */
 	uint64_t spaces, extents;

@@ -504,6 +504,7 @@ static int replay_log(struct rstate *s, uint64_t start, bool last)
 		s->r->last_start = start;
 		s->r->last_salt = h.salt;
 		s->r->append_off = sc.bad_off;
+		s->r->last_end = sc.next_seq;
 		rc = s->r->last_log ? 0 : -ENOMEM;
 	}
 out:
