@@ -246,6 +246,16 @@ static void flush_dirty(void)
 	}
 }
 
+/* Release a connection's memory, once it is off every list. */
+static void conn_free(struct potad_conn *c)
+{
+	potad__arena_free(&c->arena);
+	free(c->rbuf);
+	free(c->obuf);
+	free(c->wbuf);
+	free(c);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct potad_conn *c = h->data;
@@ -265,11 +275,7 @@ static void on_closed(uv_handle_t *h)
 		c->next->prev = c->prev;
 	srv.nconns--;
 	log_debug("connection %llu closed", (unsigned long long)c->id);
-	potad__arena_free(&c->arena);
-	free(c->rbuf);
-	free(c->obuf);
-	free(c->wbuf);
-	free(c);
+	conn_free(c);
 	/* Freeing its session extents may have raised events for others. */
 	flush_dirty();
 	if (srv.stopping && srv.nconns == 0)

@@ -174,11 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain(c);
 	srv.conns = NULL;
 	srv.nconns = 0;
-	potad__arena_free(&c->arena);
-	free(c->rbuf);
-	free(c->obuf);
-	free(c->wbuf);
-	free(c);
+	conn_free(c);
 	potad__registry_fini();
 	return 0;
 }
