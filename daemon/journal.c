@@ -711,26 +711,28 @@ int potad__journal_start(const struct potad_config *cfg,
 			strerror(J.dir ? errno : ENOMEM));
 		return -EIO;
 	}
-	rc = rec->last_log ? open_log(rec) : create_log(rec->next_seq);
-	if (rc < 0)
-		return rc;
 	if (rec->last_log && rec->last_end != rec->next_seq) {
 		/* A checkpoint starts a new log with the batch still filling
 		 * and snapshots a state that holds it; a crash before the
 		 * batch reached the log leaves the log behind the snapshot.
 		 * Appending there would put the snapshot's next seq where the
 		 * log's own belongs, so the log (all of it in the snapshot)
-		 * gives way to a new one. */
+		 * goes, before a new one is made: a crash in between leaves
+		 * the snapshot and the logs before it, which recover. */
 		log_info("journal: %s ends before seq %llu, which the snapshot "
 			 "already holds; starting a new log",
 			 rec->last_log, (unsigned long long)rec->next_seq);
+		if (unlink(rec->last_log) < 0) {
+			log_err("journal: cannot remove %s: %s", rec->last_log,
+				strerror(errno));
+			return -EIO;
+		}
 		rc = create_log(rec->next_seq);
-		if (rc == 0 && unlink(rec->last_log) < 0)
-			log_warn("journal: cannot remove %s: %s", rec->last_log,
-				 strerror(errno));
-		if (rc < 0)
-			return rc;
+	} else {
+		rc = rec->last_log ? open_log(rec) : create_log(rec->next_seq);
 	}
+	if (rc < 0)
+		return rc;
 	potad__ckpt_init(loop, J.dir, J.dirfd, rec->lock_fd,
 			 cfg->checkpoint_fork);
 	if (cfg->journal_io == POTAD_JIO_SYNC) {
