@@ -328,14 +328,15 @@ struct run_search {
 	uint64_t longest; /* the longest run looked at */
 };
 
-/* One order's part of find_run(): its free blocks (clean ones, if clean;
- * only the dirty ones, with dirty_only) in address order, with the run
- * around each, until one fits or a fit already found cannot be beaten. */
-static void scan_runs(const struct potad_space *s, unsigned j, bool clean,
-		      bool dirty_only, struct run_search *q)
+/* One order's part of find_run(): its free blocks (clean ones, for a
+ * clean request; only the dirty ones, with dirty_only) in address order,
+ * with the run around each, until one fits or a fit already found cannot
+ * be beaten. */
+static void scan_runs(const struct potad_space *s, unsigned j, bool dirty_only,
+		      struct run_search *q)
 {
 	uint64_t key = fkey(s, q->down ? q->hi - 1 : q->lo, j), v, rs, re, p;
-	const bool down = q->down;
+	const bool down = q->down, clean = q->clean;
 
 	while (scan_seek(s, j, key, down, clean, dirty_only, &key)) {
 		v = funit(s, key, j);
@@ -408,10 +409,10 @@ static bool find_run(struct potad_space *s, struct run_search *q)
 	q->found = false;
 	q->longest = 0;
 	for (om = usable(s, q->clean) & (~0ull << m); om; om &= om - 1)
-		scan_runs(s, ctz64(om), q->clean, false, q);
+		scan_runs(s, ctz64(om), false, q);
 	if (!q->clean)
 		for (om = s->dnonempty & (pow2(m) - 1); om; om &= om - 1)
-			scan_runs(s, ctz64(om), false, true, q);
+			scan_runs(s, ctz64(om), true, q);
 	if (!q->found && q->lo == s->ub && q->hi == s->ue) {
 		uint64_t unseen = pow2(m + 1) - 2;
 
