@@ -3905,6 +3905,278 @@ START_TEST(clean_check_catches)
 }
 END_TEST
 
+
+/*
+ * The reuse cache (potad_space_set_cache()).
+ */
+
+static int count_one(const struct potad_extent *e, void *arg)
+{
+	(void)e;
+	++*(int *)arg;
+	return 0;
+}
+
+START_TEST(cache_reuse)
+{
+	struct potad_space *s = mk(0, GiB, 12);
+	struct potad_extent a, b, c, e;
+	struct potad_stats st0, st;
+	int n = 0;
+
+	ASSERT_RC(potad_space_set_cache(s, 64 * KiB, 16), 0);
+	a = must_alloc(s, 12 * KiB, 0, 0);
+	b = must_alloc(s, 20 * KiB, 0, 0);
+	st0 = stats(s);
+	must_free(s, a.handle);
+
+	/* Free to every caller, but not back in the free lists. */
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 1);
+	ASSERT_U64(st.cached_units, 3);
+	ASSERT_U64(st.free_units, st0.free_units + 3);
+	ASSERT_U64(st.used_units, st0.used_units - 3);
+	ASSERT_U64(st.extents, 1);
+	ASSERT_U64(st.free_blocks, st0.free_blocks);
+	ASSERT_RC(potad_get(s, a.handle, &e), -ESTALE);
+	ASSERT_RC(potad_free(s, a.handle, NULL), -ESTALE);
+	ASSERT_RC(potad_lookup(s, a.offset, &e), -ENOENT);
+	ASSERT_RC(potad_lookup(s, a.offset + 8 * KiB, &e), -ENOENT);
+	ASSERT_RC(potad_extent_next(s, 0, &e), 0);
+	ASSERT_U64(e.offset, b.offset);
+	ASSERT_RC(potad_extent_foreach(s, 0, 0, count_one, &n), 0);
+	ck_assert_int_eq(n, 1);
+	/* A handle forged from the slot and its new generation is refused
+	 * as well: no handle names a cached slot. */
+	ASSERT_RC(potad_free(s, a.handle + (1ull << 32), NULL), -ESTALE);
+
+	/* Another length does not take it; the same length does, with a
+	 * new handle, owner and tag. */
+	c = must_alloc(s, 8 * KiB, 0, 0);
+	ck_assert(c.offset != a.offset);
+	{
+		struct potad_alloc_req r = req_of(12 * KiB - 100, 0, 0);
+
+		r.owner = 7;
+		r.tag = 9;
+		e = must(s, &r);
+	}
+	ASSERT_U64(e.offset, a.offset);
+	ck_assert(e.handle != a.handle);
+	ck_assert_uint_eq(e.owner, 7);
+	ck_assert_uint_eq(e.tag, 9);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	ASSERT_RC(potad_lookup(s, a.offset + 4 * KiB, &a), 0);
+	ASSERT_U64(a.handle, e.handle);
+
+	/* Aligned, ranged or top-down requests leave the cache alone. */
+	must_free(s, e.handle);
+	e = must_alloc(s, 12 * KiB, 16 * KiB, 0);
+	ck_assert(e.offset != a.offset);
+	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_TOPDOWN);
+	ck_assert(e.offset != a.offset);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	/* A clean request may take it: a plain free leaves clean units. */
+	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_CLEAN);
+	ASSERT_U64(e.offset, a.offset);
+
+	/* Dirty frees, shrinks and extents longer than the limit are not
+	 * cached. */
+	ASSERT_RC(potad_free_ex(s, e.handle, POTAD_FREE_DIRTY, NULL), 0);
+	c = must_alloc(s, 128 * KiB, 0, 0);
+	ASSERT_RC(potad_shrink(s, c.handle, 64 * KiB, 0, NULL), 0);
+	must_free(s, c.handle);
+	ASSERT_U64(stats(s).cached_extents, 1); /* the 64 KiB head */
+	ASSERT_RC(potad_space_drain(s), 0);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	ASSERT_U64(stats(s).cached_units, 0);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(cache_returns_for_room)
+{
+	struct potad_space *s = mk(0, 4 * MiB, 12);
+	struct potad_extent e[341], f;
+	struct potad_stats st;
+	int i;
+
+	ASSERT_RC(potad_space_set_cache(s, 16 * KiB, 1024), 0);
+	for (i = 0; i < 341; i++)
+		e[i] = must_claim(s, (uint64_t)i * 12 * KiB, 12 * KiB);
+	/* 341 x 12 KiB: one unit of 1,024 is left.  Free four in a row
+	 * into the cache: 48 KiB of free units, none in the free lists. */
+	for (i = 100; i < 104; i++)
+		must_free(s, e[i].handle);
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 4);
+	/* 48 KiB fits only over them: the cache goes back first. */
+	f = must_alloc(s, 48 * KiB, 0, 0);
+	ASSERT_U64(f.offset, e[100].offset);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	must_free(s, f.handle);
+	/* A claim over a cached extent, and one across two. */
+	must_free(s, e[10].handle);
+	must_free(s, e[11].handle);
+	ASSERT_U64(stats(s).cached_extents, 2);
+	f = must_claim(s, e[10].offset + 4 * KiB, 16 * KiB);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	must_free(s, f.handle);
+	/* A refusal that no drain can help still refuses. */
+	{
+		struct potad_alloc_req r = req_of(2 * MiB, 0, 0);
+
+		ASSERT_RC(potad_alloc(s, &r, &f), -ENOSPC);
+	}
+	CHECK_OK(s);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(cache_limits)
+{
+	struct potad_space *s = mk(0, GiB, 12);
+	struct potad_extent e[8], f;
+	struct potad_stats st;
+	int i;
+
+	/* The ring holds two: a third free returns the oldest. */
+	ASSERT_RC(potad_space_set_cache(s, 64 * KiB, 2), 0);
+	for (i = 0; i < 3; i++)
+		e[i] = must_alloc(s, 12 * KiB, 0, 0);
+	for (i = 0; i < 3; i++)
+		must_free(s, e[i].handle);
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 2);
+	ASSERT_U64(st.cached_units, 6);
+	/* Newest first: e[2], then e[1]; e[0] went back to the lists. */
+	ASSERT_U64(must_alloc(s, 12 * KiB, 0, 0).offset, e[2].offset);
+	ASSERT_U64(must_alloc(s, 12 * KiB, 0, 0).offset, e[1].offset);
+	ASSERT_U64(stats(s).cached_extents, 0);
+
+	/* A power of two off its own alignment is not cached: a plain
+	 * request for it would have been aligned. */
+	ASSERT_RC(potad_space_set_cache(s, 64 * KiB, 64), 0);
+	f = must_claim(s, 512 * MiB + 4 * KiB, 16 * KiB);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	f = must_claim(s, 512 * MiB + 16 * KiB, 16 * KiB);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_U64(must_alloc(s, 16 * KiB, 0, 0).offset, 512 * MiB + 16 * KiB);
+
+	/* Poison reaches a cached extent's units: it goes back first, and
+	 * the poisoned unit stays out. */
+	f = must_alloc(s, 12 * KiB, 0, 0);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_RC(potad_poison(s, f.offset + 4 * KiB, 4 * KiB, NULL, NULL), 0);
+	CHECK_OK(s);
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 0);
+	ASSERT_U64(st.poison_units, 1);
+	e[3] = must_alloc(s, 12 * KiB, 0, 0);
+	ck_assert(e[3].offset != f.offset);
+	/* An extent with a poisoned unit is never cached. */
+	f = must_claim(s, 768 * MiB, 12 * KiB);
+	ASSERT_RC(potad_poison(s, 768 * MiB, 4 * KiB, NULL, NULL), 1);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 0);
+
+	/* potad_set_clean() and potad_place() see the free lists whole. */
+	f = must_alloc(s, 12 * KiB, 0, 0);
+	must_free(s, f.handle);
+	ASSERT_RC(potad_set_clean(s, f.offset, 12 * KiB, 0), 0);
+	CHECK_OK(s);
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 0);
+	ASSERT_U64(st.dirty_units, 3);
+	f = must_alloc(s, 12 * KiB, 0, 0);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_RC(potad_place(s, &f), 0);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	ASSERT_RC(potad_lookup(s, f.offset, &e[4]), 0);
+	ASSERT_U64(e[4].handle, f.handle);
+
+	/* Turning it off returns what it holds. */
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_RC(potad_space_set_cache(s, 0, 0), 0);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).cached_extents, 0);
+	f = must_alloc(s, 12 * KiB, 0, 0);
+	must_free(s, f.handle);
+	ASSERT_U64(stats(s).cached_extents, 0);
+
+	/* At most 1/64 of the space's units: a 64-unit space caches
+	 * nothing above one unit. */
+	{
+		struct potad_space *t = mk(0, 64 * 4 * KiB, 12);
+
+		ASSERT_RC(potad_space_set_cache(t, 64 * KiB, 16), 0);
+		f = must_alloc(t, 8 * KiB, 0, 0);
+		must_free(t, f.handle);
+		ASSERT_U64(stats(t).cached_extents, 0);
+		f = must_alloc(t, 4 * KiB, 0, 0);
+		must_free(t, f.handle);
+		ASSERT_U64(stats(t).cached_extents, 1);
+		destroy(t);
+	}
+	destroy(s);
+}
+END_TEST
+
+START_TEST(cache_child_destroy_clean)
+{
+	struct potad_space *s = mk(0, GiB, 12), *c;
+	struct potad_extent host, e;
+
+	host = must_alloc(s, 64 * MiB, 0, 0);
+	ASSERT_RC(potad_child_new(s, host.handle, 12, &c), 0);
+	ASSERT_RC(potad_space_set_cache(c, 64 * KiB, 16), 0);
+	e = must_alloc(c, 12 * KiB, 0, 0);
+	must_free(c, e.handle);
+	ASSERT_U64(stats(c).cached_extents, 1);
+	/* Only cached extents left: the host comes back clean. */
+	ASSERT_RC(potad_space_destroy(c), 0);
+	CHECK_OK(s);
+	ASSERT_U64(stats(s).dirty_units, 0);
+	destroy(s);
+}
+END_TEST
+
+START_TEST(cache_check_catches)
+{
+	struct potad_space *s = mk(0, GiB, 12);
+	struct potad_extent e = { 0 };
+	char msg[256];
+	uint32_t slot;
+
+	ASSERT_RC(potad_space_set_cache(s, 64 * KiB, 16), 0);
+	e = must_alloc(s, 12 * KiB, 0, 0);
+	slot = POTAD_HANDLE_SLOT(e.handle);
+	must_free(s, e.handle);
+	s->qextents++;
+	ck_assert_int_eq(potad_space_check(s, msg, sizeof(msg)), -EUCLEAN);
+	s->qextents--;
+	s->qunits--;
+	ck_assert_int_eq(potad_space_check(s, msg, sizeof(msg)), -EUCLEAN);
+	s->qunits++;
+	DESC(s, slot)->tag = slot;
+	ck_assert_int_eq(potad_space_check(s, msg, sizeof(msg)), -EUCLEAN);
+	ck_assert_msg(strstr(msg, "list of length 3") != NULL, "%s", msg);
+	DESC(s, slot)->tag = SLOT_NIL;
+	s->ring[s->qfirst].gen++;
+	ck_assert_int_eq(potad_space_check(s, msg, sizeof(msg)), -EUCLEAN);
+	s->ring[s->qfirst].gen--;
+	CHECK_OK(s);
+	destroy(s);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -3994,6 +4266,14 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, clean_free_ex_flags);
 	tcase_add_test(tc, clean_search_skips_dirty);
 	tcase_add_test(tc, clean_check_catches);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_test(tc, cache_reuse);
+	tcase_add_test(tc, cache_returns_for_room);
+	tcase_add_test(tc, cache_limits);
+	tcase_add_test(tc, cache_child_destroy_clean);
+	tcase_add_test(tc, cache_check_catches);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("radix");

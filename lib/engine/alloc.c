@@ -498,8 +498,8 @@ static int alloc_fixed(struct potad_space *s, uint64_t at, uint64_t L,
 			       out);
 }
 
-int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
-		struct potad_extent *out)
+static int alloc_lists(struct potad_space *s, const struct potad_alloc_req *r,
+		       struct potad_extent *out)
 {
 	const unsigned known = POTAD_ALLOC_TOPDOWN | POTAD_ALLOC_WHOLE |
 			       POTAD_ALLOC_FIXED | POTAD_ALLOC_CLEAN;
@@ -669,6 +669,35 @@ take:
 		return rc;
 	return potad__desc_new(s, p, L, r->owner, r->tag, POTAD_TYPE_EXTENT,
 			       out);
+}
+
+/* A request the reuse cache may serve: plain or clean, of any size, with
+ * no range and no alignment above the granule. */
+static bool cacheable(const struct potad_space *s,
+		      const struct potad_alloc_req *r)
+{
+	return r->size && !(r->flags & ~POTAD_ALLOC_CLEAN) && !r->min &&
+	       !r->max && r->align <= pow2(s->g) &&
+	       !(r->align & (r->align - 1));
+}
+
+int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
+		struct potad_extent *out)
+{
+	int rc, drained;
+
+	if (s->qextents && r && out && cacheable(s, r) &&
+	    potad__cache_take(s, r, out) == 0)
+		return 0;
+	rc = alloc_lists(s, r, out);
+	/* Nothing is refused while the cache holds room for it. */
+	if ((rc == -ENOSPC || rc == -EBUSY) && s->qextents) {
+		drained = potad_space_drain(s);
+		rc = alloc_lists(s, r, out);
+		if (rc == -ENOSPC && drained < 0)
+			rc = drained;
+	}
+	return rc;
 }
 
 int potad_claim(struct potad_space *s, uint64_t offset, uint64_t length,

@@ -110,10 +110,12 @@ static int detach(struct potad_space *c)
 	d->word = (uint32_t)POTAD_TYPE_EXTENT << 28 | DESC_GEN(d);
 	handle = potad__desc_handle(p, c->parent_slot);
 	/* Live extents may have written anything, and dirty free units hold
-	 * what freed ones did; only a child with neither hands back clean
-	 * units. */
+	 * what freed ones did; only a child with neither (cached extents
+	 * are free and clean) hands back clean units. */
 	rc = potad_free_ex(p, handle,
-			   c->dirty_units || c->extents ? POTAD_FREE_DIRTY : 0,
+			   c->dirty_units || c->extents > c->qextents
+				   ? POTAD_FREE_DIRTY
+				   : 0,
 			   NULL);
 	if (rc < 0) {
 		d->word = (uint32_t)POTAD_TYPE_CHILD << 28 | DESC_GEN(d);
@@ -143,6 +145,7 @@ int potad_space_destroy(struct potad_space *s)
 	}
 	potad__rpool_fini(&s->nodes);
 	potad__extents_fini(s);
+	potad__cache_fini(s);
 	free(s->poison);
 	free(s->children);
 	free(s);

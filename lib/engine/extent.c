@@ -255,7 +255,8 @@ int potad__desc_find(const struct potad_space *s, uint64_t handle,
 		return -EINVAL;
 	}
 	d = DESC(s, i);
-	if (DESC_TYPE(d) == 0 || DESC_GEN(d) != POTAD_HANDLE_GEN(handle))
+	if (DESC_TYPE(d) == 0 || DESC_TYPE(d) == DESC_CACHED ||
+	    DESC_GEN(d) != POTAD_HANDLE_GEN(handle))
 		return -ESTALE;
 	*slot = i;
 	return 0;
@@ -270,7 +271,8 @@ bool potad__desc_covering(const struct potad_space *s, uint64_t u,
 	if (!potad__rtree_prev(&s->index, &s->inodes, &s->vals, u - s->ub, &key,
 			       &i))
 		return false;
-	if (u - desc_start(s, i) >= desc_len(s, i))
+	if (u - desc_start(s, i) >= desc_len(s, i) ||
+	    DESC_TYPE(DESC(s, i)) == DESC_CACHED)
 		return false;
 	*slot = i;
 	return true;
@@ -321,10 +323,15 @@ int potad_extent_next(const struct potad_space *s, uint64_t offset,
 	uint64_t key;
 	uint32_t slot;
 
-	if (!first_key(s, offset, &key) ||
-	    !potad__rtree_next(&s->index, &s->inodes, &s->vals, key, &key,
-			       &slot))
+	if (!first_key(s, offset, &key))
 		return -ENOENT;
+	do {
+		if (!potad__rtree_next(&s->index, &s->inodes, &s->vals, key,
+				       &key, &slot))
+			return -ENOENT;
+		/* Past a cached extent: its key is below the maximum. */
+		key++;
+	} while (DESC_TYPE(DESC(s, slot)) == DESC_CACHED);
 	if (out)
 		potad__desc_fill(s, slot, out);
 	return 0;
@@ -344,7 +351,8 @@ static int foreach_one(uint64_t key, uint32_t slot, void *arg)
 	struct potad_extent e;
 
 	(void)key;
-	if (c->owner_only && DESC(c->s, slot)->owner != c->owner)
+	if (DESC_TYPE(DESC(c->s, slot)) == DESC_CACHED ||
+	    (c->owner_only && DESC(c->s, slot)->owner != c->owner))
 		return 0;
 	potad__desc_fill(c->s, slot, &e);
 	return c->fn(&e, c->arg);

@@ -40,6 +40,9 @@ struct deschi {
 #define DESC_TYPE(d) ((d)->word >> 28)
 #define DESC_GEN(d) ((d)->word & GEN_MASK)
 #define GEN_MASK 0x0fffffffu
+/* The type of a slot whose extent was freed into the reuse cache (see
+ * cache.c): no handle names it, and lookups pass over it. */
+#define DESC_CACHED 3u
 #define SLOT_NIL UINT32_MAX
 /* Most slab chunks a space may have: every slot number stays below
  * SLOT_NIL, which ends the free-slot list. */
@@ -99,6 +102,23 @@ struct potad_space {
 	 * last so as not to push the hot fields apart. */
 	uint64_t ndirty[POTAD_ORDERS];
 	struct rtree dirty[POTAD_ORDERS];
+
+	/* The reuse cache (cache.c).  Per length in units, 1 .. qmax, the
+	 * most recently cached slot, the list going on through each slot's
+	 * owner (older) and tag (newer) fields; and a ring of the slots in
+	 * the order they came, whose entries go stale when their slot is
+	 * taken back, so that the oldest can be returned first. */
+	uint32_t qmax; /* 0: the cache is off */
+	uint32_t *qhead;
+	struct qent *ring;
+	uint32_t qcap, qfirst, qcount; /* ring slots, oldest entry, entries */
+	uint64_t qunits, qextents, qunits_max;
+};
+
+/* One entry of the reuse cache's ring: a slot and the generation it was
+ * cached at. */
+struct qent {
+	uint32_t slot, gen;
 };
 
 static inline uint64_t pow2(unsigned k)
@@ -235,6 +255,18 @@ bool potad__next_block(const struct potad_space *s, uint64_t x, bool dirty,
  * raise the bounds on the runs they may have lengthened. */
 void potad__runs_grew(struct potad_space *s, uint64_t a, uint64_t b, bool plain,
 		      bool clean);
+
+/* The reuse cache (cache.c). */
+/* Take a cached extent for r into *out: 0, or -ENOENT for none. */
+int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
+		      struct potad_extent *out);
+/* Cache the live extent in slot (just found through its handle) instead of
+ * freeing it, if it qualifies and room can be made; whether it did. */
+bool potad__cache_put(struct potad_space *s, uint32_t slot);
+void potad__cache_fini(struct potad_space *s);
+/* Free the extent in slot (no poison in it), as potad_free() does once it
+ * has checked the handle; its insertions must have been reserved. */
+void potad__release_slot(struct potad_space *s, uint32_t slot);
 
 /* Descriptors (extent.c). */
 int potad__desc_new(struct potad_space *s, uint64_t start, uint64_t len,

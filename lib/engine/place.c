@@ -47,6 +47,10 @@ int potad_place(struct potad_space *s, const struct potad_extent *e)
 	if (a < s->ub || a >= s->ue || (e->length >> s->g) > s->ue - a)
 		return -ERANGE;
 	b = a + (e->length >> s->g);
+	/* Cached extents are free: their slots and units may be named. */
+	rc = potad_space_drain(s);
+	if (rc < 0)
+		return rc;
 	if (slot < s->nslots && DESC_TYPE(DESC(s, slot)) != 0)
 		return -EEXIST;
 	prev_end = s->ub;

@@ -434,6 +434,12 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (!whole && (length == 0 || (length & (pow2(s->g) - 1)) ||
 		       (length >> s->g) >= desc_len(s, slot)))
 		return -EINVAL;
+	if (whole && !dirty && s->qmax) {
+		if (out)
+			potad__desc_fill(s, slot, out);
+		if (potad__cache_put(s, slot))
+			return 0;
+	}
 	start = desc_start(s, slot);
 	a = start + (whole ? 0 : length >> s->g);
 	b = desc_end(s, slot);
@@ -460,6 +466,16 @@ static int release(struct potad_space *s, uint64_t handle, bool whole,
 	if (s->run_bound != UINT64_MAX || s->clean_bound != UINT64_MAX)
 		potad__runs_grew(s, a, b, true, !dirty);
 	return 0;
+}
+
+void potad__release_slot(struct potad_space *s, uint32_t slot)
+{
+	uint64_t a = desc_start(s, slot), b = desc_end(s, slot);
+
+	potad__free_range(s, a, b, false);
+	potad__desc_drop(s, slot);
+	if (s->run_bound != UINT64_MAX || s->clean_bound != UINT64_MAX)
+		potad__runs_grew(s, a, b, true, true);
 }
 
 int potad_shrink(struct potad_space *s, uint64_t handle, uint64_t length,
@@ -523,6 +539,10 @@ int potad_set_clean(struct potad_space *s, uint64_t offset, uint64_t length,
 	if (a < s->ub || a >= s->ue || (length >> s->g) > s->ue - a)
 		return -ERANGE;
 	b = a + (length >> s->g);
+	/* Cached units are clean and free, but not in the free lists. */
+	rc = potad_space_drain(s);
+	if (rc < 0)
+		return rc;
 	for (x = a; x < b && flip_next(s, x, b, dirty, &u, &k); x = e) {
 		e = u + pow2(k);
 		ia = u > a ? u : a;

@@ -15,10 +15,13 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 	st->units = s->ue - s->ub;
 	st->size = st->units << s->g;
 	st->granule = pow2(s->g);
-	st->free_units = s->free_units;
-	st->used_units = s->used_units;
+	/* Cached extents count as extents inside the engine (cache.c). */
+	st->free_units = s->free_units + s->qunits;
+	st->used_units = s->used_units - s->qunits;
 	st->poison_units = s->poison_units;
-	st->extents = s->extents;
+	st->extents = s->extents - s->qextents;
+	st->cached_units = s->qunits;
+	st->cached_extents = s->qextents;
 	st->free_blocks = s->free_blocks;
 	if (s->nonempty)
 		st->largest_free_block = pow2(log2_floor(s->nonempty)) << s->g;
@@ -26,6 +29,9 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 	st->meta_bytes = sizeof(*s) + potad__rpool_bytes(&s->nodes) +
 			 st->extent_bytes + s->cappoison * sizeof(struct ival) +
 			 s->capchildren * sizeof(s->children[0]);
+	if (s->qmax)
+		st->meta_bytes += (s->qmax + 1ull) * sizeof(s->qhead[0]) +
+				  (uint64_t)s->qcap * sizeof(s->ring[0]);
 	for (unsigned k = 0; k < POTAD_ORDERS; k++)
 		st->free_per_order[k] = s->nclean[k] + s->ndirty[k];
 	st->max_order = s->max_order;
@@ -352,6 +358,69 @@ static int check_extents(const struct potad_space *s, char *msg, size_t len)
 	return check_slots(s, live, msg, len);
 }
 
+/* The reuse cache: each list holds cached slots of its length, linked
+ * both ways; every cached slot is on one and has one live ring entry; the
+ * counters add up. */
+static int check_cache(const struct potad_space *s, char *msg, size_t len)
+{
+	uint64_t n = 0, units = 0, typed = 0, live = 0;
+
+	for (uint32_t i = 0; i < s->nslots; i++)
+		typed += DESC_TYPE(DESC(s, i)) == DESC_CACHED;
+	if (typed != s->qextents)
+		return fail(msg, len, "cache: %" PRIu64 " cached slots, %" PRIu64
+				      " counted",
+			    typed, s->qextents);
+	if (!s->qmax)
+		return s->qunits || s->qcount
+			       ? fail(msg, len, "cache: off but not empty")
+			       : 0;
+	for (uint32_t l = 1; l <= s->qmax; l++) {
+		uint32_t newer = SLOT_NIL;
+
+		for (uint32_t i = s->qhead[l]; i != SLOT_NIL;
+		     newer = i, i = DESC(s, i)->owner) {
+			const struct desc *d = i < s->nslots ? DESC(s, i) : NULL;
+			uint64_t a;
+
+			if (!d || DESC_TYPE(d) != DESC_CACHED ||
+			    desc_len(s, i) != l || d->tag != newer ||
+			    ++n > s->qextents)
+				return fail(msg, len,
+					    "cache: list of length %u broken "
+					    "at slot %u",
+					    l, i);
+			a = desc_start(s, i);
+			if ((!(l & (l - 1)) && (a & (l - 1))) ||
+			    (s->npoison && potad__poison_overlaps(s, a, a + l)))
+				return fail(msg, len,
+					    "cache: slot %u should not be "
+					    "cached",
+					    i);
+			units += l;
+		}
+	}
+	for (uint32_t j = 0; j < s->qcount; j++) {
+		const struct qent *e = &s->ring[(s->qfirst + j) % s->qcap];
+		const struct desc *d;
+
+		if (e->slot >= s->nslots)
+			return fail(msg, len, "cache: ring entry %u: slot %u", j,
+				    e->slot);
+		d = DESC(s, e->slot);
+		live += DESC_TYPE(d) == DESC_CACHED && DESC_GEN(d) == e->gen;
+	}
+	if (n != s->qextents || live != n || units != s->qunits ||
+	    s->qcount > s->qcap || s->qfirst >= s->qcap ||
+	    s->qunits > s->qunits_max)
+		return fail(msg, len,
+			    "cache counters: %" PRIu64 " extents %" PRIu64
+			    " units, found %" PRIu64 " listed (%" PRIu64
+			    " in the ring) and %" PRIu64,
+			    s->qextents, s->qunits, n, live, units);
+	return 0;
+}
+
 /* The longest run of free blocks (of clean ones), as check_tiling() meets
  * them in address order. */
 struct runs {
@@ -499,6 +568,8 @@ int potad_space_check(const struct potad_space *s, char *msg, size_t len)
 	rc = check_free(s, msg, len);
 	if (rc == 0)
 		rc = check_extents(s, msg, len);
+	if (rc == 0)
+		rc = check_cache(s, msg, len);
 	if (rc == 0)
 		rc = check_tiling(s, msg, len);
 	if (rc == 0)

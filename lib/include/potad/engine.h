@@ -101,6 +101,9 @@ struct potad_stats {
 	unsigned children;     /* child spaces carved from this one */
 	uint64_t dirty_units;  /* free units that are dirty */
 	uint64_t dirty_blocks; /* of the free blocks, those that are dirty */
+	/* Free units and extents in the reuse cache (potad_space_set_cache()):
+	 * counted in free_units, not in the free blocks above. */
+	uint64_t cached_units, cached_extents;
 };
 
 /*
@@ -119,6 +122,40 @@ POTAD_API int potad_space_new(struct potad_space **out, uint64_t base,
  * poisoned in the parent): dirty if the child had live extents or dirty
  * free units, else clean.  -EBUSY if the space still has child spaces. */
 POTAD_API int potad_space_destroy(struct potad_space *s);
+
+/*
+ * The reuse cache, after the quantum caches of Bonwick's vmem and the
+ * per-CPU lists of the Linux page allocator.  With it on, an extent of at
+ * most max_length bytes freed without flags does not go back to the free
+ * lists: its units stay out of them, unmerged, on a list of extents of its
+ * exact length, and the next allocation of that length (no flags but
+ * POTAD_ALLOC_CLEAN, no range, no alignment above the granule) takes the
+ * most recently freed one back in O(1), without touching the free lists or
+ * the extent index.  The freed handle is stale at once, the units count
+ * as free, and lookups and iteration pass over them.  At most `entries`
+ * extents, and at most 1/64 of the space's units, are held; beyond that
+ * the oldest go back to the free lists.  A power-of-two extent is cached
+ * only where a plain allocation of it could have been (on its own
+ * alignment), and one with poisoned units is never cached.
+ *
+ * Cached units are not in the per-order counts, the largest free block or
+ * potad_space_frag()'s walk.  Anything that needs the free lists whole
+ * returns the cache to them first: an allocation or claim that would
+ * otherwise fail (so no request is refused while the cache holds room
+ * for it), potad_poison(), potad_place(), potad_set_clean(), and
+ * potad_space_drain().
+ *
+ * Off by default.  max_length is rounded down to the granule and held to
+ * 65,536 units; entries to 1 .. 2^20.  0 for either turns the cache off,
+ * returning what it holds.  -EINVAL, -ENOMEM (the space is unchanged
+ * then, but a cache being turned down may have returned part of what it
+ * held). */
+POTAD_API int potad_space_set_cache(struct potad_space *s,
+				    uint64_t max_length, uint32_t entries);
+
+/* Return every cached extent to the free lists, merging as a free does.
+ * 0, or -ENOMEM with the rest still cached. */
+POTAD_API int potad_space_drain(struct potad_space *s);
 
 /* The space's parent, or NULL for a top-level space. */
 POTAD_API struct potad_space *potad_space_parent(const struct potad_space *s);

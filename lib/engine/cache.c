@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/* The reuse cache: recently freed extents kept whole for the next request
+ * of their length. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * Most of an allocation's cost is in the free lists: carving a block into
+ * the extent and the pieces around it, and on the free, merging the
+ * pieces with their buddies again, a few tree operations per order the
+ * extent spans.  When extents of one length come and go (swap slots, the
+ * small sizes of any churn), that work is undone as soon as it is done.
+ * The cache keeps such an extent as it is: its slot turns DESC_CACHED,
+ * with a new generation so the freed handle is stale, and goes on the
+ * list of its length; its index entry stays.  The next plain request of
+ * that length takes the newest one back: a new owner and tag, the type
+ * EXTENT again, and nothing else changes.  Both are O(1) and touch one
+ * descriptor.
+ *
+ * A cached extent is free to every caller.  Internally it still counts as
+ * an extent (s->extents, s->used_units and the index include it), so the
+ * code that drops descriptors and the checker's tiling need no second
+ * case; potad_space_stats() moves it to the free side.  Lookups and
+ * iteration skip slots of type DESC_CACHED, and a handle never names one.
+ *
+ * The ring records every slot cached, oldest first, with the generation
+ * it was cached at; a slot taken back leaves its entry behind, stale (its
+ * type or generation no longer match), and the entry is dropped when it
+ * comes up.  So the ring holds every cached slot exactly once, and
+ * returning the oldest first costs O(1) amortised.
+ */
+
+#define QMAX_LIMIT 65536u
+#define QCAP_LIMIT (1u << 20)
+
+static inline bool ent_live(const struct potad_space *s, const struct qent *e)
+{
+	const struct desc *d = DESC(s, e->slot);
+
+	return DESC_TYPE(d) == DESC_CACHED && DESC_GEN(d) == e->gen;
+}
+
+/* Take slot off the list of its length. */
+static void unlink_slot(struct potad_space *s, uint32_t slot)
+{
+	struct desc *d = DESC(s, slot);
+	uint32_t older = d->owner, newer = d->tag;
+
+	if (newer != SLOT_NIL)
+		DESC(s, newer)->owner = older;
+	else
+		s->qhead[d->len] = older;
+	if (older != SLOT_NIL)
+		DESC(s, older)->tag = newer;
+	s->qunits -= d->len;
+	s->qextents--;
+}
+
+/* Return the oldest cached extent to the free lists (dropping the stale
+ * entries before it).  0; -ENOENT if the ring is empty; -ENOMEM, with the
+ * extent still cached and its entry first. */
+static int return_oldest(struct potad_space *s)
+{
+	while (s->qcount) {
+		struct qent *e = &s->ring[s->qfirst];
+		uint32_t slot = e->slot;
+		bool live = ent_live(s, e);
+
+		if (live) {
+			uint64_t a = desc_start(s, slot);
+			int rc = potad__reserve(
+			    s, potad__range_need(s, a, a + DESC(s, slot)->len));
+
+			if (rc < 0)
+				return rc;
+		}
+		s->qfirst = s->qfirst + 1 == s->qcap ? 0 : s->qfirst + 1;
+		s->qcount--;
+		if (live) {
+			unlink_slot(s, slot);
+			DESC(s, slot)->word =
+			    POTAD_TYPE_EXTENT << 28 | DESC_GEN(DESC(s, slot));
+			potad__release_slot(s, slot);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int potad_space_drain(struct potad_space *s)
+{
+	int rc;
+
+	while ((rc = return_oldest(s)) == 0)
+		;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+bool potad__cache_put(struct potad_space *s, uint32_t slot)
+{
+	struct desc *d = DESC(s, slot);
+	uint64_t start, len = d->len;
+	uint32_t gen;
+	struct qent *e;
+
+	if (len > s->qmax || (s->wide && DESCHI(s, slot)->len))
+		return false;
+	start = desc_start(s, slot);
+	/* A power of two keeps the alignment a plain request gives it. */
+	if (!(len & (len - 1)) && (start & (len - 1)))
+		return false;
+	if (s->npoison && potad__poison_overlaps(s, start, start + len))
+		return false;
+	while (s->qcount == s->qcap || s->qunits + len > s->qunits_max)
+		if (return_oldest(s) < 0)
+			return false;
+	gen = (DESC_GEN(d) + 1) & GEN_MASK;
+	d->word = DESC_CACHED << 28 | gen;
+	d->owner = s->qhead[len];
+	d->tag = SLOT_NIL;
+	if (d->owner != SLOT_NIL)
+		DESC(s, d->owner)->tag = slot;
+	s->qhead[len] = slot;
+	s->qunits += len;
+	s->qextents++;
+	e = &s->ring[s->qfirst + s->qcount < s->qcap
+			     ? s->qfirst + s->qcount
+			     : s->qfirst + s->qcount - s->qcap];
+	e->slot = slot;
+	e->gen = gen;
+	s->qcount++;
+	return true;
+}
+
+int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
+		      struct potad_extent *out)
+{
+	uint64_t len = (r->size >> s->g) + ((r->size & (pow2(s->g) - 1)) != 0);
+	uint32_t slot;
+	struct desc *d;
+
+	if (len > s->qmax || (slot = s->qhead[len]) == SLOT_NIL)
+		return -ENOENT;
+	d = DESC(s, slot);
+	unlink_slot(s, slot);
+	d->owner = r->owner;
+	d->tag = r->tag;
+	d->word = POTAD_TYPE_EXTENT << 28 | DESC_GEN(d);
+	potad__desc_fill(s, slot, out);
+	return 0;
+}
+
+int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
+			  uint32_t entries)
+{
+	uint64_t qmax = max_length >> s->g;
+	uint32_t *heads = NULL;
+	struct qent *ring = NULL;
+	int rc;
+
+	if (entries > QCAP_LIMIT)
+		entries = QCAP_LIMIT;
+	if (qmax > QMAX_LIMIT)
+		qmax = QMAX_LIMIT;
+	if (qmax == 0 || entries == 0)
+		qmax = entries = 0;
+	/* Return everything first: the lists and the ring are remade. */
+	rc = potad_space_drain(s);
+	if (rc < 0)
+		return rc;
+	if (qmax) {
+		heads = malloc((qmax + 1) * sizeof(*heads));
+		ring = malloc((size_t)entries * sizeof(*ring));
+		if (!heads || !ring) {
+			free(heads);
+			free(ring);
+			return -ENOMEM;
+		}
+		for (uint64_t i = 0; i <= qmax; i++)
+			heads[i] = SLOT_NIL;
+	}
+	potad__cache_fini(s);
+	s->qmax = (uint32_t)qmax;
+	s->qhead = heads;
+	s->ring = ring;
+	s->qcap = entries;
+	s->qunits_max = (s->ue - s->ub) / 64;
+	return 0;
+}
+
+void potad__cache_fini(struct potad_space *s)
+{
+	free(s->qhead);
+	free(s->ring);
+	s->qhead = NULL;
+	s->ring = NULL;
+	s->qmax = s->qcap = s->qfirst = s->qcount = 0;
+	s->qunits = s->qextents = 0;
+}
