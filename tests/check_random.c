@@ -94,6 +94,7 @@ struct rig {
 	unsigned n_dead;
 	struct rig *child; /* the child space hosted here, if any */
 	uint64_t host;	   /* the extent hosting it */
+	int cache;	   /* the reuse cache may be on */
 };
 
 /* One test case's state. */
@@ -457,7 +458,9 @@ static void check_stats(struct run *r, const struct rig *g)
 		if (st.free_per_order[k])
 			top = k;
 	}
-	EXPECT(r, blocks == st.free_blocks && units == st.free_units,
+	EXPECT(r,
+	       blocks == st.free_blocks &&
+		   units + st.cached_units == st.free_units,
 	       "%s stats: free_per_order adds up to %" PRIu64
 	       " blocks and %" PRIu64 " units, but free_blocks is %" PRIu64
 	       " and free_units %" PRIu64,
@@ -484,7 +487,17 @@ static void check_frag(struct run *r, const struct rig *g)
 	struct potad_stats st;
 	double score = -1;
 
+	/* Cached extents stay out of the free lists until drained. */
+	if (g->cache) {
+		note(r, g->name, "space_drain", 0, 0, 0, 0, 0);
+		EXPECT_RC(r, done(r, potad_space_drain(g->s)), R_OK,
+			  "space_drain");
+	}
 	potad_space_stats(g->s, &st);
+	EXPECT(r, st.cached_extents == 0 && st.cached_units == 0,
+	       "%s stats: %" PRIu64 " cached extents (%" PRIu64
+	       " units) after a drain",
+	       g->name, st.cached_extents, st.cached_units);
 	ref_blocks(&g->m, &fb, &db, &run);
 	EXPECT(r, st.free_blocks == fb && st.dirty_blocks == db,
 	       "%s stats: %" PRIu64 " free blocks, %" PRIu64
@@ -1902,6 +1915,22 @@ static void shape_huge(struct run *r, struct shape *sh)
 
 /* Run a case: steps in all, on a fresh space of the given shape every
  * round_steps, checked in full every check_every steps. */
+/* Half the spaces of the rounds and child cases run with the reuse cache
+ * on (potad_space_set_cache()), of random limits, and now and then change
+ * them: every outcome the model predicts must stay the same. */
+static void maybe_cache(struct run *r, struct rig *g)
+{
+	uint64_t units = between(r, 0, 64), entries = between(r, 0, 64);
+	int rc;
+
+	note(r, g->name, "space_set_cache units %" PRIu64 " entries %" PRIu64,
+	     units, entries, 0, 0, 0);
+	rc = done(r, potad_space_set_cache(g->s, units << g->shift,
+					   (uint32_t)entries));
+	EXPECT_RC(r, rc, R_OK, "space_set_cache");
+	g->cache |= units && entries;
+}
+
 static void run_rounds(const char *tcase,
 		       void (*shape)(struct run *, struct shape *),
 		       uint64_t steps, uint64_t round_steps,
@@ -1916,8 +1945,12 @@ static void run_rounds(const char *tcase,
 	while (r.step < r.steps) {
 		shape(&r, &sh);
 		rig_open(&r, &g, "space", &sh, check_every);
+		if (chance(&r, 500))
+			maybe_cache(&r, &g);
 		for (uint64_t k = 0; k < round_steps && r.step < r.steps;
 		     k++, r.step++) {
+			if (g.cache && chance(&r, 1))
+				maybe_cache(&r, &g);
 			step(&r, &g);
 			verify(&r, &g, 0);
 		}
@@ -2990,10 +3023,15 @@ START_TEST(test_child)
 		sh.base = (2 * below(&r, 1u << 24) + 1) << sh.shift;
 		sh.size = between(&r, 4096, 65536) << sh.shift;
 		rig_open(&r, &parent, "parent", &sh, 16);
+		if (chance(&r, 500))
+			maybe_cache(&r, &parent);
 		for (uint64_t k = 0; k < 30000 && r.step < r.steps;
 		     k++, r.step++) {
-			if (parent.child == NULL && chance(&r, 20))
+			if (parent.child == NULL && chance(&r, 20)) {
 				child_open(&r, &parent, &child);
+				if (parent.child != NULL && chance(&r, 500))
+					maybe_cache(&r, &child);
+			}
 			else if (parent.child != NULL && chance(&r, 1))
 				child_close(&r, &parent);
 			if (parent.child != NULL && chance(&r, 500))
