@@ -151,6 +151,22 @@
 
 
 static int opt_json;
+static int opt_cache = 1; /* --no-cache clears it */
+
+/* Run the space as potad runs its spaces: with the reuse cache on, at the
+ * daemon's limits (unless --no-cache). */
+static void as_daemon(struct run *r)
+{
+	int rc;
+
+	if (!opt_cache)
+		return;
+	rc = potad_space_set_cache(r->s,
+				   (uint64_t)POTAD_CACHE_UNITS << GRANULE_SHIFT,
+				   POTAD_CACHE_ENTRIES);
+	if (rc < 0)
+		engine_error(r, "potad_space_set_cache", rc);
+}
 
 /* W1's space and its live extents (setup): the handles in *h, the
  * lengths in *len. */
@@ -159,6 +175,7 @@ static void w1_setup(struct run *r, uint64_t live, uint64_t **h, uint64_t **len)
 	*h = xcalloc(live, sizeof(**h));
 	*len = xcalloc(live, sizeof(**len));
 	space_new(r, 0, TIB);
+	as_daemon(r);
 	set_phase(r, "setup");
 	w1_fill(r, live, *h, *len, NULL);
 }
@@ -184,6 +201,7 @@ static void wl_fill(struct run *r, struct result *res, int quick)
 	struct potad_extent e;
 
 	space_new(r, 0, 64 * GIB);
+	as_daemon(r);
 	set_phase(r, "measure");
 	clock_start(r);
 	while (do_alloc(r, next_size(r), 0, 1, &e) == 0)
@@ -203,6 +221,7 @@ static void wl_aligned(struct run *r, struct result *res, int quick)
 	unsigned a = 0, b = 0;
 
 	space_new(r, base, GIB);
+	as_daemon(r);
 
 	/* The rings are built interleaved, as the loop will keep them. */
 	set_phase(r, "setup");
@@ -251,6 +270,7 @@ static void wl_aging(struct run *r, struct result *res, int quick)
 	struct potad_stats st;
 
 	space_new(r, 0, size);
+	as_daemon(r);
 
 	set_phase(r, "fill");
 	while (r->used < target) {
@@ -395,6 +415,10 @@ static void put_kv(const char *key, const char *fmt, ...)
 /* The figures only some workloads have, after the common ones. */
 static void put_extras(const struct workload *w, const struct result *last)
 {
+	if (w->fn == wl_churn || w->fn == wl_fill || w->fn == wl_aligned ||
+	    w->fn == wl_aging || w->fn == wl_isolate)
+		put_kv("cache", opt_json ? "\"%s\"" : "%s",
+		       opt_cache ? "on" : "off");
 	if (w->fn == wl_aging) {
 		put_kv("enospc", "%llu", (unsigned long long)last->enospc);
 		put_kv("frag", "%.4f", last->frag);
@@ -520,7 +544,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: potad-bench-engine [--runs N] [--quick]\n"
 "                          [--only W1|W2|W3|W4|D1|R1|L1|I1|X1|X2]\n"
-"                          [--json]\n"
+"                          [--json] [--no-cache]\n"
 "\n"
 "Measures the POTAD engine in-process and prints one line per workload:\n"
 "  W1 churn    2^40-byte space, 100,000 live extents, 2,000,000 steps that\n"
@@ -582,6 +606,7 @@ static void usage(FILE *f)
 "                    the free-slot list (untimed otherwise), last run\n"
 "  next_ns           L1: ns per extent listed with potad_extent_next\n"
 "                    instead, last run\n"
+"  cache             W1-W4, D1: whether the reuse cache was on\n"
 "\n"
 "Options:\n"
 "  --runs N    runs per workload, each on a fresh space (default 5)\n"
@@ -589,6 +614,9 @@ static void usage(FILE *f)
 "  --only W    run one workload (W1..W4, D1, R1, L1, I1, X1, X2 or its\n"
 "              name)\n"
 "  --json      one JSON object per line instead of key=value pairs\n"
+"  --no-cache  run W1-W4 and D1 without the reuse cache (the engine's\n"
+"              default) instead of at the limits potad sets on every\n"
+"              space (POTAD_CACHE_UNITS, POTAD_CACHE_ENTRIES)\n"
 "  --help      show this text\n"
 "\n"
 "Each workload's space is checked with potad_space_check after its last\n"
@@ -603,6 +631,7 @@ int main(int argc, char **argv)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-cache", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *only = NULL;
@@ -636,6 +665,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			opt_json = 1;
+			break;
+		case 'n':
+			opt_cache = 0;
 			break;
 		default:
 			usage(stderr);

@@ -411,6 +411,17 @@ static int insert(const char *name, int kind, const char *source,
 		  struct potad_space *eng, struct pspace **out)
 {
 	struct pspace *ps;
+	struct potad_stats st;
+
+	/* Every space runs with the engine's reuse cache at these limits
+	 * (potad_space_set_cache(3)); only their memory can fail, and then
+	 * the space does without. */
+	potad_space_stats(eng, &st);
+	if (potad_space_set_cache(eng, st.granule * POTAD_CACHE_UNITS,
+				  POTAD_CACHE_ENTRIES) < 0)
+		log_warn("space %s: no memory for the reuse cache; running "
+			 "without it",
+			 name);
 
 	if (nspaces == capspaces) {
 		size_t cap = capspaces ? capspaces * 2 : 8;

@@ -23,6 +23,9 @@ static Potad__V1__SpaceInfo *space_info(struct ctx *x, struct pspace *ps,
 	if (!m)
 		return NULL;
 	potad__v1__space_info__init(m);
+	/* The per-order counts and the walk want the free lists whole: the
+	 * cache's extents go back to them (nothing a client sees changes). */
+	potad_space_drain(ps->eng);
 	potad_space_stats(ps->eng, &st);
 	m->name = potad__arena_strdup(x->a, ps->name);
 	m->kind = ps->kind;

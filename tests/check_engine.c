@@ -3920,7 +3920,7 @@ static int count_one(const struct potad_extent *e, void *arg)
 START_TEST(cache_reuse)
 {
 	struct potad_space *s = mk(0, GiB, 12);
-	struct potad_extent a, b, c, e;
+	struct potad_extent a, b, c, e, f;
 	struct potad_stats st0, st;
 	int n = 0;
 
@@ -3969,16 +3969,38 @@ START_TEST(cache_reuse)
 	ASSERT_RC(potad_lookup(s, a.offset + 4 * KiB, &a), 0);
 	ASSERT_U64(a.handle, e.handle);
 
-	/* Aligned, ranged or top-down requests leave the cache alone. */
+	/* Top-down requests leave the cache alone; aligned and ranged ones
+	 * take the newest extent of their length if it suits them. */
 	must_free(s, e.handle);
-	e = must_alloc(s, 12 * KiB, 16 * KiB, 0);
-	ck_assert(e.offset != a.offset);
 	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_TOPDOWN);
 	ck_assert(e.offset != a.offset);
+	ASSERT_U64(a.offset % (64 * KiB), 0);
+	e = must_alloc(s, 12 * KiB, 64 * KiB, 0);
+	ASSERT_U64(e.offset, a.offset);
+	must_free(s, e.handle);
+	{
+		struct potad_alloc_req r = req_of(12 * KiB, 0, 0);
+
+		r.min = a.offset + 4 * KiB;
+		e = must(s, &r);
+		ck_assert(e.offset != a.offset);
+		r.min = 0;
+		r.max = a.offset + 8 * KiB;
+		refuse(s, &r, -E2BIG, "12 KiB below 8 KiB");
+		r.max = a.offset + 12 * KiB;
+		ASSERT_U64(must(s, &r).offset, a.offset);
+	}
+	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_WHOLE);
+	must_free(s, e.handle);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_U64(must_alloc(s, 13 * KiB, 0, POTAD_ALLOC_WHOLE).offset,
+		   e.offset);
+	f = must_alloc(s, 12 * KiB, 0, 0);
+	must_free(s, f.handle);
 	ASSERT_U64(stats(s).cached_extents, 1);
 	/* A clean request may take it: a plain free leaves clean units. */
 	e = must_alloc(s, 12 * KiB, 0, POTAD_ALLOC_CLEAN);
-	ASSERT_U64(e.offset, a.offset);
+	ASSERT_U64(e.offset, f.offset);
 
 	/* Dirty frees, shrinks and extents longer than the limit are not
 	 * cached. */

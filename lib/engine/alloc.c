@@ -671,23 +671,16 @@ take:
 			       out);
 }
 
-/* A request the reuse cache may serve: plain or clean, of any size, with
- * no range and no alignment above the granule. */
-static bool cacheable(const struct potad_space *s,
-		      const struct potad_alloc_req *r)
-{
-	return r->size && !(r->flags & ~POTAD_ALLOC_CLEAN) && !r->min &&
-	       !r->max && r->align <= pow2(s->g) &&
-	       !(r->align & (r->align - 1));
-}
-
 int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 		struct potad_extent *out)
 {
 	int rc, drained;
 
-	if (s->qextents && r && out && cacheable(s, r) &&
-	    potad__cache_take(s, r, out) == 0)
+	/* The reuse cache serves requests that name no place of their own
+	 * (no POTAD_ALLOC_FIXED) and prefer none (no POTAD_ALLOC_TOPDOWN). */
+	if (s->qextents && r && out && r->size &&
+	    !(r->flags & ~(POTAD_ALLOC_CLEAN | POTAD_ALLOC_WHOLE)) &&
+	    !(r->align & (r->align - 1)) && potad__cache_take(s, r, out) == 0)
 		return 0;
 	rc = alloc_lists(s, r, out);
 	/* Nothing is refused while the cache holds room for it. */

@@ -139,12 +139,27 @@ int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
 		      struct potad_extent *out)
 {
 	uint64_t len = (r->size >> s->g) + ((r->size & (pow2(s->g) - 1)) != 0);
+	uint64_t a = r->align >> s->g, u;
 	uint32_t slot;
 	struct desc *d;
 
+	if (r->flags & POTAD_ALLOC_WHOLE) {
+		if (len > s->qmax)
+			return -ENOENT;
+		len = pow2(log2_ceil(len));
+		if (a < len)
+			a = len;
+	}
 	if (len > s->qmax || (slot = s->qhead[len]) == SLOT_NIL)
 		return -ENOENT;
+	/* Only the newest of its length is looked at: it must suit the
+	 * request's alignment and range, or the free lists serve it. */
 	d = DESC(s, slot);
+	u = desc_start(s, slot);
+	if ((a > 1 && (u & (a - 1))) ||
+	    (r->min && (u << s->g) < r->min) ||
+	    (r->max && ((u + len) << s->g) > r->max))
+		return -ENOENT;
 	unlink_slot(s, slot);
 	d->owner = r->owner;
 	d->tag = r->tag;

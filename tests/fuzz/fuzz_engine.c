@@ -443,6 +443,21 @@ static void op_clean(struct input *in, int i)
 	CHECK(rc == -ENOENT || (rc == 0 && l && !overlaps_live(m, s, l)));
 }
 
+/* The reuse cache: new limits (0 turns it off), or a drain.  Neither
+ * changes what the model sees. */
+static void op_cache(struct input *in, int i)
+{
+	struct mspace *m = &sp[i];
+	uint64_t how = get(in, 1), units = get(in, 1) % 65;
+	uint32_t entries = (uint32_t)(get(in, 1) % 65);
+
+	if (how & 1)
+		CHECK(potad_space_drain(m->s) == 0);
+	else
+		CHECK(potad_space_set_cache(m->s, units * m->granule,
+					    entries) == 0);
+}
+
 /* The counters, the iterators and the model agree. */
 static int count_fn(const struct potad_extent *e, void *arg)
 {
@@ -540,7 +555,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned op = (unsigned)get(&in, 1);
 
 		i = pick_space(&in);
-		switch (op % 13) {
+		switch (op % 14) {
 		case 0:
 		case 1:
 			op_alloc(&in, i);
@@ -577,6 +592,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 12:
 			op_shrink(&in, i);
+			break;
+		case 13:
+			op_cache(&in, i);
 			break;
 		}
 		check_all();

@@ -66,9 +66,26 @@ static void engine_seeds(void)
 		8, 0, 5, 0, 9, 3, 0, 0, 0, 0x02,
 		10, 0, 1,
 	};
+	/* The reuse cache on (16 units, 8 entries): alloc, alloc, free,
+	 * free, alloc (taken back from the cache), walk, a claim over a
+	 * cached extent, drain, walk. */
+	static const uint8_t cache[] = {
+		12, 0x00, 0x10, 0x00, 0x01, 0x00, 0x00, /* 4 KiB units */
+		13, 0, 0, 16, 8,
+		0, 0, 0x00, 0x03, 0, 0x00, 0, 0, 0, 0,
+		0, 0, 0x00, 0x05, 0, 0x00, 0, 0, 0, 0,
+		2, 0, 0, 0,
+		2, 0, 0, 0,
+		0, 0, 0x00, 0x03, 0, 0x00, 0, 0, 0, 0,
+		10, 0, 1,
+		4, 0, 0, 0, 0, 0, 0x02, 0, 0, 0,
+		13, 0, 1, 0, 0,
+		10, 0, 1,
+	};
 	char name[32];
 
 	put("engine", "hand-child", hand, sizeof(hand));
+	put("engine", "hand-cache", cache, sizeof(cache));
 	for (int i = 0; i < 12; i++) {
 		uint8_t b[512];
 		size_t n = 64 + (size_t)i * 36;

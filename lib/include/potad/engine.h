@@ -125,18 +125,20 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
 
 /*
  * The reuse cache, after the quantum caches of Bonwick's vmem and the
- * per-CPU lists of the Linux page allocator.  With it on, an extent of at
- * most max_length bytes freed without flags does not go back to the free
- * lists: its units stay out of them, unmerged, on a list of extents of its
- * exact length, and the next allocation of that length (no flags but
- * POTAD_ALLOC_CLEAN, no range, no alignment above the granule) takes the
- * most recently freed one back in O(1), without touching the free lists or
- * the extent index.  The freed handle is stale at once, the units count
- * as free, and lookups and iteration pass over them.  At most `entries`
- * extents, and at most 1/64 of the space's units, are held; beyond that
- * the oldest go back to the free lists.  A power-of-two extent is cached
- * only where a plain allocation of it could have been (on its own
- * alignment), and one with poisoned units is never cached.
+ * per-CPU lists of the Linux page allocator (potad_space_set_cache(3)).
+ * With it on, an extent of at most max_length bytes freed without flags
+ * does not go back to the free lists: its units stay out of them,
+ * unmerged, on a list of extents of its exact length, and the next
+ * allocation of that length takes the most recently freed one back in
+ * O(1), without the free lists or the extent index.  A request with
+ * POTAD_ALLOC_FIXED or POTAD_ALLOC_TOPDOWN never does; any other takes the
+ * newest one of its length if it starts on the request's alignment and
+ * lies inside its range.  The freed handle is stale at once, the units
+ * count as free (and clean), and lookups and iteration pass over them.
+ * At most `entries` extents, and at most 1/64 of the space's units, are
+ * held; beyond that the oldest go back to the free lists.  A power of two
+ * is cached only on its own alignment, and an extent with poisoned units
+ * never.
  *
  * Cached units are not in the per-order counts, the largest free block or
  * potad_space_frag()'s walk.  Anything that needs the free lists whole
@@ -147,9 +149,13 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  *
  * Off by default.  max_length is rounded down to the granule and held to
  * 65,536 units; entries to 1 .. 2^20.  0 for either turns the cache off,
- * returning what it holds.  -EINVAL, -ENOMEM (the space is unchanged
- * then, but a cache being turned down may have returned part of what it
- * held). */
+ * returning what it holds.  -ENOMEM (the space keeps its cache, less what
+ * the first step returned).
+ */
+/* The limits potad, the daemon, sets on every space: extents of up to
+ * 16,384 units, 16,384 entries (192 KiB of lists and ring per space). */
+#define POTAD_CACHE_UNITS 16384u
+#define POTAD_CACHE_ENTRIES 16384u
 POTAD_API int potad_space_set_cache(struct potad_space *s,
 				    uint64_t max_length, uint32_t entries);
 
