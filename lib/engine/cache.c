@@ -176,10 +176,17 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 	struct qent *ring = NULL;
 	int rc;
 
+	uint64_t most = (s->ue - s->ub) / 64; /* units cached, at most */
+
+	/* No more lists or entries than 1/64 of the units could use. */
 	if (entries > QCAP_LIMIT)
 		entries = QCAP_LIMIT;
+	if (entries > most)
+		entries = (uint32_t)most;
 	if (qmax > QMAX_LIMIT)
 		qmax = QMAX_LIMIT;
+	if (qmax > most)
+		qmax = most;
 	if (qmax == 0 || entries == 0)
 		qmax = entries = 0;
 	/* Return everything first: the lists and the ring are remade. */
@@ -202,7 +209,7 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 	s->qhead = heads;
 	s->ring = ring;
 	s->qcap = entries;
-	s->qunits_max = (s->ue - s->ub) / 64;
+	s->qunits_max = most;
 	return 0;
 }
 

@@ -148,14 +148,15 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  * potad_space_drain().
  *
  * Off by default.  max_length is rounded down to the granule and held to
- * 65,536 units; entries to 1 .. 2^20.  0 for either turns the cache off,
- * returning what it holds.  -ENOMEM (the space keeps its cache, less what
- * the first step returned).
+ * 65,536 units, entries to 2^20, and both to 1/64 of the space's units.
+ * 0 for either turns the cache off, returning what it holds.  -ENOMEM
+ * (the space keeps its cache, less what the first step returned).
  */
 /* The limits potad, the daemon, sets on every space: extents of up to
- * 16,384 units, 16,384 entries (192 KiB of lists and ring per space). */
-#define POTAD_CACHE_UNITS 16384u
-#define POTAD_CACHE_ENTRIES 16384u
+ * 4,096 units, 65,536 entries (at most 528 KiB of lists and ring per
+ * space, less in a space of fewer than 2^22 units). */
+#define POTAD_CACHE_UNITS 4096u
+#define POTAD_CACHE_ENTRIES 65536u
 POTAD_API int potad_space_set_cache(struct potad_space *s,
 				    uint64_t max_length, uint32_t entries);
 
