@@ -4017,6 +4017,41 @@ START_TEST(cache_reuse)
 }
 END_TEST
 
+START_TEST(cache_longer_fits)
+{
+	struct potad_space *s = mk(0, GiB, 12);
+	struct potad_extent a, b, e;
+	struct potad_stats st0, st;
+
+	ASSERT_RC(potad_space_set_cache(s, 1 * MiB, 16), 0);
+	/* 66 units cached: a request for 65 takes it, and gives the last
+	 * unit back to the free lists; one for 64 (a power of two) or 63
+	 * (more than 1/32 shorter) does not. */
+	a = must_alloc(s, 66 * 4 * KiB, 0, 0);
+	b = must_alloc(s, 4 * KiB, 0, 0);
+	must_free(s, a.handle);
+	st0 = stats(s);
+	ASSERT_U64(st0.cached_units, 66);
+	e = must_alloc(s, 63 * 4 * KiB, 0, 0);
+	ck_assert(e.offset != a.offset);
+	must_free(s, e.handle);
+	ASSERT_RC(potad_space_drain(s), 0);
+	must_free(s, b.handle);
+	a = must_alloc(s, 66 * 4 * KiB, 0, 0);
+	b = must_alloc(s, 4 * KiB, 0, 0);
+	must_free(s, a.handle);
+	st0 = stats(s);
+	e = must_alloc(s, 65 * 4 * KiB, 0, 0);
+	ASSERT_U64(e.offset, a.offset);
+	ASSERT_U64(e.length, 65 * 4 * KiB);
+	st = stats(s);
+	ASSERT_U64(st.cached_extents, 0);
+	ASSERT_U64(st.free_units, st0.free_units - 65);
+	ASSERT_RC(potad_lookup(s, a.offset + 65 * 4 * KiB, &e), -ENOENT);
+	destroy(s);
+}
+END_TEST
+
 START_TEST(cache_returns_for_room)
 {
 	struct potad_space *s = mk(0, 4 * MiB, 12);
@@ -4292,6 +4327,7 @@ static Suite *engine_suite(void)
 
 	tc = tcase_create("cache");
 	tcase_add_test(tc, cache_reuse);
+	tcase_add_test(tc, cache_longer_fits);
 	tcase_add_test(tc, cache_returns_for_room);
 	tcase_add_test(tc, cache_limits);
 	tcase_add_test(tc, cache_child_destroy_clean);

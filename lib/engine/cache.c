@@ -26,6 +26,12 @@
  * case; potad_space_stats() moves it to the free side.  Lookups and
  * iteration skip slots of type DESC_CACHED, and a handle never names one.
  *
+ * A request whose length has no list takes the shortest cached extent up
+ * to 1/32 longer instead, and gives its tail back to the free lists: the
+ * long lengths are too many for exact matches to be common, and a tail
+ * costs less than carving a new extent and, later, returning the unused
+ * cached one.  A bitmap of the non-empty lists finds it.
+ *
  * The ring records every slot cached, oldest first, with the generation
  * it was cached at; a slot taken back leaves its entry behind, stale (its
  * type or generation no longer match), and the entry is dropped when it
@@ -51,8 +57,8 @@ static void unlink_slot(struct potad_space *s, uint32_t slot)
 
 	if (newer != SLOT_NIL)
 		DESC(s, newer)->owner = older;
-	else
-		s->qhead[d->len] = older;
+	else if ((s->qhead[d->len] = older) == SLOT_NIL)
+		s->qbits[d->len / 64] &= ~pow2(d->len % 64);
 	if (older != SLOT_NIL)
 		DESC(s, older)->tag = newer;
 	s->qunits -= d->len;
@@ -124,6 +130,7 @@ bool potad__cache_put(struct potad_space *s, uint32_t slot)
 	if (d->owner != SLOT_NIL)
 		DESC(s, d->owner)->tag = slot;
 	s->qhead[len] = slot;
+	s->qbits[len / 64] |= pow2(len % 64);
 	s->qunits += len;
 	s->qextents++;
 	e = &s->ring[s->qfirst + s->qcount < s->qcap
@@ -135,22 +142,53 @@ bool potad__cache_put(struct potad_space *s, uint32_t slot)
 	return true;
 }
 
+/* The shortest length in (len, top] whose list is not empty, or 0. */
+static uint64_t next_length(const struct potad_space *s, uint64_t len,
+			    uint64_t top)
+{
+	uint64_t l = len + 1, w;
+
+	if (top > s->qmax)
+		top = s->qmax;
+	while (l <= top) {
+		w = s->qbits[l / 64] & (~0ull << (l % 64));
+		if (w) {
+			l = l / 64 * 64 + ctz64(w);
+			return l <= top ? l : 0;
+		}
+		l = l / 64 * 64 + 64;
+	}
+	return 0;
+}
+
 int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
 		      struct potad_extent *out)
 {
 	uint64_t len = (r->size >> s->g) + ((r->size & (pow2(s->g) - 1)) != 0);
-	uint64_t a = r->align >> s->g, u;
+	uint64_t a = r->align >> s->g, u, have;
 	uint32_t slot;
 	struct desc *d;
 
+	if (len > s->qmax)
+		return -ENOENT;
+	have = len;
 	if (r->flags & POTAD_ALLOC_WHOLE) {
-		if (len > s->qmax)
-			return -ENOENT;
-		len = pow2(log2_ceil(len));
+		len = have = pow2(log2_ceil(len));
 		if (a < len)
 			a = len;
+	} else if (s->qhead[len] == SLOT_NIL) {
+		/* Next best: the shortest extent up to 1/32 longer, its
+		 * tail given back to the free lists (W1 made the fewest
+		 * instructions with 1/16 to 1/64; 1/8 and 1/4 cost more in
+		 * tails than they saved).  A power of two keeps the
+		 * alignment a plain request gives it. */
+		have = next_length(s, len, len + len / 32);
+		if (!have)
+			return -ENOENT;
+		if (!(len & (len - 1)) && a < len)
+			a = len;
 	}
-	if (len > s->qmax || (slot = s->qhead[len]) == SLOT_NIL)
+	if (have > s->qmax || (slot = s->qhead[have]) == SLOT_NIL)
 		return -ENOENT;
 	/* Only the newest of its length is looked at: it must suit the
 	 * request's alignment and range, or the free lists serve it. */
@@ -160,7 +198,17 @@ int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
 	    (r->min && (u << s->g) < r->min) ||
 	    (r->max && ((u + len) << s->g) > r->max))
 		return -ENOENT;
+	if (have > len && potad__reserve(s, potad__range_need(s, u + len,
+							      u + have)) < 0)
+		return -ENOENT;
 	unlink_slot(s, slot);
+	if (have > len) {
+		desc_place(s, slot, u, len);
+		s->used_units -= have - len;
+		potad__free_range(s, u + len, u + have, false);
+		if (s->run_bound != UINT64_MAX || s->clean_bound != UINT64_MAX)
+			potad__runs_grew(s, u + len, u + have, true, true);
+	}
 	d->owner = r->owner;
 	d->tag = r->tag;
 	d->word = POTAD_TYPE_EXTENT << 28 | DESC_GEN(d);
@@ -173,6 +221,7 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 {
 	uint64_t qmax = max_length >> s->g;
 	uint32_t *heads = NULL;
+	uint64_t *bits = NULL;
 	struct qent *ring = NULL;
 	int rc;
 
@@ -196,9 +245,11 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 	if (qmax) {
 		heads = malloc((qmax + 1) * sizeof(*heads));
 		ring = malloc((size_t)entries * sizeof(*ring));
-		if (!heads || !ring) {
+		bits = calloc(qmax / 64 + 1, sizeof(*bits));
+		if (!heads || !ring || !bits) {
 			free(heads);
 			free(ring);
+			free(bits);
 			return -ENOMEM;
 		}
 		for (uint64_t i = 0; i <= qmax; i++)
@@ -207,6 +258,7 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 	potad__cache_fini(s);
 	s->qmax = (uint32_t)qmax;
 	s->qhead = heads;
+	s->qbits = bits;
 	s->ring = ring;
 	s->qcap = entries;
 	s->qunits_max = most;
@@ -216,8 +268,10 @@ int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
 void potad__cache_fini(struct potad_space *s)
 {
 	free(s->qhead);
+	free(s->qbits);
 	free(s->ring);
 	s->qhead = NULL;
+	s->qbits = NULL;
 	s->ring = NULL;
 	s->qmax = s->qcap = s->qfirst = s->qcount = 0;
 	s->qunits = s->qextents = 0;

@@ -110,6 +110,7 @@ struct potad_space {
 	 * taken back, so that the oldest can be returned first. */
 	uint32_t qmax; /* 0: the cache is off */
 	uint32_t *qhead;
+	uint64_t *qbits; /* bit l: the list of length l is not empty */
 	struct qent *ring;
 	uint32_t qcap, qfirst, qcount; /* ring slots, oldest entry, entries */
 	uint64_t qunits, qextents, qunits_max;

@@ -31,6 +31,7 @@ void potad_space_stats(const struct potad_space *s, struct potad_stats *st)
 			 s->capchildren * sizeof(s->children[0]);
 	if (s->qmax)
 		st->meta_bytes += (s->qmax + 1ull) * sizeof(s->qhead[0]) +
+				  (s->qmax / 64 + 1ull) * sizeof(s->qbits[0]) +
 				  (uint64_t)s->qcap * sizeof(s->ring[0]);
 	for (unsigned k = 0; k < POTAD_ORDERS; k++)
 		st->free_per_order[k] = s->nclean[k] + s->ndirty[k];
@@ -377,6 +378,10 @@ static int check_cache(const struct potad_space *s, char *msg, size_t len)
 			       : 0;
 	for (uint32_t l = 1; l <= s->qmax; l++) {
 		uint32_t newer = SLOT_NIL;
+
+		if (!!(s->qbits[l / 64] & pow2(l % 64)) !=
+		    (s->qhead[l] != SLOT_NIL))
+			return fail(msg, len, "cache: bit of length %u wrong", l);
 
 		for (uint32_t i = s->qhead[l]; i != SLOT_NIL;
 		     newer = i, i = DESC(s, i)->owner) {

@@ -132,8 +132,9 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  * allocation of that length takes the most recently freed one back in
  * O(1), without the free lists or the extent index.  A request with
  * POTAD_ALLOC_FIXED or POTAD_ALLOC_TOPDOWN never does; any other takes the
- * newest one of its length if it starts on the request's alignment and
- * lies inside its range.  The freed handle is stale at once, the units
+ * newest one of its length, or else of the shortest cached length up to
+ * 1/32 longer (giving the tail back to the free lists), if it starts on
+ * the request's alignment and lies inside its range.  The freed handle is stale at once, the units
  * count as free (and clean), and lookups and iteration pass over them.
  * At most `entries` extents, and at most 1/64 of the space's units, are
  * held; beyond that the oldest go back to the free lists.  A power of two
