@@ -4076,9 +4076,12 @@ START_TEST(cache_returns_for_room)
 	/* A claim over a cached extent, and one across two. */
 	must_free(s, e[10].handle);
 	must_free(s, e[11].handle);
-	ASSERT_U64(stats(s).cached_extents, 2);
+	must_free(s, e[200].handle);
+	ASSERT_U64(stats(s).cached_extents, 3);
+	/* Only the two it overlaps go back. */
 	f = must_claim(s, e[10].offset + 4 * KiB, 16 * KiB);
-	ASSERT_U64(stats(s).cached_extents, 0);
+	ASSERT_U64(stats(s).cached_extents, 1);
+	ASSERT_U64(must_alloc(s, 12 * KiB, 0, 0).offset, e[200].offset);
 	must_free(s, f.handle);
 	/* A refusal that no drain can help still refuses. */
 	{

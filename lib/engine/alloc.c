@@ -683,11 +683,21 @@ int potad_alloc(struct potad_space *s, const struct potad_alloc_req *r,
 	    !(r->align & (r->align - 1)) && potad__cache_take(s, r, out) == 0)
 		return 0;
 	rc = alloc_lists(s, r, out);
-	/* Nothing is refused while the cache holds room for it. */
+	/* Nothing is refused while the cache holds room for it: a claim
+	 * (the only call that is refused -EBUSY) needs back the cached
+	 * extents it overlaps, any other request all of them. */
 	if ((rc == -ENOSPC || rc == -EBUSY) && s->qextents) {
-		drained = potad_space_drain(s);
+		if (rc == -EBUSY) {
+			uint64_t u = r->at >> s->g, L = units_up(s, r->size);
+
+			if (r->flags & POTAD_ALLOC_WHOLE)
+				L = pow2(log2_ceil(L));
+			drained = potad__cache_return_range(s, u, u + L);
+		} else {
+			drained = potad_space_drain(s);
+		}
 		rc = alloc_lists(s, r, out);
-		if (rc == -ENOSPC && drained < 0)
+		if ((rc == -ENOSPC || rc == -EBUSY) && drained < 0)
 			rc = drained;
 	}
 	return rc;

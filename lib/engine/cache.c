@@ -36,7 +36,9 @@
  * it was cached at; a slot taken back leaves its entry behind, stale (its
  * type or generation no longer match), and the entry is dropped when it
  * comes up.  So the ring holds every cached slot exactly once, and
- * returning the oldest first costs O(1) amortised.
+ * returning the oldest first costs O(1) amortised.  Generations only grow
+ * while the ring holds an entry, except through potad_place(), which may
+ * give a slot an older one: it empties the ring first.
  */
 
 #define QMAX_LIMIT 65536u
@@ -65,6 +67,54 @@ static void unlink_slot(struct potad_space *s, uint32_t slot)
 	s->qextents--;
 }
 
+/* Return the cached extent in slot to the free lists: 0, or -ENOMEM with
+ * it still cached.  Its ring entry goes stale. */
+static int return_slot(struct potad_space *s, uint32_t slot)
+{
+	uint64_t a = desc_start(s, slot);
+	int rc = potad__reserve(s, potad__range_need(s, a,
+						     a + DESC(s, slot)->len));
+
+	if (rc < 0)
+		return rc;
+	unlink_slot(s, slot);
+	DESC(s, slot)->word = POTAD_TYPE_EXTENT << 28 | DESC_GEN(DESC(s, slot));
+	potad__release_slot(s, slot);
+	return 0;
+}
+
+int potad__cache_return_range(struct potad_space *s, uint64_t a, uint64_t b)
+{
+	uint64_t key, max = potad__rtree_maxkey(&s->index);
+	uint32_t slot;
+	int rc;
+
+	if (!s->qextents)
+		return 0;
+	/* The extent over a, then those that start in [a, b). */
+	if (potad__rtree_prev(&s->index, &s->inodes, &s->vals, a - s->ub,
+			      &key, &slot) &&
+	    DESC_TYPE(DESC(s, slot)) == DESC_CACHED && desc_end(s, slot) > a) {
+		rc = return_slot(s, slot);
+		if (rc < 0)
+			return rc;
+	}
+	for (key = a - s->ub; key <= max && s->qextents &&
+			      potad__rtree_next(&s->index, &s->inodes, &s->vals,
+						key, &key, &slot) &&
+			      key < b - s->ub;
+	     key++) {
+		if (DESC_TYPE(DESC(s, slot)) != DESC_CACHED)
+			continue;
+		rc = return_slot(s, slot);
+		if (rc < 0)
+			return rc;
+		if (key == max)
+			break;
+	}
+	return 0;
+}
+
 /* Return the oldest cached extent to the free lists (dropping the stale
  * entries before it).  0; -ENOENT if the ring is empty; -ENOMEM, with the
  * extent still cached and its entry first. */
@@ -76,22 +126,15 @@ static int return_oldest(struct potad_space *s)
 		bool live = ent_live(s, e);
 
 		if (live) {
-			uint64_t a = desc_start(s, slot);
-			int rc = potad__reserve(
-			    s, potad__range_need(s, a, a + DESC(s, slot)->len));
+			int rc = return_slot(s, slot);
 
 			if (rc < 0)
 				return rc;
 		}
 		s->qfirst = s->qfirst + 1 == s->qcap ? 0 : s->qfirst + 1;
 		s->qcount--;
-		if (live) {
-			unlink_slot(s, slot);
-			DESC(s, slot)->word =
-			    POTAD_TYPE_EXTENT << 28 | DESC_GEN(DESC(s, slot));
-			potad__release_slot(s, slot);
+		if (live)
 			return 0;
-		}
 	}
 	return -ENOENT;
 }

@@ -265,6 +265,9 @@ int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
  * freeing it, if it qualifies and room can be made; whether it did. */
 bool potad__cache_put(struct potad_space *s, uint32_t slot);
 void potad__cache_fini(struct potad_space *s);
+/* Return the cached extents that overlap units [a, b) to the free lists
+ * (a < b, inside the space): 0, or -ENOMEM with some still cached. */
+int potad__cache_return_range(struct potad_space *s, uint64_t a, uint64_t b);
 /* Free the extent in slot (no poison in it), as potad_free() does once it
  * has checked the handle; its insertions must have been reserved. */
 void potad__release_slot(struct potad_space *s, uint32_t slot);

@@ -47,7 +47,9 @@ int potad_place(struct potad_space *s, const struct potad_extent *e)
 	if (a < s->ub || a >= s->ue || (e->length >> s->g) > s->ue - a)
 		return -ERANGE;
 	b = a + (e->length >> s->g);
-	/* Cached extents are free: their slots and units may be named. */
+	/* Cached extents are free: their slots and units may be named.  The
+	 * whole ring goes, stale entries too: a slot placed with an older
+	 * generation would bring one back to life (cache.c). */
 	rc = potad_space_drain(s);
 	if (rc < 0)
 		return rc;

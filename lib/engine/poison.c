@@ -242,7 +242,7 @@ static int poison_prepare(struct potad_space *s, uint64_t a, uint64_t b)
 
 	/* A cached extent takes no poison: it goes back to the free lists
 	 * first, where its units can be taken out. */
-	rc = potad_space_drain(s);
+	rc = potad__cache_return_range(s, a, b);
 	if (rc == 0)
 		rc = potad__poison_room(s, 1);
 	if (rc == 0)

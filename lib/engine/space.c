@@ -540,7 +540,7 @@ int potad_set_clean(struct potad_space *s, uint64_t offset, uint64_t length,
 		return -ERANGE;
 	b = a + (length >> s->g);
 	/* Cached units are clean and free, but not in the free lists. */
-	rc = potad_space_drain(s);
+	rc = potad__cache_return_range(s, a, b);
 	if (rc < 0)
 		return rc;
 	for (x = a; x < b && flip_next(s, x, b, dirty, &u, &k); x = e) {

@@ -143,10 +143,10 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  *
  * Cached units are not in the per-order counts, the largest free block or
  * potad_space_frag()'s walk.  Anything that needs the free lists whole
- * returns the cache to them first: an allocation or claim that would
- * otherwise fail (so no request is refused while the cache holds room
- * for it), potad_poison(), potad_place(), potad_set_clean(), and
- * potad_space_drain().
+ * returns cached extents to them first: a refused claim, potad_poison()
+ * and potad_set_clean() those in their range; any other allocation that
+ * would fail (so no request is refused while the cache holds room for
+ * it), potad_place() and potad_space_drain() all of them.
  *
  * Off by default.  max_length is rounded down to the granule and held to
  * 65,536 units, entries to 2^20, and both to 1/64 of the space's units.
