@@ -3905,7 +3905,6 @@ START_TEST(clean_check_catches)
 }
 END_TEST
 
-
 /*
  * The reuse cache (potad_space_set_cache()).
  */
@@ -4211,7 +4210,7 @@ END_TEST
 START_TEST(cache_check_catches)
 {
 	struct potad_space *s = mk(0, GiB, 12);
-	struct potad_extent e = { 0 };
+	struct potad_extent e = {0};
 	char msg[256];
 	uint32_t slot;
 

@@ -3031,8 +3031,7 @@ START_TEST(test_child)
 				child_open(&r, &parent, &child);
 				if (parent.child != NULL && chance(&r, 500))
 					maybe_cache(&r, &child);
-			}
-			else if (parent.child != NULL && chance(&r, 1))
+			} else if (parent.child != NULL && chance(&r, 1))
 				child_close(&r, &parent);
 			if (parent.child != NULL && chance(&r, 500))
 				step(&r, parent.child);

@@ -72,8 +72,8 @@ static void unlink_slot(struct potad_space *s, uint32_t slot)
 static int return_slot(struct potad_space *s, uint32_t slot)
 {
 	uint64_t a = desc_start(s, slot);
-	int rc = potad__reserve(s, potad__range_need(s, a,
-						     a + DESC(s, slot)->len));
+	int rc =
+	    potad__reserve(s, potad__range_need(s, a, a + DESC(s, slot)->len));
 
 	if (rc < 0)
 		return rc;
@@ -92,8 +92,8 @@ int potad__cache_return_range(struct potad_space *s, uint64_t a, uint64_t b)
 	if (!s->qextents)
 		return 0;
 	/* The extent over a, then those that start in [a, b). */
-	if (potad__rtree_prev(&s->index, &s->inodes, &s->vals, a - s->ub,
-			      &key, &slot) &&
+	if (potad__rtree_prev(&s->index, &s->inodes, &s->vals, a - s->ub, &key,
+			      &slot) &&
 	    DESC_TYPE(DESC(s, slot)) == DESC_CACHED && desc_end(s, slot) > a) {
 		rc = return_slot(s, slot);
 		if (rc < 0)
@@ -177,8 +177,8 @@ bool potad__cache_put(struct potad_space *s, uint32_t slot)
 	s->qunits += len;
 	s->qextents++;
 	e = &s->ring[s->qfirst + s->qcount < s->qcap
-			     ? s->qfirst + s->qcount
-			     : s->qfirst + s->qcount - s->qcap];
+			 ? s->qfirst + s->qcount
+			 : s->qfirst + s->qcount - s->qcap];
 	e->slot = slot;
 	e->gen = gen;
 	s->qcount++;
@@ -237,12 +237,11 @@ int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
 	 * request's alignment and range, or the free lists serve it. */
 	d = DESC(s, slot);
 	u = desc_start(s, slot);
-	if ((a > 1 && (u & (a - 1))) ||
-	    (r->min && (u << s->g) < r->min) ||
+	if ((a > 1 && (u & (a - 1))) || (r->min && (u << s->g) < r->min) ||
 	    (r->max && ((u + len) << s->g) > r->max))
 		return -ENOENT;
-	if (have > len && potad__reserve(s, potad__range_need(s, u + len,
-							      u + have)) < 0)
+	if (have > len &&
+	    potad__reserve(s, potad__range_need(s, u + len, u + have)) < 0)
 		return -ENOENT;
 	unlink_slot(s, slot);
 	if (have > len) {

@@ -112,11 +112,10 @@ static int detach(struct potad_space *c)
 	/* Live extents may have written anything, and dirty free units hold
 	 * what freed ones did; only a child with neither (cached extents
 	 * are free and clean) hands back clean units. */
-	rc = potad_free_ex(p, handle,
-			   c->dirty_units || c->extents > c->qextents
-				   ? POTAD_FREE_DIRTY
-				   : 0,
-			   NULL);
+	rc = potad_free_ex(
+	    p, handle,
+	    c->dirty_units || c->extents > c->qextents ? POTAD_FREE_DIRTY : 0,
+	    NULL);
 	if (rc < 0) {
 		d->word = (uint32_t)POTAD_TYPE_CHILD << 28 | DESC_GEN(d);
 		return rc;

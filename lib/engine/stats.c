@@ -369,23 +369,26 @@ static int check_cache(const struct potad_space *s, char *msg, size_t len)
 	for (uint32_t i = 0; i < s->nslots; i++)
 		typed += DESC_TYPE(DESC(s, i)) == DESC_CACHED;
 	if (typed != s->qextents)
-		return fail(msg, len, "cache: %" PRIu64 " cached slots, %" PRIu64
-				      " counted",
+		return fail(msg, len,
+			    "cache: %" PRIu64 " cached slots, %" PRIu64
+			    " counted",
 			    typed, s->qextents);
 	if (!s->qmax)
 		return s->qunits || s->qcount
-			       ? fail(msg, len, "cache: off but not empty")
-			       : 0;
+			   ? fail(msg, len, "cache: off but not empty")
+			   : 0;
 	for (uint32_t l = 1; l <= s->qmax; l++) {
 		uint32_t newer = SLOT_NIL;
 
 		if (!!(s->qbits[l / 64] & pow2(l % 64)) !=
 		    (s->qhead[l] != SLOT_NIL))
-			return fail(msg, len, "cache: bit of length %u wrong", l);
+			return fail(msg, len, "cache: bit of length %u wrong",
+				    l);
 
 		for (uint32_t i = s->qhead[l]; i != SLOT_NIL;
 		     newer = i, i = DESC(s, i)->owner) {
-			const struct desc *d = i < s->nslots ? DESC(s, i) : NULL;
+			const struct desc *d =
+			    i < s->nslots ? DESC(s, i) : NULL;
 			uint64_t a;
 
 			if (!d || DESC_TYPE(d) != DESC_CACHED ||
@@ -410,8 +413,8 @@ static int check_cache(const struct potad_space *s, char *msg, size_t len)
 		const struct desc *d;
 
 		if (e->slot >= s->nslots)
-			return fail(msg, len, "cache: ring entry %u: slot %u", j,
-				    e->slot);
+			return fail(msg, len, "cache: ring entry %u: slot %u",
+				    j, e->slot);
 		d = DESC(s, e->slot);
 		live += DESC_TYPE(d) == DESC_CACHED && DESC_GEN(d) == e->gen;
 	}

@@ -134,10 +134,11 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  * POTAD_ALLOC_FIXED or POTAD_ALLOC_TOPDOWN never does; any other takes the
  * newest one of its length, or else of the shortest cached length up to
  * 1/32 longer (giving the tail back to the free lists), if it starts on
- * the request's alignment and lies inside its range.  The freed handle is stale at once, the units
- * count as free (and clean), and lookups and iteration pass over them.
- * At most `entries` extents, and at most 1/64 of the space's units, are
- * held; beyond that the oldest go back to the free lists.  A power of two
+ * the request's alignment and lies inside its range.  The freed handle
+ * is stale at once, the units count as free (and clean), and lookups and
+ * iteration pass over them.  At most `entries` extents, and at most 1/64
+ * of the space's units, are held; beyond that the oldest go back to the
+ * free lists.  A power of two
  * is cached only on its own alignment, and an extent with poisoned units
  * never.
  *
@@ -158,8 +159,8 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  * space, less in a space of fewer than 2^22 units). */
 #define POTAD_CACHE_UNITS 4096u
 #define POTAD_CACHE_ENTRIES 65536u
-POTAD_API int potad_space_set_cache(struct potad_space *s,
-				    uint64_t max_length, uint32_t entries);
+POTAD_API int potad_space_set_cache(struct potad_space *s, uint64_t max_length,
+				    uint32_t entries);
 
 /* Return every cached extent to the free lists, merging as a free does.
  * 0, or -ENOMEM with the rest still cached. */
