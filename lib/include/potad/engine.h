@@ -138,9 +138,8 @@ POTAD_API int potad_space_destroy(struct potad_space *s);
  * is stale at once, the units count as free (and clean), and lookups and
  * iteration pass over them.  At most `entries` extents, and at most 1/64
  * of the space's units, are held; beyond that the oldest go back to the
- * free lists.  A power of two
- * is cached only on its own alignment, and an extent with poisoned units
- * never.
+ * free lists.  A power of two is cached only on its own alignment, and an
+ * extent with poisoned units never.
  *
  * Cached units are not in the per-order counts, the largest free block or
  * potad_space_frag()'s walk.  Anything that needs the free lists whole
