@@ -27,6 +27,12 @@
  *   stats.extents and util is used bytes / space size, all at the end of
  *   the measured phase.
  * - Every space uses a 4 KiB granule.
+ * - W1-W4 and D1 run their spaces as potad runs every space, with the
+ *   reuse cache on at POTAD_CACHE_UNITS and POTAD_CACHE_ENTRIES
+ *   (potad_space_set_cache(3)); --no-cache leaves it off, the engine's
+ *   default.  The other workloads never turn it on: R1 and L1 restore
+ *   and list, I1 replays index operations, and X2 checks its placements
+ *   against the engine's own best fit.
  *
  * The workloads:
  *
