@@ -36,12 +36,6 @@ static bool range_free(const struct potad_space *s, uint64_t a, uint64_t b,
 	return true;
 }
 
-/* Convert a byte size to units, rounding up. */
-static inline uint64_t units_up(const struct potad_space *s, uint64_t bytes)
-{
-	return (bytes >> s->g) + ((bytes & (pow2(s->g) - 1)) != 0);
-}
-
 /*
  * Clean searches.  A clean request sees only the clean free blocks, which
  * have trees of their own (see space.c), and free runs that end where a

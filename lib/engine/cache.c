@@ -78,7 +78,6 @@ static int return_slot(struct potad_space *s, uint32_t slot)
 	if (rc < 0)
 		return rc;
 	unlink_slot(s, slot);
-	DESC(s, slot)->word = POTAD_TYPE_EXTENT << 28 | DESC_GEN(DESC(s, slot));
 	potad__release_slot(s, slot);
 	return 0;
 }
@@ -207,7 +206,7 @@ static uint64_t next_length(const struct potad_space *s, uint64_t len,
 int potad__cache_take(struct potad_space *s, const struct potad_alloc_req *r,
 		      struct potad_extent *out)
 {
-	uint64_t len = (r->size >> s->g) + ((r->size & (pow2(s->g) - 1)) != 0);
+	uint64_t len = units_up(s, r->size);
 	uint64_t a = r->align >> s->g, u, have;
 	uint32_t slot;
 	struct desc *d;

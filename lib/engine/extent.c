@@ -309,7 +309,7 @@ int potad_lookup(const struct potad_space *s, uint64_t offset,
 static bool first_key(const struct potad_space *s, uint64_t offset,
 		      uint64_t *key)
 {
-	uint64_t u = (offset >> s->g) + ((offset & (pow2(s->g) - 1)) != 0);
+	uint64_t u = units_up(s, offset);
 
 	if ((offset >> s->g) >= s->ue)
 		return false;

@@ -127,6 +127,12 @@ static inline uint64_t pow2(unsigned k)
 	return 1ull << k;
 }
 
+/* Convert a byte size (or offset) to units, rounding up. */
+static inline uint64_t units_up(const struct potad_space *s, uint64_t bytes)
+{
+	return (bytes >> s->g) + ((bytes & (pow2(s->g) - 1)) != 0);
+}
+
 static inline unsigned ctz64(uint64_t x)
 {
 	return x ? (unsigned)__builtin_ctzll(x) : 64;
@@ -268,8 +274,9 @@ void potad__cache_fini(struct potad_space *s);
 /* Return the cached extents that overlap units [a, b) to the free lists
  * (a < b, inside the space): 0, or -ENOMEM with some still cached. */
 int potad__cache_return_range(struct potad_space *s, uint64_t a, uint64_t b);
-/* Free the extent in slot (no poison in it), as potad_free() does once it
- * has checked the handle; its insertions must have been reserved. */
+/* Free the extent in slot, live or cached (no poison in it), as
+ * potad_free() does once it has checked the handle; its insertions must
+ * have been reserved. */
 void potad__release_slot(struct potad_space *s, uint32_t slot);
 
 /* Descriptors (extent.c). */

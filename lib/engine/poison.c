@@ -335,7 +335,7 @@ int potad_poison(struct potad_space *s, uint64_t offset, uint64_t length,
 	if (length == 0 || (offset & (pow2(s->g) - 1)))
 		return -EINVAL;
 	u = offset >> s->g;
-	n = (length >> s->g) + ((length & (pow2(s->g) - 1)) != 0);
+	n = units_up(s, length);
 	if (u < s->ub || u >= s->ue || n > s->ue - u)
 		return -ERANGE;
 	return potad__poison_units(s, u, u + n, fn, arg);
